@@ -1,0 +1,1 @@
+"""Publication: release tags (pure), the registry client, push/verify/promote and signing."""
