@@ -1,0 +1,99 @@
+"""The contract every scanner adapter fulfils, and the helpers their parsers share.
+
+A scanner turns an image (a `docker save` tarball plus its reference) into `Finding`s.
+Whatever goes wrong — the tool crashes, times out, or prints something we cannot read —
+becomes a `ScanError` naming the scanner: an image that was not scanned is not proven
+safe, so the gate must never see "no findings" in place of "no scan".
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from pipeline.errors import ScanError, ToolError
+from pipeline.models.findings import Finding
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class ScanSettings:
+    """What the scanners of one run share. Built by the caller; no scanner reads env vars."""
+
+    cache_dir: Path  # Trivy's cache (the DB is fetched into it once per run)
+    timeout: float = 600.0  # per tool call
+    db_repository: str = ""  # Trivy DB OCI reference; "" = Trivy's default
+    ignore_unfixed: bool = False
+    clair_url: str = ""  # e.g. "http://127.0.0.1:6060"
+    content_trust: bool = False  # value of DOCKER_CONTENT_TRUST for Dockle (see tools.dockle)
+    binaries: tuple[tuple[str, Path], ...] = field(default=())  # overrides: (tool, path)
+
+    def binary(self, tool: str) -> Path | None:
+        return dict(self.binaries).get(tool)
+
+
+@dataclass(frozen=True)
+class ScanOutput:
+    """What one scanner said about one image."""
+
+    scanner: str
+    ref: str
+    findings: tuple[Finding, ...]
+    raw: str  # the tool's report, verbatim, for the run record
+    seconds: float = 0.0
+
+
+class Scanner(ABC):
+    """One scanner. Subclasses set `name` and implement `scan`."""
+
+    name: ClassVar[str]
+
+    def __init__(self, settings: ScanSettings) -> None:
+        self.settings = settings
+
+    @abstractmethod
+    def scan(self, image_tar: Path, ref: str) -> ScanOutput:
+        """Scan the image; raise ScanError (naming this scanner) on any failure."""
+
+    def _run_tool(self, call: Callable[[], R]) -> R:
+        """Call a pipeline.tools wrapper, turning its ToolError into a ScanError."""
+        try:
+            return call()
+        except ToolError as err:
+            raise ScanError(f"{self.name}: scanner failed: {err}") from err
+
+
+def load_json(scanner: str, text: str) -> Any:
+    """Parse JSON text or raise a ScanError naming the scanner."""
+    if not text.strip():
+        raise ScanError(f"{scanner}: empty output, expected a JSON report")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        snippet = text.strip()[:80].replace("\n", " ")
+        raise ScanError(f"{scanner}: output is not JSON ({err.msg}): {snippet!r}") from err
+
+
+def validate(scanner: str, model: type[M], text: str) -> M:
+    """JSON text -> a pydantic model of the tool's report, or a ScanError naming the scanner."""
+    data = load_json(scanner, text)
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "<root>"
+        raise ScanError(
+            f"{scanner}: unexpected report shape at {where}: {first['msg']}"
+            f" ({err.error_count()} problem(s))"
+        ) from err
