@@ -1,0 +1,89 @@
+"""What to build: targets and the plan (a DAG of targets) loaded from images/*.yaml.
+
+A Target is everything the renderer and builder need to produce one image, already
+validated; nothing downstream reads YAML again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Kind(StrEnum):
+    BASE = "base"
+    OPERAND = "operand"
+    OPERATOR = "operator"
+
+
+class PackageSource(StrEnum):
+    """Where an operand's PostgreSQL packages come from."""
+
+    DEBIAN = "debian"
+    PGDG = "pgdg"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One image to build."""
+
+    name: str  # unique, e.g. "postgresql-15-minimal-bookworm", "operator", "base-bookworm"
+    kind: Kind
+    local_tag: str  # the tag in the local engine, e.g. "drydock/postgresql:15-minimal-bookworm"
+    repository: str  # e.g. "postgresql", "postgresql-operator", "drydock/debian"
+    release: str  # Debian codename
+    template: str  # file under dockerfiles/, or "" for bases (built from a rootfs)
+    version: str  # PostgreSQL major for operands, app version for the operator
+    descriptor: str  # the file this target came from, for messages
+    uid: int = 0
+    gid: int = 0
+    major: int | None = None
+    flavour: str | None = None
+    source: PackageSource | None = None
+    packages: tuple[str, ...] = ()
+    base: str = ""  # name of the base target, or a registry reference pinned by digest
+    depends_on: tuple[str, ...] = ()
+    params: tuple[tuple[str, str], ...] = ()  # extra template values (sorted, hashable)
+
+    def param(self, key: str, default: str = "") -> str:
+        return dict(self.params).get(key, default)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Targets in dependency order (every target after the ones it depends on)."""
+
+    targets: tuple[Target, ...]
+    base_max_age_hours: float = 168.0
+    mirror: str = ""  # Debian mirror URL, "" = use the host's apt sources
+    descriptors: tuple[str, ...] = field(default=())
+
+    def __iter__(self) -> Iterator[Target]:
+        return iter(self.targets)
+
+    def get(self, name: str) -> Target:
+        for t in self.targets:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.targets)
+
+    def select(self, names: tuple[str, ...]) -> Plan:
+        """The given targets plus everything they depend on, in plan order."""
+        wanted: set[str] = set()
+        stack = list(names)
+        while stack:
+            n = stack.pop()
+            if n in wanted:
+                continue
+            wanted.add(n)
+            stack.extend(self.get(n).depends_on)
+        return Plan(
+            tuple(t for t in self.targets if t.name in wanted),
+            self.base_max_age_hours,
+            self.mirror,
+            self.descriptors,
+        )

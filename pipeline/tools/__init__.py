@@ -1,0 +1,1 @@
+"""The only code in Drydock that starts processes: one runner and thin tool wrappers."""
