@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Bring up what Drydock needs on the host, idempotently: a Docker engine and a local
+# registry on 127.0.0.1:5000. Does nothing for a service that already answers.
+# Installs Debian packages only when running as root with apt; otherwise it says what is
+# missing and exits 3.
+set -euo pipefail
+
+CACHE="${DRYDOCK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/drydock}"
+REGISTRY_ADDR="${DRYDOCK_REGISTRY_ADDR:-127.0.0.1:5000}"
+RUN="$CACHE/run"
+mkdir -p "$RUN"
+
+log() { printf '[host] %s\n' "$*" >&2; }
+die() { printf '[host] error: %s\n' "$*" >&2; exit 3; }
+
+can_install() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; }
+
+apt_install() { # apt_install PACKAGE... (only the missing ones)
+  local missing=() p
+  for p in "$@"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  can_install || die "missing Debian packages: ${missing[*]} (run as root on a Debian host, or install them yourself)"
+  log "installing ${missing[*]}"
+  if [ ! -f "$RUN/apt-updated" ] || [ -n "$(find "$RUN/apt-updated" -mmin +360)" ]; then
+    timeout 600 apt-get update -qq && touch "$RUN/apt-updated"
+  fi
+  DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+docker_answers() { timeout 10 docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
+
+ensure_docker() {
+  if docker_answers; then log "docker engine already running"; return 0; fi
+  apt_install docker.io
+  command -v dockerd >/dev/null || die "dockerd not found after installing docker.io"
+  log "starting dockerd"
+  nohup dockerd --host=unix:///var/run/docker.sock >"$RUN/dockerd.log" 2>&1 &
+  echo $! >"$RUN/dockerd.pid"
+  for _ in $(seq 1 60); do docker_answers && { log "docker engine up"; return 0; }; sleep 1; done
+  tail -20 "$RUN/dockerd.log" >&2
+  die "dockerd did not answer within 60s (log: $RUN/dockerd.log)"
+}
+
+registry_answers() { timeout 5 curl -fsS "http://$REGISTRY_ADDR/v2/" >/dev/null 2>&1; }
+
+ensure_registry() {
+  if registry_answers; then log "registry already answering on $REGISTRY_ADDR"; return 0; fi
+  apt_install docker-registry curl
+  mkdir -p "$CACHE/registry"
+  cat >"$RUN/registry.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $CACHE/registry
+  delete:
+    enabled: true
+http:
+  addr: $REGISTRY_ADDR
+EOF
+  log "starting docker-registry on $REGISTRY_ADDR (data in $CACHE/registry)"
+  nohup docker-registry serve "$RUN/registry.yml" >"$RUN/registry.log" 2>&1 &
+  echo $! >"$RUN/registry.pid"
+  for _ in $(seq 1 30); do registry_answers && { log "registry up"; return 0; }; sleep 0.5; done
+  tail -20 "$RUN/registry.log" >&2
+  die "registry did not answer on $REGISTRY_ADDR within 15s"
+}
+
+ensure_base_tools() {
+  # debuerreotype builds the Debian base images; the archive keyring verifies them.
+  command -v debuerreotype-init >/dev/null && [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] && return 0
+  apt_install debuerreotype debian-archive-keyring
+}
+
+case "${1:-up}" in
+  up) ensure_docker; ensure_registry; ensure_base_tools ;;
+  docker) ensure_docker ;;
+  registry) ensure_registry ;;
+  *) echo "usage: scripts/host.sh [up|docker|registry]" >&2; exit 2 ;;
+esac
