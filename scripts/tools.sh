@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Build the third-party Go tools Drydock drives (Dockle, Trivy, trivy-db, crane, oras,
+# etcd, kube-apiserver, cosign, actionlint) from the Go module proxy at pinned versions. Go's checksum
+# database verifies every module. Binaries are cached by name and version outside the
+# checkout, so a second run costs nothing.
+#
+# usage: scripts/tools.sh [TOOL...]     (default: every tool)
+#        scripts/tools.sh --print-dir   (where the binaries live)
+set -euo pipefail
+
+CACHE="${DRYDOCK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/drydock}"
+BIN="$CACHE/bin"
+TIMES="$CACHE/tool-build-times.tsv"
+
+# Pinned versions. Changing one rebuilds only that tool.
+DOCKLE_VERSION=v0.4.15
+TRIVY_VERSION=v0.74.0
+# trivy-db has no semver tags: this is the pseudo-version trivy v0.74.0's go.mod pins.
+TRIVY_DB_VERSION=v0.0.0-20260813095258-0e0340a01b57
+CRANE_VERSION=v0.22.1
+ORAS_VERSION=v1.3.6
+ETCD_VERSION=v3.6.16
+KUBE_VERSION=v1.34.4
+# cosign v2: signatures and attestations stored under sha256-<hex>.sig/.att tags, which the
+# local distribution 2.8 registry serves (it has no OCI 1.1 referrers API that v3 prefers).
+COSIGN_VERSION=v2.6.5
+ACTIONLINT_VERSION=v1.7.12
+
+if [ "${1:-}" = "--print-dir" ]; then echo "$BIN"; exit 0; fi
+
+mkdir -p "$BIN"
+export GOFLAGS="-trimpath" CGO_ENABLED=0 GOTOOLCHAIN=local
+command -v go >/dev/null || { echo "tools.sh: Go is needed to build the scanners (go not on PATH)" >&2; exit 3; }
+
+log() { printf '[tools] %s\n' "$*" >&2; }
+
+# have NAME VERSION -> true when the cached binary for this exact version exists
+have() { [ -x "$BIN/$1-$2" ]; }
+
+finish() { # finish NAME VERSION START
+  ln -sfn "$1-$2" "$BIN/$1"
+  printf '%s\t%s\t%ss\n' "$1" "$2" "$(($(date +%s) - $3))" >>"$TIMES"
+  log "$1 $2 built in $(($(date +%s) - $3))s"
+}
+
+build_simple() { # build_simple NAME VERSION PACKAGE [LDFLAGS]
+  # A wrapper module rather than `go install pkg@version`: some modules' version lists are not
+  # served by the proxy, and `go install` insists on reading them for deprecation notices.
+  build_wrapped "$1" "$2" "$3" "" "${4:-}"
+}
+
+build_wrapped() { # build_wrapped NAME VERSION PACKAGE GOMOD_EXTRA [LDFLAGS] -- for modules with replace directives
+  local name=$1 version=$2 pkg=$3 extra=$4 ld=${5:-} start dir
+  have "$name" "$version" && { ln -sfn "$name-$version" "$BIN/$name"; return 0; }
+  start=$(date +%s); dir="$CACHE/wrappers/$name-$version"
+  log "building $name $version through a wrapper module"
+  rm -rf "$dir"; mkdir -p "$dir"
+  (cd "$dir" && go mod init drydock.invalid/"$name"-bin >/dev/null 2>&1 \
+    && printf '%s\n' "$extra" >>go.mod && go get "$pkg@$version" \
+    && go build -ldflags "-s -w $ld" -o "$BIN/$name-$version.tmp" "$pkg") \
+    && mv "$BIN/$name-$version.tmp" "$BIN/$name-$version"
+  finish "$name" "$version" "$start"
+}
+
+dockle() { build_simple dockle "$DOCKLE_VERSION" github.com/goodwithtech/dockle/cmd/dockle \
+  "-X github.com/goodwithtech/dockle/pkg.version=${DOCKLE_VERSION#v}"; }
+trivy() { GOEXPERIMENT=jsonv2 build_simple trivy "$TRIVY_VERSION" github.com/aquasecurity/trivy/cmd/trivy \
+  "-X github.com/aquasecurity/trivy/pkg/version/app.ver=${TRIVY_VERSION#v}"; }
+trivy_db() { build_simple trivy-db "$TRIVY_DB_VERSION" github.com/aquasecurity/trivy-db/cmd/trivy-db; }
+crane() { build_simple crane "$CRANE_VERSION" github.com/google/go-containerregistry/cmd/crane; }
+oras() { build_simple oras "$ORAS_VERSION" oras.land/oras/cmd/oras; }
+etcd() { build_wrapped etcd "$ETCD_VERSION" go.etcd.io/etcd/server/v3 ""; }
+cosign() { build_simple cosign "$COSIGN_VERSION" github.com/sigstore/cosign/v2/cmd/cosign \
+  "-X sigs.k8s.io/release-utils/version.gitVersion=$COSIGN_VERSION -X sigs.k8s.io/release-utils/version.gitTreeState=clean"; }
+actionlint() { build_simple actionlint "$ACTIONLINT_VERSION" github.com/rhysd/actionlint/cmd/actionlint \
+  "-X github.com/rhysd/actionlint.version=$ACTIONLINT_VERSION"; }
+kube_apiserver() {
+  local minor=${KUBE_VERSION#v1.}; minor=${minor%%.*}
+  local staging=(api apiextensions-apiserver apimachinery apiserver cli-runtime client-go cloud-provider
+    cluster-bootstrap code-generator component-base component-helpers controller-manager cri-api cri-client
+    csi-translation-lib dynamic-resource-allocation endpointslice externaljwt kms kube-aggregator
+    kube-controller-manager kube-proxy kube-scheduler kubectl kubelet metrics mount-utils
+    pod-security-admission sample-apiserver sample-cli-plugin sample-controller)
+  local repl="replace (" m
+  for m in "${staging[@]}"; do repl+=$'\n'"	k8s.io/$m => k8s.io/$m v0.${KUBE_VERSION#v1.}"; done
+  repl+=$'\n'")"
+  local ld="" p
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld+=" -X $p.gitVersion=$KUBE_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
+  done
+  build_wrapped kube-apiserver "$KUBE_VERSION" k8s.io/kubernetes/cmd/kube-apiserver "$repl" "$ld"
+}
+
+ALL=(dockle crane oras trivy_db trivy etcd kube_apiserver cosign actionlint)
+want=("$@"); [ ${#want[@]} -eq 0 ] && want=("${ALL[@]}")
+for t in "${want[@]}"; do
+  t=${t//-/_}
+  case " ${ALL[*]} " in *" $t "*) "$t" ;; *) echo "tools.sh: unknown tool '$t' (known: ${ALL[*]})" >&2; exit 2 ;; esac
+done
+log "tools ready in $BIN"
