@@ -1,0 +1,271 @@
+"""Load scan-config/{controls,policy,waivers}.yaml: validated at the boundary, then frozen.
+
+Pydantic checks the YAML (unknown keys are errors, so a typo never silently disables a
+rule); every problem becomes a `PolicyError` naming the file, the field and the reason
+(exit 2). What leaves this module is plain frozen dataclasses from
+`pipeline.models.compliance`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipeline.compliance.native import catalogue
+from pipeline.errors import PolicyError, Problem
+from pipeline.models.compliance import (
+    Control,
+    Controls,
+    Evidence,
+    NativeSettings,
+    Policy,
+    TrivyClass,
+    TrivyEvidence,
+    Waiver,
+)
+from pipeline.models.findings import Severity
+
+CONTROL_ID = re.compile(r"^(CIS-4|DISA-[23])\.\d+$")
+DOCKLE_CODE = re.compile(r"^(CIS-DI|DKL-DI|DKL-LI)-\d{4}$")
+PORT = re.compile(r"^\d{1,5}/(tcp|udp|sctp)$")
+NonEmpty = Annotated[str, Field(min_length=1)]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- controls.yaml
+
+
+class _TrivyEvidence(_Strict):
+    class_: TrivyClass = Field(alias="class")
+    ids: list[NonEmpty] = []
+
+
+class _Evidence(_Strict):
+    dockle: list[Annotated[str, Field(pattern=DOCKLE_CODE.pattern)]] = []
+    trivy: list[_TrivyEvidence] = []
+    clair: list[TrivyClass] = []
+    native: list[NonEmpty] = []
+
+    @field_validator("native")
+    @classmethod
+    def _known_native(cls, ids: list[str]) -> list[str]:
+        known = catalogue()
+        unknown = [i for i in ids if i not in known]
+        if unknown:
+            raise ValueError(f"unknown native check(s) {unknown}; known: {sorted(known)}")
+        return ids
+
+
+class _Control(_Strict):
+    id: Annotated[str, Field(pattern=CONTROL_ID.pattern)]
+    title: NonEmpty
+    automated: bool
+    mandatory: bool
+    evidence: _Evidence = _Evidence()
+    reason: str = ""
+    note: str = ""
+
+
+class _ControlsFile(_Strict):
+    version: int = Field(ge=1, le=1)
+    controls: list[_Control] = Field(min_length=1)
+
+
+# ---------------------------------------------------------------- policy.yaml
+
+
+class _Block(_Strict):
+    vulnerability_severity: Severity = Severity.HIGH
+    ignore_unfixed: bool = False
+    dockle_severity: Severity = Severity.MEDIUM
+    mandatory_controls: bool = True
+
+
+class _Packages(_Strict):
+    all: list[NonEmpty] = []
+    flavours: dict[str, list[NonEmpty]] = {}
+
+
+class _Native(_Strict):
+    trusted_bases: list[NonEmpty] = []
+    trusted_base_digests: list[Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]] = []
+    denied_packages: _Packages = _Packages()
+    allowed_ports: list[Annotated[str, Field(pattern=PORT.pattern)]] = []
+    min_port: int = Field(default=1024, ge=1, le=65536)
+    setuid_allow: list[NonEmpty] = []
+    world_writable_allow: list[NonEmpty] = []
+    secret_files_allow: list[NonEmpty] = []
+    accept_env_keys: list[NonEmpty] = ["GPG_KEY", "GPG_KEYS"]
+    require_numeric_user: bool = True
+
+
+class _PolicyFile(_Strict):
+    version: int = Field(ge=1, le=1)
+    block: _Block = _Block()
+    native: _Native = _Native()
+
+
+# ---------------------------------------------------------------- waivers.yaml
+
+
+class _Scope(_Strict):
+    images: list[NonEmpty] = []
+    package: str = ""
+
+
+class _Waiver(_Strict):
+    finding: str = ""
+    control: str = ""
+    scope: _Scope = _Scope()
+    justification: Annotated[str, Field(min_length=10)]
+    approver: NonEmpty
+    expires: dt.date
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> _Waiver:
+        if bool(self.finding) == bool(self.control):
+            raise ValueError("give exactly one of 'finding' or 'control'")
+        return self
+
+
+class _WaiversFile(_Strict):
+    version: int = Field(ge=1, le=1)
+    waivers: list[_Waiver] = []
+
+
+# ---------------------------------------------------------------- loading
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise PolicyError([Problem(str(path), "-", f"cannot be read ({err.strerror})")]) from err
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise PolicyError([Problem(str(path), "-", f"is not valid YAML: {err}")]) from err
+
+
+def _validate(model: type[M], data: Any, source: str) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        problems = []
+        for error in err.errors():
+            where = ".".join(str(p) for p in error["loc"]) or "<root>"
+            problems.append(Problem(source, where, error["msg"]))
+        raise PolicyError(problems) from err
+
+
+def _to_controls(doc: _ControlsFile, source: str) -> Controls:
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    controls = []
+    for n, c in enumerate(doc.controls):
+        where = f"controls.{n}"
+        evidence = Evidence(
+            dockle=tuple(c.evidence.dockle),
+            trivy=tuple(TrivyEvidence(t.class_, tuple(t.ids)) for t in c.evidence.trivy),
+            clair=tuple(c.evidence.clair),
+            native=tuple(c.evidence.native),
+        )
+        if c.id in seen:
+            problems.append(Problem(source, f"{where}.id", f"duplicate control id {c.id}"))
+        seen.add(c.id)
+        if c.automated and evidence.empty:
+            problems.append(Problem(source, f"{where}.evidence", "automated but no evidence"))
+        if not c.automated and not c.reason:
+            problems.append(Problem(source, f"{where}.reason", "a manual control needs a reason"))
+        if not c.automated and not evidence.empty:
+            problems.append(
+                Problem(source, f"{where}.evidence", "a manual control has no evidence")
+            )
+        if not c.automated and c.mandatory:
+            problems.append(Problem(source, f"{where}.mandatory", "a manual control cannot block"))
+        controls.append(
+            Control(c.id, c.title, c.automated, c.mandatory, evidence, c.reason, c.note)
+        )
+    if problems:
+        raise PolicyError(problems)
+    return Controls(tuple(controls))
+
+
+def parse_controls(data: Any, source: str = "controls.yaml") -> Controls:
+    return _to_controls(_validate(_ControlsFile, data, source), source)
+
+
+def parse_policy(data: Any, source: str = "policy.yaml") -> Policy:
+    doc = _validate(_PolicyFile, data, source)
+    n = doc.native
+    native = NativeSettings(
+        trusted_bases=tuple(n.trusted_bases),
+        trusted_base_digests=tuple(n.trusted_base_digests),
+        denied_packages=tuple(n.denied_packages.all),
+        flavour_denied_packages=tuple(
+            (flavour, tuple(pkgs)) for flavour, pkgs in sorted(n.denied_packages.flavours.items())
+        ),
+        allowed_ports=tuple(n.allowed_ports),
+        min_port=n.min_port,
+        setuid_allow=tuple(n.setuid_allow),
+        world_writable_allow=tuple(n.world_writable_allow),
+        secret_files_allow=tuple(n.secret_files_allow),
+        accept_env_keys=tuple(n.accept_env_keys),
+        require_numeric_user=n.require_numeric_user,
+    )
+    return Policy(
+        vulnerability_severity=doc.block.vulnerability_severity,
+        ignore_unfixed=doc.block.ignore_unfixed,
+        dockle_severity=doc.block.dockle_severity,
+        block_on_mandatory_controls=doc.block.mandatory_controls,
+        native=native,
+    )
+
+
+def parse_waivers(
+    data: Any, source: str = "waivers.yaml", controls: Controls | None = None
+) -> tuple[Waiver, ...]:
+    """Waivers; with `controls`, a waiver naming an unknown control is an error too."""
+    doc = _validate(_WaiversFile, data, source)
+    known = set(controls.ids) if controls is not None else None
+    problems = [
+        Problem(source, f"waivers.{n}.control", f"unknown control {w.control!r}")
+        for n, w in enumerate(doc.waivers)
+        if w.control and known is not None and w.control not in known
+    ]
+    if problems:
+        raise PolicyError(problems)
+    return tuple(
+        Waiver(
+            justification=w.justification.strip(),
+            approver=w.approver,
+            expires=w.expires,
+            finding=w.finding,
+            control=w.control,
+            images=tuple(w.scope.images),
+            package=w.scope.package,
+        )
+        for w in doc.waivers
+    )
+
+
+def load_controls(path: Path) -> Controls:
+    return parse_controls(_read_yaml(path), str(path))
+
+
+def load_policy(path: Path) -> Policy:
+    return parse_policy(_read_yaml(path), str(path))
+
+
+def load_waivers(path: Path, controls: Controls | None = None) -> tuple[Waiver, ...]:
+    return parse_waivers(_read_yaml(path), str(path), controls)

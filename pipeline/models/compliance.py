@@ -1,0 +1,280 @@
+"""Controls, policy, waivers and verdicts: the data the compliance gate reads and writes.
+
+The control catalogue (CIS Docker Benchmark 4.x, DISA Container Image Creation and
+Deployment Guide 2.x) says which evidence proves each control; the policy says what blocks
+a publish; waivers say what a named person accepted, until when. The gate turns
+`ImageScan`s into a `GateReport`. Everything here is frozen data; YAML is read and validated
+in `pipeline.compliance.config`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from pipeline.models.findings import Finding, Kind, Severity, Source
+
+
+class TrivyClass(StrEnum):
+    """The Trivy result classes a control can draw evidence from."""
+
+    VULNERABILITY = "vulnerability"
+    SECRET = "secret"  # noqa: S105 - a Trivy class, not a password
+    MISCONFIGURATION = "misconfiguration"
+
+
+@dataclass(frozen=True)
+class TrivyEvidence:
+    """Findings of one Trivy class, optionally narrowed to check ids (e.g. DS-0002)."""
+
+    cls: TrivyClass
+    ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Where the proof for a control comes from."""
+
+    dockle: tuple[str, ...] = ()  # Dockle checkpoint codes, e.g. "CIS-DI-0001"
+    trivy: tuple[TrivyEvidence, ...] = ()
+    clair: tuple[TrivyClass, ...] = ()  # Clair reports vulnerabilities only
+    native: tuple[str, ...] = ()  # native check ids, e.g. "DD-SETUID"
+
+    @property
+    def empty(self) -> bool:
+        return not (self.dockle or self.trivy or self.clair or self.native)
+
+
+@dataclass(frozen=True)
+class Control:
+    """One benchmark control: CIS-4.1 ... CIS-4.12, DISA-2.1 ... DISA-2.18 (and a few 3.x)."""
+
+    id: str
+    title: str
+    automated: bool
+    mandatory: bool
+    evidence: Evidence = Evidence()
+    reason: str = ""  # why a manual control cannot be automated
+    note: str = ""  # what the automated evidence covers, when it covers only part
+
+
+@dataclass(frozen=True)
+class Controls:
+    """The whole catalogue, in file order."""
+
+    controls: tuple[Control, ...]
+
+    def get(self, control_id: str) -> Control | None:
+        for control in self.controls:
+            if control.id == control_id:
+                return control
+        return None
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(c.id for c in self.controls)
+
+
+@dataclass(frozen=True)
+class NativeSettings:
+    """Policy knobs of the native checks (pipeline.compliance.native)."""
+
+    trusted_bases: tuple[str, ...] = ()  # globs on org.opencontainers.image.base.name
+    trusted_base_digests: tuple[str, ...] = ()
+    denied_packages: tuple[str, ...] = ()  # for every flavour
+    flavour_denied_packages: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    allowed_ports: tuple[str, ...] = ()  # "5432/tcp"; anything else fails DISA-2.13
+    min_port: int = 1024
+    setuid_allow: tuple[str, ...] = ()  # globs on paths
+    world_writable_allow: tuple[str, ...] = ()
+    secret_files_allow: tuple[str, ...] = ()  # globs on paths the secret-file checks skip
+    accept_env_keys: tuple[str, ...] = ("GPG_KEY", "GPG_KEYS")
+    require_numeric_user: bool = True
+
+    def denied_for(self, flavour: str) -> tuple[str, ...]:
+        extra = dict(self.flavour_denied_packages).get(flavour, ())
+        return tuple(sorted({*self.denied_packages, *extra}))
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What blocks a publish."""
+
+    vulnerability_severity: Severity = Severity.HIGH  # block at or above
+    ignore_unfixed: bool = False  # True: unfixed vulnerabilities never block
+    dockle_severity: Severity = Severity.MEDIUM  # Dockle WARN and FATAL
+    block_on_mandatory_controls: bool = True
+    native: NativeSettings = NativeSettings()
+
+
+@dataclass(frozen=True)
+class Waiver:
+    """An accepted risk: a finding id or a control id, in a scope, until a date (inclusive)."""
+
+    justification: str
+    approver: str
+    expires: dt.date
+    finding: str = ""
+    control: str = ""
+    images: tuple[str, ...] = ()  # globs; empty = every image
+    package: str = ""
+
+    @property
+    def subject(self) -> str:
+        return self.finding or self.control
+
+    def expired(self, today: dt.date) -> bool:
+        return today > self.expires
+
+    def describe(self) -> str:
+        scope = f" on {', '.join(self.images)}" if self.images else ""
+        pkg = f" (package {self.package})" if self.package else ""
+        return f"{self.subject}{pkg}{scope}, approved by {self.approver}"
+
+
+@dataclass(frozen=True)
+class ScannerError:
+    """A scanner that crashed, timed out or produced unparsable output for an image."""
+
+    source: Source
+    message: str
+
+
+# Names for `ImageScan.ran`: which evidence sources actually ran for an image.
+RAN_DOCKLE = "dockle"
+RAN_CLAIR = "clair"
+
+
+def ran_trivy(cls: TrivyClass) -> str:
+    return f"trivy:{cls.value}"
+
+
+def ran_native(check_id: str) -> str:
+    return f"native:{check_id}"
+
+
+def ran_by(scanner: Source) -> frozenset[str]:
+    """The `ran` keys a whole scanner run covers (native checks report their own)."""
+    if scanner == Source.TRIVY:
+        return frozenset(ran_trivy(c) for c in TrivyClass)
+    if scanner == Source.NATIVE:
+        raise ValueError("native checks report what ran: use NativeResult.ran")
+    return frozenset({scanner.value})
+
+
+@dataclass(frozen=True)
+class ImageScan:
+    """Everything the scanners said about one image: the gate's input."""
+
+    image: str  # "drydock/postgresql:15-minimal-bookworm"
+    findings: tuple[Finding, ...] = ()
+    ran: frozenset[str] = frozenset()  # RAN_DOCKLE, ran_trivy(...), ran_native(...)
+    errors: tuple[ScannerError, ...] = ()
+    digest: str = ""
+
+
+class ControlStatus(StrEnum):
+    PASS = "pass"  # noqa: S105 - a status, not a password
+    FAIL = "fail"
+    WAIVED = "waived"
+    MANUAL = "manual"
+    ERROR = "error"  # a scanner it depends on failed
+    UNVERIFIED = "unverified"  # none of its evidence sources ran
+
+
+@dataclass(frozen=True)
+class ControlResult:
+    control: Control
+    status: ControlStatus
+    evidence: tuple[str, ...] = ()
+    findings: tuple[str, ...] = ()  # ids of the findings that decided it
+    waivers: tuple[str, ...] = ()  # descriptions of the waivers that applied
+
+    @property
+    def blocking(self) -> bool:
+        return self.control.mandatory and self.status in {
+            ControlStatus.FAIL,
+            ControlStatus.ERROR,
+            ControlStatus.UNVERIFIED,
+        }
+
+
+@dataclass(frozen=True)
+class AssessedFinding:
+    """A finding with what the gate made of it."""
+
+    finding: Finding
+    controls: tuple[str, ...]
+    blocking: bool  # blocks by itself (policy thresholds), before waivers
+    waived_by: str = ""  # description of the waiver that applies, "" if none
+
+    @property
+    def waived(self) -> bool:
+        return bool(self.waived_by)
+
+
+class VerdictStatus(StrEnum):
+    PASS = "pass"  # noqa: S105 - a status, not a password
+    FAIL = "fail"
+    ERROR = "error"  # a scanner failed: not proven safe
+
+
+@dataclass(frozen=True)
+class ImageVerdict:
+    image: str
+    status: VerdictStatus
+    reasons: tuple[str, ...]
+    controls: tuple[ControlResult, ...]
+    findings: tuple[AssessedFinding, ...]
+    errors: tuple[ScannerError, ...] = ()
+    waived: tuple[str, ...] = ()  # what was waived, with the waiver
+    expired_waivers: tuple[str, ...] = ()  # "... expired on 2026-01-31"
+    digest: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.status == VerdictStatus.PASS
+
+
+@dataclass(frozen=True)
+class GateReport:
+    today: dt.date
+    images: tuple[ImageVerdict, ...]
+    policy: Policy = field(default_factory=Policy)
+    expired_waivers: tuple[str, ...] = ()  # every expired waiver in the file
+
+    @property
+    def passed(self) -> bool:
+        """Every image passed; a report about no image at all proves nothing and fails."""
+        return bool(self.images) and all(v.passed for v in self.images)
+
+    @property
+    def verdict(self) -> str:
+        return "pass" if self.passed else "fail"
+
+
+__all__ = [
+    "RAN_CLAIR",
+    "RAN_DOCKLE",
+    "AssessedFinding",
+    "Control",
+    "ControlResult",
+    "ControlStatus",
+    "Controls",
+    "Evidence",
+    "GateReport",
+    "ImageScan",
+    "ImageVerdict",
+    "Kind",
+    "NativeSettings",
+    "Policy",
+    "ScannerError",
+    "TrivyClass",
+    "TrivyEvidence",
+    "VerdictStatus",
+    "Waiver",
+    "ran_by",
+    "ran_native",
+    "ran_trivy",
+]
