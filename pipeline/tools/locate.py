@@ -103,7 +103,7 @@ def pinned_version(name: str, script: Path | None = None) -> str:
 def reports_version(output: str, version: str) -> bool:
     """True when `output` names exactly `version` (with or without a leading "v")."""
     bare = re.escape(version.removeprefix("v"))
-    return re.search(rf"(?<![\w.])v?{bare}(?![\w.])", output) is not None
+    return re.search(rf"(?<![\w.+-])v?{bare}(?![\w.+-])", output) is not None
 
 
 def _candidates(name: str, version: str) -> list[Path]:
