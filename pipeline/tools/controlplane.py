@@ -1,0 +1,523 @@
+"""A local Kubernetes control plane (etcd + kube-apiserver) for development and e2e tests.
+
+Why: catalogs and the included operator must be proven against a real API server (CEL
+rules, server-side apply, RBAC, ServiceAccount tokens), not a mock. There is no kubelet,
+scheduler or controller-manager: objects are stored and validated, nothing runs.
+
+Stable API (the operator's e2e tests use it; change it only together with them):
+
+    settings = ControlPlaneSettings(state_dir=None, bin_dir=None, start_timeout=180.0)
+    cp = up(settings)            # idempotent: reuses a healthy plane, restarts a dead part
+    cp.kubeconfig                # Path of an admin kubeconfig (static token, system:masters)
+    cp.server                    # "https://127.0.0.1:<port>"
+    cp.ca_file                   # Path of the CA that signed the serving certificate
+    status(settings)             # ControlPlaneStatus(running, ready, etcd_pid, apiserver_pid, ...)
+    kill_apiserver(cp)           # SIGKILL the apiserver only (fault injection); up() restarts it
+    down(settings)               # stops both and waits until they are gone; harmless when down
+    mint_token(cp.kubeconfig, "ns", "sa") -> str   # ServiceAccount token via TokenRequest
+
+State lives in `$DRYDOCK_CACHE/devcluster` by default (resolved at run time):
+`state.json` (ports, pids), `pki/` (CA, serving cert, SA signing key), `tokens.csv`,
+`kubeconfig`, `etcd-data/` and `logs/`. The apiserver runs with RBAC authorization, the
+PodSecurity admission plugin, `--advertise-address=127.0.0.1` and an RSA ServiceAccount
+signing key. Like envtest, the ServiceAccount admission plugin is disabled: without a
+controller-manager nobody creates the `default` ServiceAccount that it would demand of
+every Pod. ServiceAccount tokens come from the TokenRequest API (see `mint_token`).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import secrets
+import signal
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import requests
+import yaml
+
+from pipeline.errors import ToolError
+from pipeline.tools import pki
+from pipeline.tools.kubeapi import KubeAPI, load_kubeconfig, resource_path
+
+log = logging.getLogger(__name__)
+
+SERVICE_CIDR = "10.0.0.0/24"
+SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
+ADMIN_USER = "drydock-admin"
+
+
+def cache_dir() -> Path:
+    """$DRYDOCK_CACHE, else $XDG_CACHE_HOME/drydock, else ~/.cache/drydock (as scripts/*.sh)."""
+    explicit = os.environ.get("DRYDOCK_CACHE")
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "drydock"
+
+
+@dataclass(frozen=True)
+class ControlPlaneSettings:
+    """Where the state and the binaries are, and how long a start may take."""
+
+    state_dir: Path | None = None  # default: cache_dir() / "devcluster"
+    bin_dir: Path | None = None  # default: cache_dir() / "bin" (scripts/tools.sh)
+    start_timeout: float = 180.0
+    stop_timeout: float = 30.0
+
+    def resolved_state_dir(self) -> Path:
+        return self.state_dir or cache_dir() / "devcluster"
+
+    def resolved_bin_dir(self) -> Path:
+        return self.bin_dir or cache_dir() / "bin"
+
+
+@dataclass(frozen=True)
+class State:
+    """What state.json records: the ports chosen once and the pids of the running parts."""
+
+    etcd_port: int
+    peer_port: int
+    apiserver_port: int
+    etcd_pid: int | None = None
+    apiserver_pid: int | None = None
+
+
+@dataclass(frozen=True)
+class ControlPlane:
+    """A running control plane, as `up` leaves it."""
+
+    state_dir: Path
+    kubeconfig: Path
+    server: str
+    ca_file: Path
+    etcd_url: str
+    etcd_pid: int
+    apiserver_pid: int
+    started_seconds: float  # 0.0 when an already-running plane was reused
+
+
+@dataclass(frozen=True)
+class ControlPlaneStatus:
+    state_dir: Path
+    etcd_pid: int | None
+    apiserver_pid: int | None
+    ready: bool
+    server: str | None
+
+    @property
+    def running(self) -> bool:
+        return self.etcd_pid is not None or self.apiserver_pid is not None
+
+
+# -- pure: arguments -------------------------------------------------------------------------
+
+
+def etcd_args(binary: Path, state_dir: Path, st: State) -> list[str]:
+    client = f"http://127.0.0.1:{st.etcd_port}"
+    peer = f"http://127.0.0.1:{st.peer_port}"
+    return [
+        str(binary),
+        "--name=drydock",
+        f"--data-dir={state_dir / 'etcd-data'}",
+        f"--listen-client-urls={client}",
+        f"--advertise-client-urls={client}",
+        f"--listen-peer-urls={peer}",
+        f"--initial-advertise-peer-urls={peer}",
+        f"--initial-cluster=drydock={peer}",
+        "--unsafe-no-fsync=true",
+        "--log-level=warn",
+    ]
+
+
+def apiserver_args(binary: Path, state_dir: Path, st: State) -> list[str]:
+    p = state_dir / "pki"
+    audience = SA_ISSUER
+    return [
+        str(binary),
+        f"--etcd-servers=http://127.0.0.1:{st.etcd_port}",
+        "--bind-address=127.0.0.1",
+        "--advertise-address=127.0.0.1",
+        f"--secure-port={st.apiserver_port}",
+        f"--tls-cert-file={p / 'apiserver.crt'}",
+        f"--tls-private-key-file={p / 'apiserver.key'}",
+        f"--cert-dir={p}",
+        f"--token-auth-file={state_dir / 'tokens.csv'}",
+        "--authorization-mode=RBAC",
+        "--enable-admission-plugins=PodSecurity",
+        "--disable-admission-plugins=ServiceAccount",
+        f"--service-cluster-ip-range={SERVICE_CIDR}",
+        f"--service-account-issuer={SA_ISSUER}",
+        f"--service-account-key-file={p / 'sa.pub'}",
+        f"--service-account-signing-key-file={p / 'sa.key'}",
+        f"--api-audiences={audience}",
+        "--profiling=false",
+        "--v=1",
+    ]
+
+
+def kubeconfig_text(server: str, ca_pem: bytes, token: str) -> str:
+    import base64
+
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "drydock-dev",
+                "cluster": {
+                    "server": server,
+                    "certificate-authority-data": base64.b64encode(ca_pem).decode(),
+                },
+            }
+        ],
+        "users": [{"name": ADMIN_USER, "user": {"token": token}}],
+        "contexts": [
+            {"name": "drydock-dev", "context": {"cluster": "drydock-dev", "user": ADMIN_USER}}
+        ],
+        "current-context": "drydock-dev",
+    }
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+# -- processes ---------------------------------------------------------------------------------
+
+
+def _proc_state(pid: int) -> str | None:
+    """The /proc state letter, or None when there is no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[0]
+
+
+def _is_ours(pid: int | None, name: str, marker: str) -> bool:
+    """True when pid is a live process of binary `name` whose argv contains marker."""
+    if pid is None:
+        return False
+    state = _proc_state(pid)
+    if state is None or state in {"Z", "X"}:
+        return False
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return Path(os.fsdecode(argv[0])).name.startswith(name) and marker.encode() in argv
+
+
+def _reap(pid: int) -> None:
+    with suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _gone(pid: int) -> bool:
+    _reap(pid)
+    return _proc_state(pid) in {None, "Z", "X"}
+
+
+def _stop(pid: int, timeout: float) -> None:
+    """SIGTERM, then SIGKILL after timeout; returns when the process is gone."""
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if _gone(pid):
+                return
+            time.sleep(0.1)
+    raise ToolError([str(pid)], None, "", f"process {pid} did not stop")
+
+
+def _spawn(argv: Sequence[str], log_file: Path) -> int:
+    """Start a long-running daemon in its own session, output to log_file; returns its pid.
+
+    The runner's `run`/`stream` wait for their process; a control plane must outlive the
+    call, so this is the one place that starts a detached process. Argument list, no shell;
+    the caller bounds the start with a readiness timeout.
+    """
+    if not Path(argv[0]).is_file():
+        raise ToolError(
+            list(argv),
+            None,
+            "",
+            f"binary not found (build it with: bash scripts/tools.sh {Path(argv[0]).name})",
+        )
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, str(log_file), flags, 0o600),
+        (os.POSIX_SPAWN_DUP2, 1, 2),
+    ]
+    log.debug("spawn: %s", " ".join(argv))
+    try:
+        return os.posix_spawn(
+            argv[0], list(argv), dict(os.environ), file_actions=actions, setsid=True
+        )
+    except OSError as err:
+        raise ToolError(list(argv), None, "", f"could not be started ({err.strerror})") from err
+
+
+def _log_tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _wait_ready(
+    pid: int, *, argv: Sequence[str], url: str, verify: str | bool, log_file: Path, timeout: float
+) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if _gone(pid):
+            raise ToolError(list(argv), None, _log_tail(log_file), "exited during start")
+        try:
+            resp = requests.get(url, verify=verify, timeout=2.0)
+            if resp.status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            _stop(pid, 5.0)
+            raise ToolError(
+                list(argv), None, _log_tail(log_file), f"not ready after {timeout:.0f}s"
+            )
+        time.sleep(0.25)
+
+
+# -- state -----------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _read_state(state_dir: Path) -> State | None:
+    try:
+        return State(**json.loads((state_dir / "state.json").read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _write_state(state_dir: Path, st: State) -> None:
+    tmp = state_dir / "state.json.tmp"
+    tmp.write_text(json.dumps(asdict(st), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(state_dir / "state.json")
+
+
+@contextmanager
+def _locked(state_dir: Path) -> Iterator[None]:
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with (state_dir / "lock").open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _ensure_credentials(state_dir: Path) -> str:
+    """PKI and the admin token, created once per state dir; returns the admin token."""
+    pki.ensure(state_dir / "pki")
+    tokens = state_dir / "tokens.csv"
+    if not tokens.exists():
+        token = secrets.token_hex(32)
+        tokens.touch(mode=0o600)
+        tokens.write_text(f'{token},{ADMIN_USER},{ADMIN_USER},"system:masters"\n', encoding="utf-8")
+    return tokens.read_text(encoding="utf-8").split(",", 1)[0]
+
+
+def _etcd_marker(state_dir: Path) -> str:
+    return f"--data-dir={state_dir / 'etcd-data'}"
+
+
+def _apiserver_marker(st: State) -> str:
+    return f"--secure-port={st.apiserver_port}"
+
+
+# -- public API --------------------------------------------------------------------------------
+
+
+def up(settings: ControlPlaneSettings | None = None) -> ControlPlane:
+    """Start etcd and kube-apiserver unless they already run; wait until /readyz answers."""
+    settings = settings or ControlPlaneSettings()
+    state_dir = settings.resolved_state_dir()
+    bins = settings.resolved_bin_dir()
+    with _locked(state_dir):
+        token = _ensure_credentials(state_dir)
+        st = _read_state(state_dir) or State(_free_port(), _free_port(), _free_port())
+        ca_file = state_dir / "pki" / "ca.crt"
+        server = f"https://127.0.0.1:{st.apiserver_port}"
+        etcd_url = f"http://127.0.0.1:{st.etcd_port}"
+        started = time.monotonic()
+        did_start = False
+
+        etcd_pid = st.etcd_pid
+        if not _is_ours(etcd_pid, "etcd", _etcd_marker(state_dir)):
+            argv = etcd_args(bins / "etcd", state_dir, st)
+            logf = state_dir / "logs" / "etcd.log"
+            etcd_pid = _spawn(argv, logf)
+            _write_state(state_dir, State(**{**asdict(st), "etcd_pid": etcd_pid}))
+            _wait_ready(
+                etcd_pid,
+                argv=argv,
+                url=f"{etcd_url}/health",
+                verify=False,
+                log_file=logf,
+                timeout=settings.start_timeout,
+            )
+            did_start = True
+            log.info("etcd started (pid %d) on %s", etcd_pid, etcd_url)
+
+        api_pid = st.apiserver_pid
+        argv = apiserver_args(bins / "kube-apiserver", state_dir, st)
+        logf = state_dir / "logs" / "apiserver.log"
+        if not _is_ours(api_pid, "kube-apiserver", _apiserver_marker(st)):
+            api_pid = _spawn(argv, logf)
+            did_start = True
+        assert etcd_pid is not None and api_pid is not None  # noqa: S101 - set above
+        _write_state(
+            state_dir, State(**{**asdict(st), "etcd_pid": etcd_pid, "apiserver_pid": api_pid})
+        )
+        _wait_ready(
+            api_pid,
+            argv=argv,
+            url=f"{server}/readyz",
+            verify=str(ca_file),
+            log_file=logf,
+            timeout=settings.start_timeout,
+        )
+        kubeconfig = state_dir / "kubeconfig"
+        kubeconfig.touch(mode=0o600)
+        kubeconfig.write_text(
+            kubeconfig_text(server, ca_file.read_bytes(), token), encoding="utf-8"
+        )
+        seconds = time.monotonic() - started if did_start else 0.0
+        if did_start:
+            log.info("control plane ready at %s in %.1fs", server, seconds)
+        return ControlPlane(
+            state_dir=state_dir,
+            kubeconfig=kubeconfig,
+            server=server,
+            ca_file=ca_file,
+            etcd_url=etcd_url,
+            etcd_pid=etcd_pid,
+            apiserver_pid=api_pid,
+            started_seconds=seconds,
+        )
+
+
+def status(settings: ControlPlaneSettings | None = None) -> ControlPlaneStatus:
+    """What runs for this state dir, and whether the apiserver answers /readyz."""
+    settings = settings or ControlPlaneSettings()
+    state_dir = settings.resolved_state_dir()
+    st = _read_state(state_dir)
+    if st is None:
+        return ControlPlaneStatus(state_dir, None, None, ready=False, server=None)
+    etcd = st.etcd_pid if _is_ours(st.etcd_pid, "etcd", _etcd_marker(state_dir)) else None
+    api = (
+        st.apiserver_pid
+        if _is_ours(st.apiserver_pid, "kube-apiserver", _apiserver_marker(st))
+        else None
+    )
+    server = f"https://127.0.0.1:{st.apiserver_port}"
+    ready = False
+    if api is not None and etcd is not None:
+        try:
+            resp = requests.get(
+                f"{server}/readyz", verify=str(state_dir / "pki" / "ca.crt"), timeout=3.0
+            )
+            ready = resp.status_code == 200
+        except requests.RequestException:
+            ready = False
+    return ControlPlaneStatus(state_dir, etcd, api, ready=ready, server=server)
+
+
+def down(settings: ControlPlaneSettings | None = None) -> None:
+    """Stop the apiserver, then etcd; return once neither runs. Data stays for the next up."""
+    settings = settings or ControlPlaneSettings()
+    state_dir = settings.resolved_state_dir()
+    if not (state_dir / "state.json").exists():
+        return
+    with _locked(state_dir):
+        st = _read_state(state_dir)
+        if st is None:
+            return
+        if _is_ours(st.apiserver_pid, "kube-apiserver", _apiserver_marker(st)):
+            assert st.apiserver_pid is not None  # noqa: S101 - checked by _is_ours
+            _stop(st.apiserver_pid, settings.stop_timeout)
+        if _is_ours(st.etcd_pid, "etcd", _etcd_marker(state_dir)):
+            assert st.etcd_pid is not None  # noqa: S101 - checked by _is_ours
+            _stop(st.etcd_pid, settings.stop_timeout)
+        _write_state(state_dir, State(st.etcd_port, st.peer_port, st.apiserver_port))
+        log.info("control plane in %s stopped", state_dir)
+
+
+def kill_apiserver(cp: ControlPlane) -> None:
+    """SIGKILL the apiserver (and only it), as a crash would; `up` starts it again."""
+    st = _read_state(cp.state_dir)
+    if st is not None and _is_ours(cp.apiserver_pid, "kube-apiserver", _apiserver_marker(st)):
+        os.kill(cp.apiserver_pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10.0
+        while not _gone(cp.apiserver_pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+def mint_token(
+    kubeconfig: Path,
+    namespace: str,
+    sa: str,
+    *,
+    audiences: Sequence[str] = (SA_ISSUER,),
+    expiration_seconds: int = 3600,
+    create: bool = True,
+) -> str:
+    """A ServiceAccount token from the TokenRequest API (what `kubectl create token` does).
+
+    There is no controller-manager, so no token Secrets are ever populated; a token is
+    minted by POSTing a TokenRequest to the `token` subresource of the ServiceAccount:
+
+        POST /api/v1/namespaces/<ns>/serviceaccounts/<sa>/token
+        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+         "spec": {"audiences": [...], "expirationSeconds": 3600}}
+
+    and reading `.status.token`. With create=True the namespace and the ServiceAccount are
+    created first when missing. The caller authenticates with kubeconfig (an admin).
+    """
+    with KubeAPI(load_kubeconfig(kubeconfig)) as api:
+        if create:
+            api.create(
+                resource_path("v1", "namespaces"),
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+                exist_ok=True,
+            )
+            api.create(
+                resource_path("v1", "serviceaccounts", namespace=namespace),
+                {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": sa}},
+                exist_ok=True,
+            )
+        request = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"audiences": list(audiences), "expirationSeconds": expiration_seconds},
+        }
+        path = resource_path("v1", "serviceaccounts", sa, namespace) + "/token"
+        answer = api.create(path, request) or {}
+        token = answer.get("status", {}).get("token")
+        if not isinstance(token, str) or not token:
+            raise ToolError(["POST", path], None, "", "TokenRequest returned no token")
+        return token
