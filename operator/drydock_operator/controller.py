@@ -1,0 +1,236 @@
+"""One reconciliation of one Cluster: read what exists, ask `reconcile.py`, write through `k8s.py`.
+
+This is the imperative shell around the pure decisions. It is level-triggered and
+idempotent: it may run for a Cluster event, an instance pod event, a catalog change or
+the periodic resync, in any order and as often as it likes, and it writes only what
+differs from what it read. Per-Cluster locks keep two threads from planning the same
+Cluster at once, so one step of a rolling update is never taken twice.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from drydock_operator import k8s, pki, reconcile, resources
+from drydock_operator.model import Cluster, Instance, parse_catalog, parse_cluster, parse_instance
+from drydock_operator.settings import OperatorSettings
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+
+
+class ClusterLocks:
+    """One lock per Cluster (namespace, name), created on first use."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
+
+    def lock(self, namespace: str, name: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault((namespace, name), threading.Lock())
+
+
+def reconcile_cluster(
+    kube: k8s.Kube, settings: OperatorSettings, locks: ClusterLocks, namespace: str, name: str
+) -> reconcile.Plan | None:
+    """Re-read the Cluster and take the next step; None when it is gone or in error."""
+    with locks.lock(namespace, name):
+        body = kube.get(k8s.clusters_kind(settings), namespace, name)
+        if body is None or body.get("metadata", {}).get("deletionTimestamp"):
+            return None
+        return _reconcile(kube, settings, body)
+
+
+def _reconcile(kube: k8s.Kube, settings: OperatorSettings, body: Obj) -> reconcile.Plan | None:
+    cluster = parse_cluster(body)
+    catalog = None
+    if cluster.catalog_ref is not None:
+        kind = k8s.catalog_kind(settings, cluster.catalog_ref.kind)
+        raw = kube.get(kind, cluster.namespace, cluster.catalog_ref.name)
+        catalog = parse_catalog(raw) if raw is not None else None
+    decision = reconcile.resolve_image(cluster, catalog, settings.api_group)
+    current_status: Mapping[str, Any] = body.get("status") or {}
+
+    if decision.error is not None or decision.image is None:
+        if reconcile.should_warn(cluster, decision):
+            log.warning("Cluster %s/%s: %s", cluster.namespace, cluster.name, decision.error)
+            kube.post_event(
+                body,
+                event_type="Warning",
+                reason=reconcile.EVENT_REASON_IMAGE,
+                message=decision.error or "",
+            )
+        _write_status(
+            kube,
+            settings,
+            cluster,
+            current=current_status,
+            decision=decision,
+            plan=None,
+            observed=[],
+        )
+        return None
+
+    ensure_cluster_objects(kube, settings, cluster)
+    labels = {
+        f"{settings.label_prefix}/cluster": cluster.name,
+        f"{settings.label_prefix}/podRole": "instance",
+        "app.kubernetes.io/managed-by": resources.MANAGED_BY,
+    }
+    pods = kube.list(k8s.PODS, cluster.namespace, labels)
+    observed = [parse_instance(p, resources.CONTAINER) for p in pods]
+    primary = reconcile.primary_of(cluster)
+    plan = reconcile.plan_instances(
+        cluster.name, cluster.instances, primary, decision.image, observed
+    )
+    log.info(
+        "Cluster %s/%s: %s %s (%s)",
+        cluster.namespace,
+        cluster.name,
+        plan.step.value,
+        ",".join(plan.instances) or "-",
+        plan.reason,
+    )
+    if plan.step is reconcile.Step.CREATE:
+        for instance in plan.instances:
+            kube.create(resources.pvc(cluster, settings, instance))
+            kube.create(
+                resources.pod(cluster, settings, instance, decision.image, instance == primary)
+            )
+    elif plan.step is reconcile.Step.DELETE:
+        uids = {p["metadata"]["name"]: p["metadata"].get("uid") for p in pods}
+        for instance in plan.instances:
+            kube.delete(k8s.PODS, cluster.namespace, instance, uids.get(instance))
+    _write_status(
+        kube,
+        settings,
+        cluster,
+        current=current_status,
+        decision=decision,
+        plan=plan,
+        observed=observed,
+    )
+    return plan
+
+
+def _write_status(
+    kube: k8s.Kube,
+    settings: OperatorSettings,
+    cluster: Cluster,
+    *,
+    current: Mapping[str, Any],
+    decision: reconcile.ImageDecision,
+    plan: reconcile.Plan | None,
+    observed: list[Instance],
+) -> None:
+    desired = reconcile.desired_status(cluster, decision, plan, observed)
+    patch = reconcile.status_patch(current, desired)
+    if patch:
+        kube.patch_status(k8s.clusters_kind(settings), cluster.namespace, cluster.name, patch)
+
+
+def ensure_cluster_objects(kube: k8s.Kube, settings: OperatorSettings, cluster: Cluster) -> None:
+    """Everything a Cluster owns except its instances; writes only what is missing or stale."""
+    ns = cluster.namespace
+    if kube.get(k8s.SERVICE_ACCOUNTS, ns, cluster.name) is None:
+        kube.create(resources.service_account(cluster, settings))
+    _ensure_exact(kube, resources.role(cluster, settings), "rules")
+    if kube.get(k8s.ROLE_BINDINGS, ns, cluster.name) is None:
+        kube.create(resources.role_binding(cluster, settings))
+    _ensure_exact(kube, resources.config_map(cluster, settings), "data")
+    _ensure_credentials(kube, settings, cluster)
+    _ensure_certificates(kube, settings, cluster)
+    for service in resources.services(cluster, settings):
+        if kube.get(k8s.SERVICES, ns, service["metadata"]["name"]) is None:
+            kube.create(service)
+
+
+def _ensure_exact(kube: k8s.Kube, desired: Obj, field: str) -> None:
+    """Create `desired`, or replace it when `field` drifted (Role rules, ConfigMap data)."""
+    meta = desired["metadata"]
+    existing = kube.get(k8s.KIND_OF_OBJECT[desired["kind"]], meta["namespace"], meta["name"])
+    if existing is None:
+        kube.create(desired)
+    elif (existing.get(field) or {}) != desired[field]:
+        kube.replace(desired, existing["metadata"]["resourceVersion"])
+
+
+def _ensure_credentials(kube: k8s.Kube, settings: OperatorSettings, cluster: Cluster) -> None:
+    ns = cluster.namespace
+    if kube.get(k8s.SECRETS, ns, resources.app_secret_name(cluster)) is None:
+        kube.create(resources.app_secret(cluster, settings, pki.new_password()))
+    superuser = kube.get(k8s.SECRETS, ns, resources.superuser_secret_name(cluster))
+    existing = None
+    if superuser is not None:
+        meta = superuser["metadata"]
+        existing = reconcile.ExistingSecret(
+            managed_by=(meta.get("labels") or {}).get("app.kubernetes.io/managed-by"),
+            owner_uids=tuple(o.get("uid", "") for o in meta.get("ownerReferences") or []),
+        )
+    action = reconcile.superuser_secret_action(cluster, existing, resources.MANAGED_BY)
+    if action is reconcile.SecretAction.CREATE:
+        kube.create(resources.superuser_secret(cluster, settings, pki.new_password()))
+    elif action is reconcile.SecretAction.DELETE and superuser is not None:
+        meta = superuser["metadata"]
+        kube.delete(k8s.SECRETS, ns, meta["name"], meta.get("uid"))
+
+
+def _ensure_certificates(kube: k8s.Kube, settings: OperatorSettings, cluster: Cluster) -> None:
+    ns = cluster.namespace
+    server_name = resources.server_secret_name(cluster)
+    replication_name = resources.replication_secret_name(cluster)
+    need_server = kube.get(k8s.SECRETS, ns, server_name) is None
+    need_replication = kube.get(k8s.SECRETS, ns, replication_name) is None
+    ca_obj = kube.get(k8s.SECRETS, ns, resources.ca_secret_name(cluster))
+    if ca_obj is None:
+        ca = pki.new_ca(f"{cluster.name}.{ns}")
+        if kube.create(resources.ca_secret(cluster, settings, ca.cert_pem, ca.key_pem)) is None:
+            return  # another reconcile made a CA first; sign with it next time
+        need_server = need_replication = True
+    elif need_server or need_replication:
+        data = ca_obj.get("data") or {}
+        ca = pki.KeyPair(_b64(data.get("ca.crt")), _b64(data.get("ca.key")))
+    else:
+        return
+    if need_server:
+        pair = pki.new_server_cert(ca, resources.server_dns_names(cluster))
+        kube.create(
+            resources.tls_secret(cluster, settings, server_name, pair.cert_pem, pair.key_pem)
+        )
+    if need_replication:
+        pair = pki.new_client_cert(ca, resources.REPLICATION_USER)
+        kube.create(
+            resources.tls_secret(cluster, settings, replication_name, pair.cert_pem, pair.key_pem)
+        )
+
+
+def _b64(value: object) -> str:
+    return base64.b64decode(str(value or "")).decode()
+
+
+def clusters_for_catalog(
+    kube: k8s.Kube, settings: OperatorSettings, catalog_body: Mapping[str, Any]
+) -> list[tuple[str, str]]:
+    """(namespace, name) of every Cluster that references this catalog by kind and name."""
+    catalog = parse_catalog(catalog_body)
+    namespace = catalog.namespace if catalog.kind == "ImageCatalog" else None
+    found = []
+    for raw in kube.list(k8s.clusters_kind(settings), namespace, {}):
+        ref = (raw.get("spec") or {}).get("imageCatalogRef") or {}
+        if ref.get("kind") == catalog.kind and ref.get("name") == catalog.name:
+            meta = raw["metadata"]
+            found.append((str(meta["namespace"]), str(meta["name"])))
+    return found
+
+
+def all_clusters(kube: k8s.Kube, settings: OperatorSettings) -> list[tuple[str, str]]:
+    return [
+        (str(c["metadata"]["namespace"]), str(c["metadata"]["name"]))
+        for c in kube.list(k8s.clusters_kind(settings), None, {})
+    ]

@@ -1,0 +1,123 @@
+"""kopf registrations, and nothing else: each handler hands over to `controller.py`.
+
+Run with `kopf run --all-namespaces -m drydock_operator.handlers`. The handlers react to
+Cluster events, to instance pod events (a pod became Ready or went away: the next step
+of a rolling update may be due), and to ImageCatalog/ClusterImageCatalog events (a new
+digest for some major: every Cluster referencing the catalog is reconciled). A resync
+task re-reconciles every Cluster periodically, so an API error in one event handler is
+repaired without storing retry state on the Cluster. Only event handlers are used, so
+the operator never adds finalizers or kopf annotations to objects it does not own.
+
+`register()` takes the registry and settings explicitly; importing this module registers
+on kopf's default registry with settings read from the environment, which is what
+`kopf run -m` needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from typing import Any
+
+import kopf
+
+from drydock_operator import controller, k8s, resources
+from drydock_operator.settings import OperatorSettings, load_settings
+
+log = logging.getLogger(__name__)
+
+
+def _reconcile_many(memo: kopf.Memo, targets: list[tuple[str, str]]) -> None:
+    """Reconcile each (namespace, name); one Cluster failing does not stop the others."""
+    for namespace, name in targets:
+        try:
+            controller.reconcile_cluster(memo.kube, memo.settings, memo.locks, namespace, name)
+        except (k8s.ApiError, ValueError) as err:
+            log.error("Cluster %s/%s: reconcile failed: %s", namespace, name, err)
+
+
+async def _resync(memo: kopf.Memo, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            targets = await asyncio.to_thread(controller.all_clusters, memo.kube, memo.settings)
+        except k8s.ApiError as err:
+            log.error("resync: cannot list Clusters: %s", err)
+            continue
+        await asyncio.to_thread(_reconcile_many, memo, targets)
+
+
+def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
+    """Register every handler for `settings.api_group` on `registry`."""
+    group, version = settings.api_group, settings.api_version
+    instance_labels = {
+        "app.kubernetes.io/managed-by": resources.MANAGED_BY,
+        f"{settings.label_prefix}/podRole": "instance",
+    }
+
+    @kopf.on.startup(registry=registry)
+    async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+        settings.peering.standalone = True
+        settings.posting.enabled = False  # events are posted deliberately, in k8s.py
+        settings.watching.server_timeout = 300
+        settings.watching.client_timeout = 330
+        memo.settings = operator_settings
+        memo.kube = k8s.Kube(k8s.load_configuration(os.environ), operator_settings)
+        memo.locks = controller.ClusterLocks()
+        memo.resync = asyncio.get_running_loop().create_task(
+            _resync(memo, operator_settings.resync_seconds)
+        )
+
+    operator_settings = settings
+
+    @kopf.on.cleanup(registry=registry)
+    async def stop(memo: kopf.Memo, **_: Any) -> None:
+        memo.resync.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await memo.resync
+        memo.kube.close()
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        cfg = k8s.load_configuration(os.environ)
+        header = cfg.get_api_key_with_prefix("BearerToken") or ""
+        scheme, _sep, token = header.partition(" ")
+        return kopf.ConnectionInfo(
+            server=cfg.host,
+            ca_path=cfg.ssl_ca_cert,
+            insecure=not cfg.verify_ssl,
+            scheme=scheme if token else None,
+            token=token or scheme or None,
+            certificate_path=cfg.cert_file,
+            private_key_path=cfg.key_file,
+        )
+
+    @kopf.on.event(group, version, "clusters", registry=registry)
+    def cluster_changed(
+        type: str, namespace: str | None, name: str, memo: kopf.Memo, **_: Any
+    ) -> None:
+        if type != "DELETED" and namespace:
+            _reconcile_many(memo, [(namespace, name)])
+
+    @kopf.on.event("", "v1", "pods", labels=instance_labels, registry=registry)
+    def instance_changed(
+        namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any
+    ) -> None:
+        cluster = labels.get(f"{operator_settings.label_prefix}/cluster")
+        if cluster and namespace:
+            _reconcile_many(memo, [(namespace, cluster)])
+
+    @kopf.on.event(group, version, "imagecatalogs", registry=registry)
+    @kopf.on.event(group, version, "clusterimagecatalogs", registry=registry)
+    def catalog_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+        try:
+            targets = controller.clusters_for_catalog(memo.kube, memo.settings, body)
+        except (k8s.ApiError, ValueError) as err:
+            log.error("catalog %s: cannot find its Clusters: %s", body.get("metadata"), err)
+            return
+        _reconcile_many(memo, targets)
+
+
+register(kopf.get_default_registry(), load_settings(os.environ))

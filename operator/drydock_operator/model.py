@@ -1,0 +1,220 @@
+"""Typed views of the Kubernetes objects the operator reads, parsed at the edge.
+
+The API hands back JSON dictionaries. They are turned into frozen dataclasses here, once,
+so that the decision code (`reconcile.py`) and the object specs (`resources.py`) work on
+named fields with known types and never dig through raw dictionaries themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+APPARMOR_PREFIX = "container.apparmor.security.beta.kubernetes.io/"
+CATALOG_KINDS = ("ImageCatalog", "ClusterImageCatalog")
+
+
+class ParseError(ValueError):
+    """An object does not have the shape its schema promises."""
+
+
+@dataclass(frozen=True)
+class CatalogRef:
+    """`spec.imageCatalogRef`: which catalog, and which major in it."""
+
+    api_group: str
+    kind: str
+    name: str
+    major: int
+
+    @property
+    def identifier(self) -> str:
+        """`Kind/name`, as CloudNativePG names a catalog in messages."""
+        return f"{self.kind}/{self.name}"
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """`status.pgDataImageInfo`: the image the data directory was last set up for."""
+
+    image: str
+    major: int
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Container requests and limits, passed through to the instance pods unchanged."""
+
+    requests: tuple[tuple[str, str], ...] = ()
+    limits: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A PostgreSQL Cluster: what was asked (spec) and what was last recorded (status)."""
+
+    name: str
+    namespace: str
+    uid: str
+    instances: int
+    image_name: str | None
+    catalog_ref: CatalogRef | None
+    enable_superuser_access: bool = False
+    pg_hba: tuple[str, ...] = ()
+    pg_ident: tuple[str, ...] = ()
+    storage_size: str = "1Gi"
+    storage_class: str | None = None
+    resources: Resources = field(default_factory=Resources)
+    apparmor: tuple[tuple[str, str], ...] = ()
+    status_image: str | None = None
+    status_phase: str | None = None
+    status_phase_reason: str | None = None
+    current_primary: str | None = None
+    image_info: ImageInfo | None = None
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """An ImageCatalog or ClusterImageCatalog: major -> image."""
+
+    kind: str
+    name: str
+    namespace: str | None
+    images: tuple[tuple[int, str], ...]
+
+    def image_for(self, major: int) -> str | None:
+        for entry_major, image in self.images:
+            if entry_major == major:
+                return image
+        return None
+
+
+@dataclass(frozen=True)
+class Instance:
+    """An instance pod as observed: its image, readiness and role."""
+
+    name: str
+    image: str
+    ready: bool
+    deleting: bool = False
+
+
+def _mapping(value: object, where: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ParseError(f"{where}: expected an object")
+    return value
+
+
+def _str_items(value: object, where: str) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((str(k), str(v)) for k, v in _mapping(value, where).items()))
+
+
+def _lines(value: object, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ParseError(f"{where}: expected a list of strings")
+    return tuple(value)
+
+
+def parse_catalog_ref(raw: Mapping[str, Any]) -> CatalogRef:
+    try:
+        ref = CatalogRef(
+            api_group=str(raw.get("apiGroup") or ""),
+            kind=str(raw["kind"]),
+            name=str(raw["name"]),
+            major=int(raw["major"]),
+        )
+    except (KeyError, TypeError, ValueError) as err:
+        raise ParseError(f"spec.imageCatalogRef: {err}") from err
+    if ref.kind not in CATALOG_KINDS:
+        raise ParseError(f"spec.imageCatalogRef.kind: {ref.kind!r} is not one of {CATALOG_KINDS}")
+    return ref
+
+
+def parse_cluster(body: Mapping[str, Any]) -> Cluster:
+    """Parse a Cluster object as returned by the API (or handed over by kopf)."""
+    meta = _mapping(body.get("metadata"), "metadata")
+    spec = _mapping(body.get("spec"), "spec")
+    status = _mapping(body.get("status"), "status")
+    postgresql = _mapping(spec.get("postgresql"), "spec.postgresql")
+    storage = _mapping(spec.get("storage"), "spec.storage")
+    resources = _mapping(spec.get("resources"), "spec.resources")
+    ref_raw = spec.get("imageCatalogRef")
+    info_raw = _mapping(status.get("pgDataImageInfo"), "status.pgDataImageInfo")
+    annotations = _mapping(meta.get("annotations"), "metadata.annotations")
+    try:
+        return Cluster(
+            name=str(meta["name"]),
+            namespace=str(meta["namespace"]),
+            uid=str(meta.get("uid") or ""),
+            instances=int(spec.get("instances", 1)),
+            image_name=str(spec["imageName"]) if spec.get("imageName") else None,
+            catalog_ref=parse_catalog_ref(_mapping(ref_raw, "spec.imageCatalogRef"))
+            if ref_raw
+            else None,
+            enable_superuser_access=bool(spec.get("enableSuperuserAccess", False)),
+            pg_hba=_lines(postgresql.get("pg_hba"), "spec.postgresql.pg_hba"),
+            pg_ident=_lines(postgresql.get("pg_ident"), "spec.postgresql.pg_ident"),
+            storage_size=str(storage.get("size") or "1Gi"),
+            storage_class=str(storage["storageClass"]) if storage.get("storageClass") else None,
+            resources=Resources(
+                requests=_str_items(resources.get("requests"), "spec.resources.requests"),
+                limits=_str_items(resources.get("limits"), "spec.resources.limits"),
+            ),
+            apparmor=tuple(
+                (k, str(v)) for k, v in sorted(annotations.items()) if k.startswith(APPARMOR_PREFIX)
+            ),
+            status_image=str(status["image"]) if status.get("image") else None,
+            status_phase=str(status["phase"]) if status.get("phase") else None,
+            status_phase_reason=str(status["phaseReason"]) if status.get("phaseReason") else None,
+            current_primary=str(status["currentPrimary"]) if status.get("currentPrimary") else None,
+            image_info=ImageInfo(str(info_raw["image"]), int(info_raw["majorVersion"]))
+            if info_raw.get("image") and info_raw.get("majorVersion")
+            else None,
+        )
+    except (KeyError, TypeError, ValueError) as err:
+        raise ParseError(f"Cluster: {err}") from err
+
+
+def parse_catalog(body: Mapping[str, Any]) -> Catalog:
+    """Parse an ImageCatalog or ClusterImageCatalog."""
+    meta = _mapping(body.get("metadata"), "metadata")
+    spec = _mapping(body.get("spec"), "spec")
+    entries = spec.get("images") or []
+    if not isinstance(entries, list):
+        raise ParseError("spec.images: expected a list")
+    try:
+        images = tuple((int(e["major"]), str(e["image"])) for e in entries)
+        return Catalog(
+            kind=str(body.get("kind") or ""),
+            name=str(meta["name"]),
+            namespace=str(meta["namespace"]) if meta.get("namespace") else None,
+            images=images,
+        )
+    except (KeyError, TypeError, ValueError) as err:
+        raise ParseError(f"catalog: {err}") from err
+
+
+def parse_instance(body: Mapping[str, Any], container: str = "postgres") -> Instance:
+    """Parse an instance pod: the image of its PostgreSQL container and its readiness."""
+    meta = _mapping(body.get("metadata"), "metadata")
+    spec = _mapping(body.get("spec"), "spec")
+    status = _mapping(body.get("status"), "status")
+    image = ""
+    for c in spec.get("containers") or []:
+        if c.get("name") == container:
+            image = str(c.get("image") or "")
+    ready = any(
+        cond.get("type") == "Ready" and cond.get("status") == "True"
+        for cond in status.get("conditions") or []
+    )
+    return Instance(
+        name=str(meta.get("name") or ""),
+        image=image,
+        ready=ready,
+        deleting=bool(meta.get("deletionTimestamp")),
+    )

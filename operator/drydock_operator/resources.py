@@ -1,0 +1,499 @@
+"""Pure object specs for everything a Cluster owns: RBAC, secrets, config, services, pods.
+
+Each function returns the dictionary to send to the API and nothing else happens here,
+so the unit tests can pin exact RBAC rules and security contexts. Names follow
+CloudNativePG (`<cluster>-app`, `-superuser`, `-ca`, `-server`, `-replication`, services
+`-rw`/`-ro`/`-r`, one Pod and one PVC per instance named `<cluster>-<serial>`), so tools
+written for CloudNativePG find them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from drydock_operator.model import Cluster
+from drydock_operator.settings import OperatorSettings
+
+MANAGED_BY = "drydock-operator"
+POSTGRES_UID = 26
+POSTGRES_GID = 26
+PORT_POSTGRESQL = 5432
+PORT_STATUS = 8000
+PORT_METRICS = 9187
+CONTAINER = "postgres"
+PGDATA_MOUNT = "/var/lib/postgresql/data"
+PGDATA = f"{PGDATA_MOUNT}/pgdata"
+CONFIG_DIR = "/etc/postgresql"
+CERTS_DIR = "/etc/postgresql/certs"
+SOCKET_DIR = "/var/run/postgresql"
+APP_USER = "app"
+APP_DATABASE = "app"
+REPLICATION_USER = "streaming_replica"
+SECRET_FILE_MODE = 0o640
+
+Obj = dict[str, Any]
+
+
+# --- names -------------------------------------------------------------------------------
+
+
+def app_secret_name(cluster: Cluster) -> str:
+    return f"{cluster.name}-app"
+
+
+def superuser_secret_name(cluster: Cluster) -> str:
+    return f"{cluster.name}-superuser"
+
+
+def ca_secret_name(cluster: Cluster) -> str:
+    return f"{cluster.name}-ca"
+
+
+def server_secret_name(cluster: Cluster) -> str:
+    return f"{cluster.name}-server"
+
+
+def replication_secret_name(cluster: Cluster) -> str:
+    return f"{cluster.name}-replication"
+
+
+def config_map_name(cluster: Cluster) -> str:
+    return f"{cluster.name}-config"
+
+
+def service_names(cluster: Cluster) -> tuple[str, str, str]:
+    return (f"{cluster.name}-rw", f"{cluster.name}-ro", f"{cluster.name}-r")
+
+
+def instance_secret_names(cluster: Cluster) -> tuple[str, ...]:
+    """The Secrets an instance may read: its own certificates and credentials only."""
+    names = [
+        ca_secret_name(cluster),
+        server_secret_name(cluster),
+        replication_secret_name(cluster),
+        app_secret_name(cluster),
+    ]
+    if cluster.enable_superuser_access:
+        names.append(superuser_secret_name(cluster))
+    return tuple(names)
+
+
+def server_dns_names(cluster: Cluster) -> tuple[str, ...]:
+    """Every name a client may use to reach the cluster's services (server cert SANs)."""
+    names: list[str] = []
+    for svc in service_names(cluster):
+        names += [
+            svc,
+            f"{svc}.{cluster.namespace}",
+            f"{svc}.{cluster.namespace}.svc",
+            f"{svc}.{cluster.namespace}.svc.cluster.local",
+        ]
+    return tuple(names)
+
+
+# --- metadata ----------------------------------------------------------------------------
+
+
+def cluster_labels(cluster: Cluster, settings: OperatorSettings) -> dict[str, str]:
+    return {
+        f"{settings.label_prefix}/cluster": cluster.name,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        "app.kubernetes.io/name": "postgresql",
+        "app.kubernetes.io/instance": cluster.name,
+    }
+
+
+def owner_reference(cluster: Cluster, settings: OperatorSettings) -> Obj:
+    return {
+        "apiVersion": settings.api_version_full,
+        "kind": "Cluster",
+        "name": cluster.name,
+        "uid": cluster.uid,
+        "controller": True,
+    }
+
+
+def _meta(cluster: Cluster, settings: OperatorSettings, name: str, **extra: Any) -> Obj:
+    meta: Obj = {
+        "name": name,
+        "namespace": cluster.namespace,
+        "labels": cluster_labels(cluster, settings),
+        "ownerReferences": [owner_reference(cluster, settings)],
+    }
+    meta.update(extra)
+    return meta
+
+
+# --- RBAC for the instances ----------------------------------------------------------------
+
+
+def service_account(cluster: Cluster, settings: OperatorSettings) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": _meta(cluster, settings, cluster.name),
+    }
+
+
+def role_rules(cluster: Cluster, settings: OperatorSettings) -> list[Obj]:
+    """Exactly the instance manager's permissions (CloudNativePG `pkg/specs/roles.go`).
+
+    ConfigMaps and Secrets are readable by name only, and only the Cluster's own; the
+    Cluster itself can be read and its status written; Backups can be listed, read and
+    deleted; events can be posted. Nothing else: no catalogs, no pods, no other Cluster.
+    """
+    group = settings.api_group
+    return [
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "verbs": ["get", "watch"],
+            "resourceNames": [config_map_name(cluster)],
+        },
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "verbs": ["get", "watch"],
+            "resourceNames": list(instance_secret_names(cluster)),
+        },
+        {
+            "apiGroups": [group],
+            "resources": ["clusters"],
+            "verbs": ["get", "list", "watch"],
+            "resourceNames": [cluster.name],
+        },
+        {
+            "apiGroups": [group],
+            "resources": ["clusters/status"],
+            "verbs": ["get", "patch", "update", "watch"],
+            "resourceNames": [cluster.name],
+        },
+        {
+            "apiGroups": [group],
+            "resources": ["backups"],
+            "verbs": ["list", "get", "delete"],
+        },
+        {
+            "apiGroups": [group],
+            "resources": ["backups/status"],
+            "verbs": ["get", "patch", "update"],
+        },
+        {
+            "apiGroups": [""],
+            "resources": ["events"],
+            "verbs": ["create", "patch"],
+        },
+    ]
+
+
+def role(cluster: Cluster, settings: OperatorSettings) -> Obj:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": _meta(cluster, settings, cluster.name),
+        "rules": role_rules(cluster, settings),
+    }
+
+
+def role_binding(cluster: Cluster, settings: OperatorSettings) -> Obj:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": _meta(cluster, settings, cluster.name),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": cluster.name},
+        "subjects": [
+            {"kind": "ServiceAccount", "name": cluster.name, "namespace": cluster.namespace}
+        ],
+    }
+
+
+# --- Secrets --------------------------------------------------------------------------------
+
+
+def _basic_auth_secret(
+    cluster: Cluster, settings: OperatorSettings, name: str, user: str, password: str
+) -> Obj:
+    host = service_names(cluster)[0]
+    port = str(PORT_POSTGRESQL)
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _meta(cluster, settings, name),
+        "type": "kubernetes.io/basic-auth",
+        "stringData": {
+            "username": user,
+            "password": password,
+            "host": host,
+            "port": port,
+            "dbname": APP_DATABASE if user == APP_USER else "*",
+            "pgpass": f"{host}:{port}:*:{user}:{password}\n",
+        },
+    }
+
+
+def app_secret(cluster: Cluster, settings: OperatorSettings, password: str) -> Obj:
+    """The application owner's credentials (always present)."""
+    return _basic_auth_secret(cluster, settings, app_secret_name(cluster), APP_USER, password)
+
+
+def superuser_secret(cluster: Cluster, settings: OperatorSettings, password: str) -> Obj:
+    """The `postgres` superuser's credentials (only with enableSuperuserAccess)."""
+    return _basic_auth_secret(
+        cluster, settings, superuser_secret_name(cluster), "postgres", password
+    )
+
+
+def ca_secret(cluster: Cluster, settings: OperatorSettings, cert_pem: str, key_pem: str) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _meta(cluster, settings, ca_secret_name(cluster)),
+        "type": "Opaque",
+        "stringData": {"ca.crt": cert_pem, "ca.key": key_pem},
+    }
+
+
+def tls_secret(
+    cluster: Cluster, settings: OperatorSettings, name: str, cert_pem: str, key_pem: str
+) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _meta(cluster, settings, name),
+        "type": "kubernetes.io/tls",
+        "stringData": {"tls.crt": cert_pem, "tls.key": key_pem},
+    }
+
+
+# --- PostgreSQL configuration ---------------------------------------------------------------
+
+
+def postgresql_parameters() -> dict[str, str]:
+    """Settings every instance runs with: SCRAM passwords, TLS 1.3 only."""
+    return {
+        "listen_addresses": "'*'",
+        "port": str(PORT_POSTGRESQL),
+        "unix_socket_directories": f"'{SOCKET_DIR}'",
+        "password_encryption": "'scram-sha-256'",
+        "ssl": "on",
+        "ssl_min_protocol_version": "'TLSv1.3'",
+        "ssl_cert_file": f"'{CERTS_DIR}/server/tls.crt'",
+        "ssl_key_file": f"'{CERTS_DIR}/server/tls.key'",
+        "ssl_ca_file": f"'{CERTS_DIR}/ca/ca.crt'",
+        "hba_file": f"'{CONFIG_DIR}/pg_hba.conf'",
+        "ident_file": f"'{CONFIG_DIR}/pg_ident.conf'",
+    }
+
+
+def pg_hba_lines(cluster: Cluster) -> tuple[str, ...]:
+    """CloudNativePG's order: fixed local and replication rules, the user's, then SCRAM."""
+    return (
+        "local all all peer",
+        f"hostssl postgres {REPLICATION_USER} all cert",
+        f"hostssl replication {REPLICATION_USER} all cert",
+        *cluster.pg_hba,
+        "host all all all scram-sha-256",
+    )
+
+
+def config_map(cluster: Cluster, settings: OperatorSettings) -> Obj:
+    conf = "".join(f"{k} = {v}\n" for k, v in postgresql_parameters().items())
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta(cluster, settings, config_map_name(cluster)),
+        "data": {
+            "postgresql.conf": conf,
+            "pg_hba.conf": "\n".join(pg_hba_lines(cluster)) + "\n",
+            "pg_ident.conf": "".join(f"{line}\n" for line in cluster.pg_ident),
+        },
+    }
+
+
+# --- Services ---------------------------------------------------------------------------------
+
+
+def services(cluster: Cluster, settings: OperatorSettings) -> list[Obj]:
+    """`-rw` reaches the primary, `-ro` the replicas, `-r` any instance."""
+    prefix = settings.label_prefix
+    base = {f"{prefix}/cluster": cluster.name, f"{prefix}/podRole": "instance"}
+    selectors: tuple[Mapping[str, str], ...] = (
+        {**base, f"{prefix}/instanceRole": "primary"},
+        {**base, f"{prefix}/instanceRole": "replica"},
+        base,
+    )
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": _meta(cluster, settings, name),
+            "spec": {
+                "type": "ClusterIP",
+                "selector": dict(selector),
+                "ports": [
+                    {
+                        "name": "postgres",
+                        "port": PORT_POSTGRESQL,
+                        "targetPort": "postgresql",
+                        "protocol": "TCP",
+                    }
+                ],
+            },
+        }
+        for name, selector in zip(service_names(cluster), selectors, strict=True)
+    ]
+
+
+# --- Instances ----------------------------------------------------------------------------------
+
+
+def pvc(cluster: Cluster, settings: OperatorSettings, instance: str) -> Obj:
+    spec: Obj = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": cluster.storage_size}},
+    }
+    if cluster.storage_class:
+        spec["storageClassName"] = cluster.storage_class
+    labels = {
+        **cluster_labels(cluster, settings),
+        f"{settings.label_prefix}/instanceName": instance,
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": _meta(cluster, settings, instance, labels=labels),
+        "spec": spec,
+    }
+
+
+def pod_security_context() -> Obj:
+    """Pod level: never root, uid/gid 26 (the operand images' postgres user)."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": POSTGRES_UID,
+        "runAsGroup": POSTGRES_GID,
+        "fsGroup": POSTGRES_GID,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security_context() -> Obj:
+    """Container level: what Pod Security Standards `restricted` asks, and a read-only root."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": POSTGRES_UID,
+        "runAsGroup": POSTGRES_GID,
+        "readOnlyRootFilesystem": True,
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_ports() -> list[Obj]:
+    return [
+        {"name": "postgresql", "containerPort": PORT_POSTGRESQL, "protocol": "TCP"},
+        {"name": "status", "containerPort": PORT_STATUS, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": PORT_METRICS, "protocol": "TCP"},
+    ]
+
+
+def _secret_volume(name: str, secret: str, items: tuple[str, ...]) -> Obj:
+    return {
+        "name": name,
+        "secret": {
+            "secretName": secret,
+            "defaultMode": SECRET_FILE_MODE,
+            "items": [{"key": k, "path": k} for k in items],
+        },
+    }
+
+
+def _resources(cluster: Cluster) -> Obj:
+    out: Obj = {}
+    if cluster.resources.requests:
+        out["requests"] = dict(cluster.resources.requests)
+    if cluster.resources.limits:
+        out["limits"] = dict(cluster.resources.limits)
+    return out
+
+
+def pod(
+    cluster: Cluster, settings: OperatorSettings, instance: str, image: str, primary: bool
+) -> Obj:
+    """One instance: the PostgreSQL container on its own PVC, restricted and read-only."""
+    prefix = settings.label_prefix
+    labels = {
+        **cluster_labels(cluster, settings),
+        f"{prefix}/instanceName": instance,
+        f"{prefix}/instanceRole": "primary" if primary else "replica",
+        f"{prefix}/podRole": "instance",
+    }
+    annotations = dict(cluster.apparmor)
+    meta = _meta(cluster, settings, instance, labels=labels)
+    if annotations:
+        meta["annotations"] = annotations
+    container: Obj = {
+        "name": CONTAINER,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["postgres"],
+        "args": ["-D", PGDATA, "-c", f"config_file={CONFIG_DIR}/postgresql.conf"],
+        "env": [
+            {"name": "PGDATA", "value": PGDATA},
+            {"name": "PGHOST", "value": SOCKET_DIR},
+            {"name": "CLUSTER_NAME", "value": cluster.name},
+            {"name": "POD_NAME", "value": instance},
+            {
+                "name": "NAMESPACE",
+                "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+            },
+        ],
+        "ports": container_ports(),
+        "readinessProbe": {
+            "exec": {"command": ["pg_isready", "-q", "-h", SOCKET_DIR]},
+            "periodSeconds": 10,
+            "timeoutSeconds": 5,
+        },
+        "securityContext": container_security_context(),
+        "volumeMounts": [
+            {"name": "pgdata", "mountPath": PGDATA_MOUNT},
+            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+            {"name": "server-tls", "mountPath": f"{CERTS_DIR}/server", "readOnly": True},
+            {"name": "ca", "mountPath": f"{CERTS_DIR}/ca", "readOnly": True},
+            {"name": "replication-tls", "mountPath": f"{CERTS_DIR}/replication", "readOnly": True},
+            {"name": "run", "mountPath": SOCKET_DIR},
+            # Writable emptyDirs under a read-only root, not the host's directories.
+            {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108
+            {"name": "shm", "mountPath": "/dev/shm"},  # noqa: S108
+        ],
+    }
+    resources = _resources(cluster)
+    if resources:
+        container["resources"] = resources
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": meta,
+        "spec": {
+            "hostname": instance,
+            "serviceAccountName": cluster.name,
+            "enableServiceLinks": False,
+            "securityContext": pod_security_context(),
+            "containers": [container],
+            "volumes": [
+                {"name": "pgdata", "persistentVolumeClaim": {"claimName": instance}},
+                {"name": "config", "configMap": {"name": config_map_name(cluster)}},
+                _secret_volume("server-tls", server_secret_name(cluster), ("tls.crt", "tls.key")),
+                _secret_volume("ca", ca_secret_name(cluster), ("ca.crt",)),
+                _secret_volume(
+                    "replication-tls", replication_secret_name(cluster), ("tls.crt", "tls.key")
+                ),
+                {"name": "run", "emptyDir": {}},
+                {"name": "tmp", "emptyDir": {}},
+                {"name": "shm", "emptyDir": {"medium": "Memory"}},
+            ],
+        },
+    }

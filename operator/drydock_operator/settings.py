@@ -1,0 +1,78 @@
+"""Operator settings: one frozen value, read once from the environment at start-up.
+
+The API group is configurable because the same Cluster/ImageCatalog shapes are served as
+`postgresql.cnpg.io` by CloudNativePG and as `postgresql.k8s.enterprisedb.io` by EDB's
+distribution. Everything that depends on the group (label prefix, the Role's apiGroups)
+derives from this one value, so switching is a single environment variable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+CNPG_GROUP = "postgresql.cnpg.io"
+EDB_GROUP = "postgresql.k8s.enterprisedb.io"
+SUPPORTED_GROUPS = (CNPG_GROUP, EDB_GROUP)
+
+ENV_API_GROUP = "DRYDOCK_OPERATOR_API_GROUP"
+ENV_REQUEST_TIMEOUT = "DRYDOCK_OPERATOR_REQUEST_TIMEOUT"
+ENV_RESYNC_SECONDS = "DRYDOCK_OPERATOR_RESYNC_SECONDS"
+
+
+class SettingsError(ValueError):
+    """The environment asks for something this operator cannot do."""
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    """What the operator needs to know about its environment."""
+
+    api_group: str = CNPG_GROUP
+    """The group serving Cluster, ImageCatalog and ClusterImageCatalog."""
+
+    api_version: str = "v1"
+    """The served version of that group."""
+
+    request_timeout: float = 10.0
+    """Seconds allowed for each Kubernetes API request before it counts as failed."""
+
+    resync_seconds: float = 30.0
+    """How often every Cluster is reconciled even without an event (level-triggered)."""
+
+    field_manager: str = "drydock-operator"
+    """The name written as the manager of every field the operator sets."""
+
+    @property
+    def label_prefix(self) -> str:
+        """`cnpg.io` or `k8s.enterprisedb.io`, as the matching operator labels its pods."""
+        return self.api_group.removeprefix("postgresql.")
+
+    @property
+    def api_version_full(self) -> str:
+        return f"{self.api_group}/{self.api_version}"
+
+
+def _positive_float(env: Mapping[str, str], key: str, default: float) -> float:
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as err:
+        raise SettingsError(f"{key}={raw!r} is not a number") from err
+    if value <= 0:
+        raise SettingsError(f"{key}={raw!r} must be positive")
+    return value
+
+
+def load_settings(env: Mapping[str, str]) -> OperatorSettings:
+    """Build settings from an environment mapping (pass `os.environ`)."""
+    group = env.get(ENV_API_GROUP) or CNPG_GROUP
+    if group not in SUPPORTED_GROUPS:
+        raise SettingsError(f"{ENV_API_GROUP}={group!r}: expected one of {SUPPORTED_GROUPS}")
+    return OperatorSettings(
+        api_group=group,
+        request_timeout=_positive_float(env, ENV_REQUEST_TIMEOUT, 10.0),
+        resync_seconds=_positive_float(env, ENV_RESYNC_SECONDS, 30.0),
+    )
