@@ -1,0 +1,235 @@
+"""Object specs the operator writes: the instance Role, pod security, services, config.
+
+Aspects: the Role grants exactly the instance manager's permissions and names only the
+Cluster's own ConfigMap, Secrets and Cluster; the superuser Secret is readable only when
+enabled; every instance pod passes Pod Security "restricted" with a read-only root and
+uid/gid 26; named ports; AppArmor annotations pass through; PostgreSQL requires SCRAM and
+TLS 1.3; the API group switch reaches labels and RBAC.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drydock_operator import resources
+from drydock_operator.model import parse_cluster
+from drydock_operator.settings import EDB_GROUP, OperatorSettings
+from operator_samples import cluster_body
+
+SETTINGS = OperatorSettings()
+
+
+def cluster(**spec: Any) -> Any:
+    return parse_cluster(cluster_body(**spec))
+
+
+def test_role_has_exactly_the_instance_manager_rules() -> None:
+    rules = resources.role_rules(cluster(), SETTINGS)
+    g = "postgresql.cnpg.io"
+    assert rules == [
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "verbs": ["get", "watch"],
+            "resourceNames": ["pg-config"],
+        },
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "verbs": ["get", "watch"],
+            "resourceNames": ["pg-ca", "pg-server", "pg-replication", "pg-app"],
+        },
+        {
+            "apiGroups": [g],
+            "resources": ["clusters"],
+            "verbs": ["get", "list", "watch"],
+            "resourceNames": ["pg"],
+        },
+        {
+            "apiGroups": [g],
+            "resources": ["clusters/status"],
+            "verbs": ["get", "patch", "update", "watch"],
+            "resourceNames": ["pg"],
+        },
+        {"apiGroups": [g], "resources": ["backups"], "verbs": ["list", "get", "delete"]},
+        {"apiGroups": [g], "resources": ["backups/status"], "verbs": ["get", "patch", "update"]},
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+    ]
+
+
+def test_role_never_grants_write_on_secrets_or_access_to_catalogs() -> None:
+    for rule in resources.role_rules(cluster(enableSuperuserAccess=True), SETTINGS):
+        assert not {"imagecatalogs", "clusterimagecatalogs", "pods"} & set(rule["resources"])
+        if rule["resources"] in (["secrets"], ["configmaps"]):
+            assert rule["verbs"] == ["get", "watch"]
+            assert rule["resourceNames"]
+
+
+def test_superuser_secret_is_readable_only_when_enabled() -> None:
+    off = resources.instance_secret_names(cluster())
+    on = resources.instance_secret_names(cluster(enableSuperuserAccess=True))
+    assert "pg-superuser" not in off
+    assert set(on) - set(off) == {"pg-superuser"}
+
+
+def test_role_binding_binds_the_cluster_service_account() -> None:
+    c = cluster()
+    binding = resources.role_binding(c, SETTINGS)
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "pg",
+    }
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "pg", "namespace": "db"}]
+    assert resources.service_account(c, SETTINGS)["metadata"]["name"] == "pg"
+
+
+def restricted_violations(pod: dict[str, Any]) -> list[str]:
+    """The Pod Security Standards "restricted" checks, as the admission plugin applies them."""
+    spec = pod["spec"]
+    psc = spec.get("securityContext", {})
+    problems = []
+    for c in spec["containers"] + spec.get("initContainers", []):
+        sc = c.get("securityContext", {})
+        if sc.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"{c['name']}: allowPrivilegeEscalation")
+        if "ALL" not in sc.get("capabilities", {}).get("drop", []):
+            problems.append(f"{c['name']}: capabilities")
+        if not (sc.get("runAsNonRoot") or psc.get("runAsNonRoot")):
+            problems.append(f"{c['name']}: runAsNonRoot")
+        seccomp = sc.get("seccompProfile") or psc.get("seccompProfile") or {}
+        if seccomp.get("type") not in ("RuntimeDefault", "Localhost"):
+            problems.append(f"{c['name']}: seccomp")
+        if sc.get("privileged"):
+            problems.append(f"{c['name']}: privileged")
+    allowed = {"configMap", "secret", "persistentVolumeClaim", "emptyDir", "projected"}
+    for v in spec.get("volumes", []):
+        if not set(v) - {"name"} <= allowed:
+            problems.append(f"volume {v['name']}")
+    for key, value in pod["metadata"].get("annotations", {}).items():
+        if key.startswith("container.apparmor") and not (
+            value == "runtime/default" or value.startswith("localhost/")
+        ):
+            problems.append(f"apparmor {key}")
+    return problems
+
+
+def test_instance_pod_is_restricted_read_only_and_runs_as_26() -> None:
+    pod = resources.pod(cluster(), SETTINGS, "pg-1", "img@sha256:1", primary=True)
+    assert restricted_violations(pod) == []
+    (container,) = pod["spec"]["containers"]
+    assert container["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 26,
+        "runAsGroup": 26,
+        "readOnlyRootFilesystem": True,
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert pod["spec"]["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 26,
+        "runAsGroup": 26,
+        "fsGroup": 26,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert pod["spec"]["serviceAccountName"] == "pg"
+    assert container["image"] == "img@sha256:1"
+
+
+def test_instance_pod_ports_are_named() -> None:
+    pod = resources.pod(cluster(), SETTINGS, "pg-1", "img", primary=True)
+    ports = {p["name"]: p["containerPort"] for p in pod["spec"]["containers"][0]["ports"]}
+    assert ports == {"postgresql": 5432, "status": 8000, "metrics": 9187}
+
+
+def test_instance_pod_has_one_pvc_and_writable_dirs_only_where_needed() -> None:
+    pod = resources.pod(cluster(), SETTINGS, "pg-2", "img", primary=False)
+    claims = [v for v in pod["spec"]["volumes"] if "persistentVolumeClaim" in v]
+    assert claims == [{"name": "pgdata", "persistentVolumeClaim": {"claimName": "pg-2"}}]
+    pvc = resources.pvc(cluster(), SETTINGS, "pg-2")
+    assert pvc["metadata"]["name"] == "pg-2"
+    assert pvc["spec"]["resources"]["requests"]["storage"] == "2Gi"
+    labels = pod["metadata"]["labels"]
+    assert labels["cnpg.io/instanceRole"] == "replica"
+    assert labels["cnpg.io/cluster"] == "pg"
+    assert pod["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+
+
+def test_apparmor_annotations_pass_through_to_pods() -> None:
+    body = cluster_body()
+    body["metadata"]["annotations"] = {
+        "container.apparmor.security.beta.kubernetes.io/postgres": "runtime/default",
+        "unrelated": "x",
+    }
+    pod = resources.pod(parse_cluster(body), SETTINGS, "pg-1", "img", primary=True)
+    assert pod["metadata"]["annotations"] == {
+        "container.apparmor.security.beta.kubernetes.io/postgres": "runtime/default"
+    }
+    assert restricted_violations(pod) == []
+
+
+def test_resources_pass_through() -> None:
+    c = cluster(resources={"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "2Gi"}})
+    container = resources.pod(c, SETTINGS, "pg-1", "img", primary=True)["spec"]["containers"][0]
+    assert container["resources"] == {
+        "requests": {"cpu": "1", "memory": "1Gi"},
+        "limits": {"memory": "2Gi"},
+    }
+
+
+def test_services_select_primary_replicas_and_any() -> None:
+    rw, ro, r = resources.services(cluster(), SETTINGS)
+    assert [s["metadata"]["name"] for s in (rw, ro, r)] == ["pg-rw", "pg-ro", "pg-r"]
+    assert rw["spec"]["selector"]["cnpg.io/instanceRole"] == "primary"
+    assert ro["spec"]["selector"]["cnpg.io/instanceRole"] == "replica"
+    assert "cnpg.io/instanceRole" not in r["spec"]["selector"]
+    assert rw["spec"]["ports"][0]["targetPort"] == "postgresql"
+
+
+def test_postgresql_requires_scram_and_tls13() -> None:
+    cm = resources.config_map(
+        cluster(
+            postgresql={
+                "pg_hba": ["hostssl app app 10.0.0.0/8 scram-sha-256"],
+                "pg_ident": ["m a b"],
+            }
+        ),
+        SETTINGS,
+    )
+    conf = cm["data"]["postgresql.conf"]
+    assert "password_encryption = 'scram-sha-256'\n" in conf
+    assert "ssl_min_protocol_version = 'TLSv1.3'\n" in conf
+    assert "ssl = on\n" in conf
+    hba = cm["data"]["pg_hba.conf"].splitlines()
+    assert hba.index("hostssl app app 10.0.0.0/8 scram-sha-256") < hba.index(
+        "host all all all scram-sha-256"
+    )
+    assert hba[-1] == "host all all all scram-sha-256"
+    assert cm["data"]["pg_ident.conf"] == "m a b\n"
+    assert cm["metadata"]["name"] == "pg-config"
+
+
+def test_secrets_hold_credentials_and_certificates() -> None:
+    c = cluster()
+    app = resources.app_secret(c, SETTINGS, "pw")
+    assert app["type"] == "kubernetes.io/basic-auth"
+    assert app["stringData"]["username"] == "app"
+    assert app["stringData"]["password"] == "pw"
+    su = resources.superuser_secret(c, SETTINGS, "pw2")
+    assert (su["metadata"]["name"], su["stringData"]["username"]) == ("pg-superuser", "postgres")
+    tls = resources.tls_secret(c, SETTINGS, "pg-server", "C", "K")
+    assert tls["type"] == "kubernetes.io/tls"
+    assert tls["stringData"] == {"tls.crt": "C", "tls.key": "K"}
+
+
+def test_enterprisedb_group_reaches_labels_and_rbac() -> None:
+    edb = OperatorSettings(api_group=EDB_GROUP)
+    c = cluster()
+    pod = resources.pod(c, edb, "pg-1", "img", primary=True)
+    assert pod["metadata"]["labels"]["k8s.enterprisedb.io/cluster"] == "pg"
+    assert pod["metadata"]["ownerReferences"][0]["apiVersion"] == f"{EDB_GROUP}/v1"
+    groups = {g for rule in resources.role_rules(c, edb) for g in rule["apiGroups"]}
+    assert groups == {"", EDB_GROUP}
