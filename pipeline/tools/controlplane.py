@@ -15,6 +15,7 @@ Stable API (the operator's e2e tests use it; change it only together with them):
     kill_apiserver(cp)           # SIGKILL the apiserver only (fault injection); up() restarts it
     down(settings)               # stops both and waits until they are gone; harmless when down
     mint_token(cp.kubeconfig, "ns", "sa") -> str   # ServiceAccount token via TokenRequest
+    service_account_kubeconfig(cp.kubeconfig, "ns", "sa", path) -> path   # kubeconfig as that SA
 
 State lives in `$DRYDOCK_CACHE/devcluster` by default (resolved at run time):
 `state.json` (ports, pids), `pki/` (CA, serving cert, SA signing key), `tokens.csv`,
@@ -521,3 +522,18 @@ def mint_token(
         if not isinstance(token, str) or not token:
             raise ToolError(["POST", path], None, "", "TokenRequest returned no token")
         return token
+
+
+def service_account_kubeconfig(
+    kubeconfig: Path, namespace: str, sa: str, path: Path, *, expiration_seconds: int = 3600
+) -> Path:
+    """Write a kubeconfig at path that authenticates as namespace/sa (token via mint_token).
+
+    For running a component (the operator) with its own ServiceAccount's RBAC rather than
+    as the admin: same server and CA as kubeconfig, user = the minted token.
+    """
+    token = mint_token(kubeconfig, namespace, sa, expiration_seconds=expiration_seconds)
+    admin = load_kubeconfig(kubeconfig)
+    path.touch(mode=0o600)
+    path.write_text(kubeconfig_text(admin.server, admin.ca_pem or b"", token), encoding="utf-8")
+    return path

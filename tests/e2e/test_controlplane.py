@@ -144,3 +144,16 @@ def test_down_leaves_nothing_running(tmp_path: Path) -> None:
         assert controlplane._gone(pid)
     assert not _port_open(port)
     controlplane.down(settings)  # and so is stopping twice
+
+
+def test_service_account_kubeconfig(control_plane: ControlPlane, tmp_path: Path) -> None:
+    path = controlplane.service_account_kubeconfig(
+        control_plane.kubeconfig, "e2e-sa", "reader", tmp_path / "kubeconfig"
+    )
+    with KubeAPI(load_kubeconfig(path)) as api:
+        review = api.create(
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+        )
+    assert review is not None
+    assert review["status"]["userInfo"]["username"] == "system:serviceaccount:e2e-sa:reader"
