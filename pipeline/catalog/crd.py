@@ -10,6 +10,7 @@ here is valid for CloudNativePG and the other way round.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import yaml
@@ -166,13 +167,17 @@ def dump(obj: JSON) -> str:
     return yaml.safe_dump(obj, sort_keys=False, default_flow_style=False, width=100)
 
 
-def crd_files(group: str = DEFAULT_GROUP) -> dict[str, str]:
-    """File name -> content of the CRD manifests and their kustomization."""
+def crd_files(group: str = DEFAULT_GROUP, extra_resources: Iterable[str] = ()) -> dict[str, str]:
+    """File name -> content of the catalog CRDs and a kustomization listing them.
+
+    extra_resources: other CRD files sharing the directory (the operator's own CRDs),
+    listed in the kustomization too.
+    """
     files = {f"{group}_{plural(kind)}.yaml": dump(crd(kind, group)) for kind in KINDS}
     kustomization = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
-        "resources": sorted(files),
+        "resources": sorted(set(files) | set(extra_resources)),
     }
     files["kustomization.yaml"] = dump(kustomization)
     return files

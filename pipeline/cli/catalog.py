@@ -153,10 +153,17 @@ def apply_cmd(
 @click.option("--api-group", default=DEFAULT_GROUP, show_default=True)
 @exits
 def crds_cmd(output: Path, api_group: str) -> None:
-    """Write the ImageCatalog / ClusterImageCatalog CRDs and their kustomization."""
+    """Write the ImageCatalog / ClusterImageCatalog CRDs and their kustomization.
+
+    Other YAML files already in the directory (the operator's CRDs) are kept and listed
+    in the kustomization too.
+    """
     try:
         output.mkdir(parents=True, exist_ok=True)
-        for name, text in crd_files(api_group).items():
+        ours = set(crd_files(api_group)) - {"kustomization.yaml"}
+        extra = sorted(p.name for p in output.glob("*.yaml") if p.name not in ours)
+        extra = [n for n in extra if n != "kustomization.yaml"]
+        for name, text in crd_files(api_group, extra).items():
             (output / name).write_text(text, encoding="utf-8")
             click.echo(str(output / name))
     except OSError as err:
