@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import tarfile
 import threading
@@ -19,7 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from pipeline.cli import main
 from pipeline.errors import PublishError, ToolError, VerificationFailed
 from pipeline.publish import sign
 from pipeline.publish.push import PushRetry, Release, promote, publish, push_to_staging
@@ -206,12 +209,15 @@ def cosign() -> Cosign:
 
 
 def test_sign_attest_verify_and_detect_a_repointed_tag(
+    *,
     client: RegistryClient,
     make_image: Callable[..., str],
     cosign: Cosign,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     monkeypatch.delenv("COSIGN_PASSWORD", raising=False)
     key = sign.ensure_key(cosign, key_dir=tmp_path / "keys")
     assert (tmp_path / "keys").stat().st_mode & 0o777 == 0o700
@@ -230,6 +236,9 @@ def test_sign_attest_verify_and_detect_a_repointed_tag(
     verified = sign.verify_image(cosign, client, rolling, key.public)
     assert verified.digest == published.digest
     assert verified.signature and verified.attestation
+    cli_ok = CliRunner().invoke(main, ["verify", rolling, "--key", str(key.public)])
+    assert cli_ok.exit_code == 0, cli_ok.output
+    assert json.loads(cli_ok.stdout)["digest"] == published.digest
     with pytest.raises(VerificationFailed, match="expected"):
         sign.verify_image(cosign, client, rolling, key.public, expect_digest="sha256:" + "0" * 64)
 
@@ -242,9 +251,13 @@ def test_sign_attest_verify_and_detect_a_repointed_tag(
     with pytest.raises(VerificationFailed) as caught:
         sign.verify_image(cosign, client, rolling, key.public)
     assert caught.value.exit_code == 1
+    cli_bad = CliRunner().invoke(main, ["verify", rolling, "--key", str(key.public)])
+    assert cli_bad.exit_code == 1, cli_bad.output
     # The immutable tag still names the signed digest.
     immutable = f"{SHARED_REGISTRY}/{release.repository}:{release.tags.immutable}"
     assert sign.verify_image(cosign, client, immutable, key.public).digest == published.digest
+    assert "run: " in caplog.text  # argv was logged ...
+    assert key.password not in caplog.text  # ... and the password never was
 
 
 def test_unsigned_image_cannot_be_signed_when_not_gated(
