@@ -1,0 +1,262 @@
+"""Load images/*.yaml into a Plan, reporting every problem at once.
+
+A platform team editing descriptors wants all mistakes in one run, each naming the
+file, the field and the reason, so the loader collects problems instead of stopping at
+the first. Nothing is built when any problem is found (DescriptorError, exit 2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import TypeAdapter, ValidationError
+
+from pipeline.descriptors.schema import (
+    DEBIAN_MAJORS,
+    PGDG_MAJORS,
+    BaseDescriptor,
+    BaseRef,
+    Descriptor,
+    OperandDescriptor,
+    OperatorDescriptor,
+)
+from pipeline.errors import DescriptorError, Problem
+from pipeline.models.targets import Kind, PackageSource, Plan, Target
+
+_ADAPTER: TypeAdapter[Any] = TypeAdapter(Descriptor)
+_KINDS = ("base", "operand", "operator")
+
+
+def _loc(loc: Iterable[int | str]) -> str:
+    """'majors.0.major' from pydantic's location, without the leading discriminator tag."""
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in _KINDS:
+        parts = parts[1:]
+    return ".".join(parts) or "(document)"
+
+
+def parse_file(path: Path, label: str) -> tuple[Any | None, list[Problem]]:
+    """Parse and validate one descriptor file; returns the model or the problems."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as err:
+        return None, [Problem(label, "(file)", f"cannot be read: {err}")]
+    except yaml.YAMLError as err:
+        return None, [Problem(label, "(document)", f"is not valid YAML: {err}")]
+    if not isinstance(raw, dict):
+        return None, [Problem(label, "(document)", "must be a mapping with a 'kind' key")]
+    try:
+        return _ADAPTER.validate_python(raw), []
+    except ValidationError as err:
+        problems = []
+        for e in err.errors():
+            reason = e["msg"]
+            if e["type"] == "extra_forbidden":
+                reason = "unknown key"
+            elif e["type"] == "union_tag_invalid":
+                reason = f"unknown kind (expected one of: {', '.join(_KINDS)})"
+            problems.append(Problem(label, _loc(e["loc"]), reason))
+        return None, problems
+
+
+def _base_target(desc: BaseDescriptor, release: str, label: str) -> Target:
+    return Target(
+        name=f"base-{release}",
+        kind=Kind.BASE,
+        local_tag=f"{desc.repository}:{release}",
+        repository=desc.repository,
+        release=release,
+        template="",
+        version=release,
+        descriptor=label,
+        params=tuple(
+            sorted(
+                {
+                    "mirror": desc.mirror,
+                    "security_mirror": desc.security_mirror,
+                }.items()
+            )
+        ),
+    )
+
+
+def _base_of(
+    ref: BaseRef | None, release: str, bases: dict[str, Target], label: str, problems: list[Problem]
+) -> tuple[str, tuple[str, ...]]:
+    """The base a target builds FROM, and the plan targets it depends on."""
+    if ref is not None and ref.image:
+        return ref.image, ()
+    wanted = ref.release if ref is not None and ref.release else release
+    if f"base-{wanted}" not in bases:
+        problems.append(
+            Problem(label, "base", f"no base descriptor builds Debian {wanted} (add it to images/)")
+        )
+        return "", ()
+    return f"base-{wanted}", (f"base-{wanted}",)
+
+
+def _operand_targets(
+    desc: OperandDescriptor,
+    label: str,
+    bases: dict[str, Target],
+    base_releases: list[str],
+    problems: list[Problem],
+) -> list[Target]:
+    targets = []
+    for i, m in enumerate(desc.majors):
+        where = f"majors.{i}"
+        if m.source == "debian":
+            shipped = [r for r, major in DEBIAN_MAJORS.items() if major == m.major]
+            if not shipped:
+                known = ", ".join(f"{r}: {v}" for r, v in DEBIAN_MAJORS.items())
+                problems.append(
+                    Problem(
+                        label,
+                        f"{where}.major",
+                        f"Debian does not package PostgreSQL {m.major} ({known}); use source: pgdg",
+                    )
+                )
+                continue
+            releases = m.releases or shipped
+            for r in releases:
+                if r not in shipped:
+                    problems.append(
+                        Problem(
+                            label,
+                            f"{where}.releases",
+                            f"Debian {r} does not package PostgreSQL {m.major} "
+                            f"(it ships {DEBIAN_MAJORS[r]})",
+                        )
+                    )
+            releases = [r for r in releases if r in shipped]
+        else:
+            if m.major not in PGDG_MAJORS:
+                problems.append(
+                    Problem(
+                        label,
+                        f"{where}.major",
+                        f"PGDG does not ship PostgreSQL {m.major} "
+                        f"(supported: {min(PGDG_MAJORS)}-{max(PGDG_MAJORS)})",
+                    )
+                )
+                continue
+            if desc.pgdg is None:
+                problems.append(
+                    Problem(
+                        label, f"{where}.source", "source pgdg needs a top-level 'pgdg' section"
+                    )
+                )
+                continue
+            releases = m.releases or base_releases
+        flavours = m.flavours or sorted(desc.flavours)
+        for f in flavours:
+            if f not in desc.flavours:
+                problems.append(Problem(label, f"{where}.flavours", f"unknown flavour '{f}'"))
+                continue
+            for r in releases:
+                base, deps = _base_of(desc.base, r, bases, label, problems)
+                params: dict[str, str] = {"description": desc.flavours[f].description}
+                if m.source == "pgdg" and desc.pgdg is not None:
+                    params |= {"pgdg_url": desc.pgdg.url, "pgdg_keyring": desc.pgdg.keyring}
+                targets.append(
+                    Target(
+                        name=f"{desc.name}-{m.major}-{f}-{r}",
+                        kind=Kind.OPERAND,
+                        local_tag=f"drydock/{desc.repository}:{m.major}-{f}-{r}",
+                        repository=desc.repository,
+                        release=r,
+                        template=desc.template,
+                        version=str(m.major),
+                        descriptor=label,
+                        uid=desc.user.uid,
+                        gid=desc.user.gid,
+                        major=m.major,
+                        flavour=f,
+                        source=PackageSource(m.source),
+                        packages=tuple(p.format(major=m.major) for p in desc.flavours[f].packages),
+                        base=base,
+                        depends_on=deps,
+                        params=tuple(sorted(params.items())),
+                    )
+                )
+    return targets
+
+
+def _operator_target(
+    desc: OperatorDescriptor, label: str, bases: dict[str, Target], problems: list[Problem]
+) -> Target:
+    base, deps = _base_of(desc.base, desc.release, bases, label, problems)
+    return Target(
+        name=desc.name,
+        kind=Kind.OPERATOR,
+        local_tag=f"drydock/{desc.repository}:{desc.version}",
+        repository=desc.repository,
+        release=desc.release,
+        template=desc.template,
+        version=desc.version,
+        descriptor=label,
+        uid=desc.user.uid,
+        gid=desc.user.gid,
+        packages=tuple(desc.packages),
+        base=base,
+        depends_on=deps,
+        params=(("app_module", desc.app.module), ("app_path", desc.app.path)),
+    )
+
+
+def load_plan(images_dir: Path, templates_dir: Path | None = None) -> Plan:
+    """Read every *.yaml under images_dir into a Plan, or raise DescriptorError."""
+    files = sorted(images_dir.glob("*.yaml")) + sorted(images_dir.glob("*.yml"))
+    if not files:
+        raise DescriptorError([Problem(str(images_dir), "(directory)", "holds no *.yaml")])
+    problems: list[Problem] = []
+    parsed: list[tuple[str, Any]] = []
+    for path in files:
+        label = str(path)
+        model, errs = parse_file(path, label)
+        problems.extend(errs)
+        if model is not None:
+            parsed.append((label, model))
+
+    base_descs = [(lb, d) for lb, d in parsed if isinstance(d, BaseDescriptor)]
+    if len(base_descs) > 1:
+        problems.append(Problem(base_descs[1][0], "kind", "only one base descriptor is allowed"))
+    bases: dict[str, Target] = {}
+    base_releases: list[str] = []
+    max_age, mirror = 168.0, ""
+    if base_descs:
+        label, bdesc = base_descs[0]
+        max_age, mirror, base_releases = bdesc.max_age_hours, bdesc.mirror, list(bdesc.releases)
+        for r in bdesc.releases:
+            bases[f"base-{r}"] = _base_target(bdesc, r, label)
+
+    targets: list[Target] = list(bases.values())
+    for label, d in parsed:
+        if isinstance(d, OperandDescriptor):
+            targets += _operand_targets(d, label, bases, base_releases, problems)
+        elif isinstance(d, OperatorDescriptor):
+            targets.append(_operator_target(d, label, bases, problems))
+        if (
+            templates_dir is not None
+            and not isinstance(d, BaseDescriptor)
+            and not (templates_dir / d.template).is_file()
+        ):
+            problems.append(
+                Problem(label, "template", f"no such template in {templates_dir}: {d.template}")
+            )
+
+    seen: dict[str, str] = {}
+    for t in targets:
+        if t.name in seen:
+            problems.append(
+                Problem(
+                    t.descriptor, "name", f"duplicate target '{t.name}' (also in {seen[t.name]})"
+                )
+            )
+        seen.setdefault(t.name, t.descriptor)
+    if problems:
+        raise DescriptorError(problems)
+    return Plan(tuple(targets), max_age, mirror, tuple(str(f) for f in files))

@@ -1,0 +1,158 @@
+"""Descriptor loading: the shipped matrix, and one clear problem per mistake (exit 2)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cli import main
+from pipeline.descriptors.load import load_plan
+from pipeline.errors import DescriptorError
+from pipeline.models.targets import Kind, PackageSource
+
+ROOT = Path(__file__).resolve().parents[2]
+
+BASE = """
+kind: base
+releases: [bookworm, trixie, bullseye]
+"""
+OPERAND = """
+kind: operand
+name: postgresql
+repository: postgresql
+template: postgresql.Dockerfile.j2
+user: {uid: 26, gid: 26, name: postgres}
+flavours:
+  minimal: {description: server, packages: ["postgresql-{major}"]}
+majors:
+  - {major: 15, source: debian}
+"""
+
+
+def write(tmp: Path, **files: str) -> Path:
+    for name, text in files.items():
+        (tmp / f"{name}.yaml").write_text(textwrap.dedent(text), encoding="utf-8")
+    return tmp
+
+
+def problems_of(images: Path) -> list[str]:
+    with pytest.raises(DescriptorError) as info:
+        load_plan(images, ROOT / "dockerfiles")
+    return [str(p) for p in info.value.problems]
+
+
+def test_shipped_descriptors_give_the_documented_matrix() -> None:
+    plan = load_plan(ROOT / "images", ROOT / "dockerfiles")
+    operands = [t for t in plan if t.kind is Kind.OPERAND]
+    assert {(t.major, t.release) for t in operands} == {
+        (13, "bullseye"),
+        (15, "bookworm"),
+        (17, "trixie"),
+    }
+    assert {t.flavour for t in operands} == {"minimal", "standard"}
+    assert all(t.source is PackageSource.DEBIAN and t.uid == 26 for t in operands)
+    assert [t.name for t in plan if t.kind is Kind.OPERATOR] == ["operator"]
+    # every target comes after the targets it depends on
+    seen: set[str] = set()
+    for t in plan:
+        assert set(t.depends_on) <= seen
+        seen.add(t.name)
+
+
+def test_standard_flavour_adds_to_minimal() -> None:
+    plan = load_plan(ROOT / "images", ROOT / "dockerfiles")
+    minimal = set(plan.get("postgresql-15-minimal-bookworm").packages)
+    standard = set(plan.get("postgresql-15-standard-bookworm").packages)
+    assert minimal < standard
+    assert "locales-all" in standard
+
+
+def test_unknown_key_is_named_with_file_and_field(tmp_path: Path) -> None:
+    images = write(tmp_path, base=BASE, pg=OPERAND.replace("template:", "colour: red\ntemplate:"))
+    assert problems_of(images) == [f"{tmp_path / 'pg.yaml'}: colour: unknown key"]
+
+
+def test_wrong_type_names_the_nested_field(tmp_path: Path) -> None:
+    images = write(tmp_path, base=BASE, pg=OPERAND.replace("uid: 26", "uid: twenty-six"))
+    [problem] = problems_of(images)
+    assert problem.startswith(f"{tmp_path / 'pg.yaml'}: user.uid: ")
+    assert "integer" in problem
+
+
+def test_major_debian_does_not_ship_is_rejected(tmp_path: Path) -> None:
+    images = write(tmp_path, base=BASE, pg=OPERAND.replace("major: 15", "major: 16"))
+    [problem] = problems_of(images)
+    assert "majors.0.major" in problem and "Debian does not package PostgreSQL 16" in problem
+
+
+def test_debian_release_that_ships_another_major_is_rejected(tmp_path: Path) -> None:
+    bad = OPERAND.replace("source: debian}", "source: debian, releases: [trixie]}")
+    [problem] = problems_of(write(tmp_path, base=BASE, pg=bad))
+    assert "majors.0.releases" in problem and "trixie does not package PostgreSQL 15" in problem
+
+
+def test_pgdg_major_out_of_range_and_missing_section(tmp_path: Path) -> None:
+    bad = OPERAND.replace(
+        "- {major: 15, source: debian}",
+        "- {major: 12, source: pgdg}\n  - {major: 18, source: pgdg}",
+    )
+    problems = problems_of(write(tmp_path, base=BASE, pg=bad))
+    assert any("majors.0.major" in p and "PGDG does not ship PostgreSQL 12" in p for p in problems)
+    assert any("majors.1.source" in p and "needs a top-level 'pgdg'" in p for p in problems)
+
+
+def test_pgdg_builds_every_release(tmp_path: Path) -> None:
+    (tmp_path / "key.asc").write_text("not used by the loader\n", encoding="utf-8")
+    good = OPERAND.replace("- {major: 15, source: debian}", "- {major: 18, source: pgdg}") + (
+        "pgdg: {url: 'https://pgdg.invalid/apt', keyring: key.asc}\n"
+    )
+    plan = load_plan(write(tmp_path, base=BASE, pg=good), ROOT / "dockerfiles")
+    assert sorted(t.release for t in plan if t.kind is Kind.OPERAND) == [
+        "bookworm",
+        "bullseye",
+        "trixie",
+    ]
+
+
+def test_duplicate_target_across_files(tmp_path: Path) -> None:
+    problems = problems_of(write(tmp_path, base=BASE, a=OPERAND, b=OPERAND))
+    assert problems == [
+        f"{tmp_path / 'b.yaml'}: name: duplicate target 'postgresql-15-minimal-bookworm' "
+        f"(also in {tmp_path / 'a.yaml'})"
+    ]
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    bad = OPERAND.replace("uid: 26", "uid: -1").replace("template:", "extra: 1\ntemplate:")
+    problems = problems_of(write(tmp_path, base=BASE, pg=bad, junk="kind: nonsense\n"))
+    assert len(problems) == 3
+    assert any("junk.yaml: (document): unknown kind" in p for p in problems)
+
+
+def test_registry_base_must_be_pinned_by_digest(tmp_path: Path) -> None:
+    bad = OPERAND + "base: {image: 'registry.invalid/debian:bookworm-slim'}\n"
+    [problem] = problems_of(write(tmp_path, base=BASE, pg=bad))
+    assert "base.image" in problem and "pinned by digest" in problem
+    good = OPERAND + f"base: {{image: 'registry.invalid/debian@sha256:{'a' * 64}'}}\n"
+    plan = load_plan(write(tmp_path, base=BASE, pg=good), ROOT / "dockerfiles")
+    operand = plan.get("postgresql-15-minimal-bookworm")
+    assert operand.base.endswith("a" * 64) and operand.depends_on == ()
+
+
+def test_cli_exits_2_with_one_line_per_problem(tmp_path: Path) -> None:
+    bad = OPERAND.replace("major: 15", "major: 16").replace("template:", "x: 1\ntemplate:")
+    images = write(tmp_path, base=BASE, pg=bad)
+    result = CliRunner().invoke(main, ["plan", "--images", str(images)])
+    assert result.exit_code == 2
+    lines = [ln for ln in result.stderr.splitlines() if ln.startswith("  ")]
+    assert len(lines) == 1  # the unknown key stops validation of that file
+    assert "pg.yaml: x: unknown key" in lines[0]
+
+
+def test_cli_rejects_unknown_build_target() -> None:
+    result = CliRunner().invoke(main, ["build", "no-such-target"])
+    assert result.exit_code == 2
+    assert "no-such-target" in result.stderr
