@@ -1,0 +1,1 @@
+"""Jinja2 templates -> Dockerfile text (pure) and the build context beside it."""
