@@ -1,0 +1,115 @@
+"""Debian base images built from Debian packages with debuerreotype, reused while fresh.
+
+Nothing can be pulled on the machines Drydock runs on, and a base built from the archive
+(verified by the Debian archive keyring) is a base whose provenance we can state. A base
+younger than the configured max age is reused; an older one is rebuilt, which is how the
+nightly run picks up security updates in the base itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pipeline.build.apt_sources import resolve, sources_list
+from pipeline.models.images import BuiltImage, InstalledPackage
+from pipeline.models.targets import Target
+from pipeline.tools import debuerreotype, docker
+
+log = logging.getLogger(__name__)
+
+CREATED_LABEL = "io.drydock.base.created-epoch"
+
+
+def fresh_base(target: Target, max_age_hours: float, now: float) -> dict[str, str] | None:
+    """The labels of an existing base image young enough to reuse, else None."""
+    inspected = docker.inspect(target.local_tag)
+    if inspected is None:
+        return None
+    labels = docker.labels_of(inspected)
+    try:
+        created = float(labels.get(CREATED_LABEL, "0"))
+    except ValueError:
+        return None
+    if now - created > max_age_hours * 3600:
+        log.info(
+            "%s is %.1f h old (max %.0f h): rebuilding",
+            target.local_tag,
+            (now - created) / 3600,
+            max_age_hours,
+        )
+        return None
+    labels["__id"] = str(inspected["Id"])
+    return labels
+
+
+def build_base(
+    target: Target,
+    work_dir: Path,
+    max_age_hours: float,
+    progress: Callable[[str], None],
+    force: bool = False,
+) -> BuiltImage:
+    """Reuse a fresh base, or bootstrap, slim and import a new one."""
+    start = time.monotonic()
+    now = time.time()
+    existing = None if force else fresh_base(target, max_age_hours, now)
+    if existing is not None:
+        image_id = existing.pop("__id")
+        progress("fresh, reused")
+        return BuiltImage(
+            target=target.name,
+            tag=target.local_tag,
+            image_id=image_id,
+            fingerprint=image_id,
+            labels=tuple(sorted(existing.items())),
+            packages=(),
+            seconds=time.monotonic() - start,
+            builder="debuerreotype",
+            reused=True,
+        )
+    mirrors = resolve(target.param("mirror"), target.param("security_mirror"))
+    work_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{target.name}-", dir=work_dir))
+    try:
+        rootfs, tarball = tmp / "rootfs", tmp / "rootfs.tar"
+
+        def write_sources(root: Path) -> None:
+            apt = root / "etc" / "apt"
+            (apt / "sources.list.d" / "debian.sources").unlink(missing_ok=True)
+            (apt / "sources.list").write_text(
+                sources_list(target.release, mirrors), encoding="utf-8"
+            )
+
+        debuerreotype.build_rootfs(
+            rootfs, tarball, target.release, mirrors.archive, write_sources, progress
+        )
+        created = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        labels = {
+            CREATED_LABEL: str(int(now)),
+            "io.drydock.release": target.release,
+            "org.opencontainers.image.created": created,
+            "org.opencontainers.image.title": f"Debian {target.release} (debuerreotype, slim)",
+            "org.opencontainers.image.vendor": "Drydock",
+        }
+        changes = [f'LABEL {k}="{v}"' for k, v in sorted(labels.items())] + ['CMD ["bash"]']
+        progress("import")
+        image_id = docker.import_rootfs(tarball, target.local_tag, changes)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    packages = tuple(InstalledPackage(*row) for row in docker.installed_packages(target.local_tag))
+    return BuiltImage(
+        target=target.name,
+        tag=target.local_tag,
+        image_id=image_id,
+        fingerprint=image_id,
+        labels=tuple(sorted(labels.items())),
+        packages=packages,
+        seconds=time.monotonic() - start,
+        builder="debuerreotype",
+    )

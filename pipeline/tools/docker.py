@@ -1,0 +1,203 @@
+"""The Docker engine: builds through the best available builder, and image inspection.
+
+Three ways to build, best first, detected once per run:
+  * `buildx`   - a CLI with the buildx plugin (`docker buildx build --load`);
+  * `buildkit` - a pre-23 CLI (Debian's 20.10) whose built-in BuildKit client works with
+                 DOCKER_BUILDKIT=1 (cache mounts, --iidfile);
+  * `legacy`   - the classic builder, which every engine has.
+Image inspection and `docker save` go through docker-py over the engine's socket, so no
+extra process is needed for them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+
+from pipeline.errors import ToolError
+from pipeline.tools.runner import run, stream
+
+log = logging.getLogger(__name__)
+
+BUILD_TIMEOUT = 3600.0
+QUICK_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class Builder:
+    kind: str  # "buildx", "buildkit" or "legacy"
+    cli: str  # path of the docker CLI to use
+
+    @property
+    def buildkit(self) -> bool:
+        return self.kind != "legacy"
+
+
+def _docker_clis() -> list[str]:
+    """Every distinct `docker` executable on PATH, in PATH order."""
+    seen: list[str] = []
+    for entry in os.environ.get("PATH", "").split(os.pathsep):
+        candidate = Path(entry) / "docker"
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            real = str(candidate.resolve())
+            if real not in [str(Path(s).resolve()) for s in seen]:
+                seen.append(str(candidate))
+    return seen
+
+
+def detect_builder(prefer: str = "auto") -> Builder:
+    """Pick buildx, else a CLI with built-in BuildKit, else the legacy builder."""
+    clis = _docker_clis()
+    if not clis:
+        raise ToolError(["docker"], None, "", "not found on PATH (run scripts/host.sh up)")
+    if prefer == "legacy":
+        return Builder("legacy", clis[0])
+    for cli in clis:
+        if run([cli, "buildx", "version"], timeout=QUICK_TIMEOUT, check=False).returncode == 0:
+            return Builder("buildx", cli)
+    for cli in clis:
+        done = run(
+            [cli, "version", "--format", "{{.Client.Version}}"], timeout=QUICK_TIMEOUT, check=False
+        )
+        major = done.stdout.strip().split(".", 1)[0]
+        if major.isdigit() and int(major) < 23:
+            return Builder("buildkit", cli)
+    if prefer in ("buildx", "buildkit"):
+        raise ToolError([clis[0], "build"], None, "", f"builder '{prefer}' is not available here")
+    return Builder("legacy", clis[0])
+
+
+def build(
+    builder: Builder,
+    context: Path,
+    tag: str,
+    *,
+    build_args: Mapping[str, str],
+    labels: Mapping[str, str],
+    on_line: Callable[[str], None],
+    timeout: float = BUILD_TIMEOUT,
+) -> str:
+    """Build context/Dockerfile as tag; returns the image id ("sha256:...")."""
+    iidfile = context / ".iid"
+    argv: list[str] = [builder.cli]
+    env: dict[str, str] = {}
+    if builder.kind == "buildx":
+        argv += ["buildx", "build", "--load", "--progress=plain"]
+    else:
+        argv += ["build"]
+        env["DOCKER_BUILDKIT"] = "1" if builder.kind == "buildkit" else "0"
+        if builder.kind == "buildkit":
+            argv += ["--progress=plain"]
+    argv += ["--pull=false", "--tag", tag, "--iidfile", str(iidfile)]
+    for key, value in sorted(build_args.items()):
+        argv += ["--build-arg", f"{key}={value}"]
+    for key, value in sorted(labels.items()):
+        argv += ["--label", f"{key}={value}"]
+    argv.append(str(context))
+    stream(argv, timeout=timeout, on_line=on_line, env=env)
+    try:
+        return iidfile.read_text(encoding="utf-8").strip()
+    except OSError as err:
+        raise ToolError(argv, 0, "", "left no image id file") from err
+
+
+def _client() -> docker.DockerClient:
+    try:
+        return docker.from_env(timeout=int(QUICK_TIMEOUT))
+    except docker.errors.DockerException as err:
+        raise ToolError(["docker"], None, str(err), "engine not reachable") from err
+
+
+def inspect(ref: str) -> dict[str, Any] | None:
+    """The engine's inspect document for an image, or None when it does not exist."""
+    client = _client()
+    try:
+        attrs: dict[str, Any] = client.api.inspect_image(ref)
+        return attrs
+    except docker.errors.ImageNotFound:
+        return None
+    except docker.errors.APIError as err:
+        raise ToolError(["docker", "image", "inspect", ref], None, str(err)) from err
+    finally:
+        client.close()
+
+
+def save(ref: str, dest: Path) -> Path:
+    """`docker save` ref into dest (a docker-archive tarball), streamed."""
+    client = _client()
+    try:
+        image = client.images.get(ref)
+        with dest.open("wb") as fh:
+            for chunk in image.save(named=True):
+                fh.write(chunk)
+    except docker.errors.DockerException as err:
+        raise ToolError(["docker", "save", ref], None, str(err)) from err
+    finally:
+        client.close()
+    return dest
+
+
+def import_rootfs(tarball: Path, tag: str, changes: Sequence[str]) -> str:
+    """`docker import` a rootfs tarball with Dockerfile-style changes; returns the image id."""
+    argv = ["docker", "import"]
+    for change in changes:
+        argv += ["--change", change]
+    argv += [str(tarball), tag]
+    done = run(argv, timeout=600)
+    return done.stdout.strip().splitlines()[-1]
+
+
+def run_container(
+    image: str,
+    command: Sequence[str],
+    *,
+    timeout: float,
+    user: str | None = None,
+    entrypoint: str | None = None,
+    extra: Sequence[str] = (),
+    check: bool = True,
+) -> str:
+    """Run a throwaway container (`docker run --rm`) and return its stdout."""
+    argv = ["docker", "run", "--rm", "--network=none"]
+    if user is not None:
+        argv += ["--user", user]
+    if entrypoint is not None:
+        argv += ["--entrypoint", entrypoint]
+    argv += [*extra, image, *command]
+    return run(argv, timeout=timeout, check=check).stdout
+
+
+def installed_packages(image: str) -> list[tuple[str, str, str]]:
+    """(package, version, source package) for every package dpkg lists as installed."""
+    out = run_container(
+        image,
+        ["-W", "-f", "${db:Status-Abbrev}\t${Package}\t${Version}\t${source:Package}\n"],
+        entrypoint="dpkg-query",
+        timeout=120,
+    )
+    rows = []
+    for line in out.splitlines():
+        parts = line.split("\t")
+        if len(parts) == 4 and parts[0].startswith("ii"):
+            rows.append((parts[1], parts[2], parts[3]))
+    return rows
+
+
+def tag(ref: str, new: str) -> None:
+    run(["docker", "tag", ref, new], timeout=QUICK_TIMEOUT)
+
+
+def remove(ref: str) -> None:
+    run(["docker", "image", "rm", "--force", ref], timeout=QUICK_TIMEOUT, check=False)
+
+
+def labels_of(inspected: Mapping[str, Any]) -> dict[str, str]:
+    config = inspected.get("Config") or {}
+    return dict(config.get("Labels") or {})
