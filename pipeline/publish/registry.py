@@ -319,7 +319,7 @@ class RegistryClient:
         return stored
 
     def _copy_content(self, from_repository: str, to_repository: str, digest: str) -> Manifest:
-        """Copy a manifest (and, recursively, what it refers to) by digest; returns it."""
+        """Copy a manifest by digest after what it refers to (blobs, child manifests)."""
         found = self.manifest(from_repository, digest)
         if found is None:
             raise PublishError(f"{from_repository}@{digest}: no such manifest")
@@ -329,6 +329,7 @@ class RegistryClient:
         else:
             for blob in found.blobs():
                 self.mount_blob(to_repository, from_repository, blob)
+        self.put_manifest(to_repository, digest, found)
         return found
 
     def copy(
@@ -340,7 +341,6 @@ class RegistryClient:
         only guarantees that every tag ends up naming exactly `digest`.
         """
         found = self._copy_content(from_repository, to_repository, digest)
-        self.put_manifest(to_repository, digest, found)
         for tag in tags:
             self.put_manifest(to_repository, tag, found)
             log.info("promoted %s@%s to %s:%s", from_repository, digest, to_repository, tag)

@@ -24,12 +24,14 @@ from click.testing import CliRunner
 
 from pipeline.cli import main
 from pipeline.errors import PublishError, ToolError, VerificationFailed
+from pipeline.models.publish import PublishedImage
 from pipeline.publish import sign
 from pipeline.publish.push import PushRetry, Release, promote, publish, push_to_staging
 from pipeline.publish.registry import RegistryClient
 from pipeline.publish.tags import TagSet, operand_tags
 from pipeline.tools import docker_push
 from pipeline.tools.cosign import Cosign, locate_cosign
+from pipeline.tools.locate import locate
 from pipeline.tools.registry_server import RegistryServer
 from pipeline.tools.runner import run
 
@@ -268,3 +270,78 @@ def test_unsigned_image_cannot_be_signed_when_not_gated(
     key = sign.SigningKey(tmp_path / "k", tmp_path / "p", "x")
     with pytest.raises(PublishError, match="gate"):
         sign.sign_image(cosign, staged, key, tmp_path / "sbom.json")
+
+
+def test_a_multi_platform_index_is_promoted_with_its_children(
+    client: RegistryClient, make_image: Callable[..., str]
+) -> None:
+    release = _release()
+    children = []
+    for n in range(2):
+        part = Release(release.target, release.repository, TagSet(f"part-{n}", ()))
+        children.append(push_to_staging(make_image(), part, client, FAST).digest)
+    staging = f"{SHARED_REGISTRY}/{release.staging_repository}"
+    crane = locate("crane")
+    run(
+        [str(crane.path), "index", "append", "--insecure",
+         "-m", f"{staging}@{children[0]}", "-m", f"{staging}@{children[1]}",
+         "-t", f"{staging}:{release.tags.immutable}"],
+        timeout=120,
+    )  # fmt: skip
+    index_digest = client.digest(release.staging_repository, release.tags.immutable)
+    assert index_digest is not None
+    staged = PublishedImage(
+        target=release.target,
+        registry=SHARED_REGISTRY,
+        repository=release.staging_repository,
+        tag=release.tags.immutable,
+        digest=index_digest,
+        gated=False,
+    )
+
+    published = promote(staged, release, client, gated=True)
+
+    index = client.manifest(release.repository, release.tags.immutable)
+    assert index is not None
+    assert index.is_index
+    assert index.digest == published.digest == index_digest
+    assert set(index.children()) == set(children)
+    for child in children:
+        manifest = client.manifest(release.repository, child)
+        assert manifest is not None
+        for blob in manifest.blobs():
+            assert client.blob_exists(release.repository, blob)
+
+
+def test_blob_copy_through_an_upload_session(
+    client: RegistryClient, make_image: Callable[..., str]
+) -> None:
+    """The path taken when a registry answers a mount request with 202 (no mount)."""
+    release = _release()
+    staged = push_to_staging(make_image(), release, client, FAST)
+    manifest = client.manifest(staged.repository, staged.digest)
+    assert manifest is not None
+    target = release.repository + "-copy"
+    resp = client.session.post(f"{client.base}/{target}/blobs/uploads/", timeout=client.timeout)
+    assert resp.status_code == 202
+    for blob in manifest.blobs()[:1]:
+        client._copy_blob(staged.repository, blob, resp.headers["Location"])
+        assert client.blob_exists(target, blob)
+
+
+def test_verification_fails_under_another_key(
+    client: RegistryClient,
+    make_image: Callable[..., str],
+    cosign: Cosign,
+    tmp_path: Path,
+) -> None:
+    key = sign.ensure_key(cosign, key_dir=tmp_path / "signer")
+    other = sign.ensure_key(cosign, key_dir=tmp_path / "stranger")
+    published = publish(make_image(), _release(), client, gated=True, retry=FAST)
+    sbom = tmp_path / "sbom.json"
+    sbom.write_text(json.dumps(SBOM), encoding="utf-8")
+    sign.sign_image(cosign, published, key, sbom)
+    ref = f"{published.registry}/{published.repository}:{published.tag}"
+    assert sign.verify_image(cosign, client, ref, key.public).signature
+    with pytest.raises(VerificationFailed, match="signature"):
+        sign.verify_image(cosign, client, ref, other.public)
