@@ -73,9 +73,19 @@ ensure_base_tools() {
   apt_install debuerreotype debian-archive-keyring
 }
 
-case "${1:-up}" in
-  up) ensure_docker; ensure_registry; ensure_base_tools ;;
-  docker) ensure_docker ;;
-  registry) ensure_registry ;;
-  *) echo "usage: scripts/host.sh [up|docker|registry]" >&2; exit 2 ;;
-esac
+ensure_browser() {
+  # The HTML checklist test opens the report in a real headless browser.
+  command -v chromium >/dev/null && return 0
+  apt_install chromium
+}
+
+[ $# -eq 0 ] && set -- up
+for what in "$@"; do
+  case "$what" in
+    up) ensure_docker; ensure_registry; ensure_base_tools ;;
+    docker) ensure_docker ;;
+    registry) ensure_registry ;;
+    browser) ensure_browser ;;
+    *) echo "usage: scripts/host.sh [up|docker|registry|browser]..." >&2; exit 2 ;;
+  esac
+done

@@ -1,0 +1,41 @@
+"""Integration fixtures: real builds on the real Docker engine.
+
+    foundation_build  session  BuildResult of the operator image and one minimal operand
+                               per reachable major (13 bullseye, 15 bookworm, 17 trixie),
+                               built by Drydock's own executor (reused when unchanged)
+
+A missing engine fails the run; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.build.events import Silent
+from pipeline.build.executor import BuildResult, build_plan
+from pipeline.descriptors.load import load_plan
+from pipeline.settings import Settings, default_cache
+from pipeline.tools import docker
+
+ROOT = Path(__file__).resolve().parents[2]
+FOUNDATION_TARGETS = (
+    "operator",
+    "postgresql-13-minimal-bullseye",
+    "postgresql-15-minimal-bookworm",
+    "postgresql-17-minimal-trixie",
+)
+
+
+@pytest.fixture(scope="session")
+def foundation_settings() -> Settings:
+    return Settings(root=ROOT, cache=default_cache(), jobs=2)
+
+
+@pytest.fixture(scope="session")
+def foundation_build(foundation_settings: Settings) -> BuildResult:
+    if docker.inspect("drydock/no-such-image:probe") is not None:  # also proves the engine answers
+        pytest.fail("unexpected image drydock/no-such-image:probe")
+    plan = load_plan(ROOT / "images", ROOT / "dockerfiles").select(FOUNDATION_TARGETS)
+    return build_plan(plan, foundation_settings, Silent())

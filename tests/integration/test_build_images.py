@@ -1,0 +1,113 @@
+"""Real builds: every reachable major runs initdb and postgres read-only as uid 26.
+
+These use Drydock's own executor on the real Docker engine, then start each operand the
+way a hardened pod would: read-only root filesystem, tmpfs for runtime dirs, uid 26.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.build.events import Silent
+from pipeline.build.executor import FINGERPRINT_LABEL, BuildResult, build_plan
+from pipeline.descriptors.load import load_plan
+from pipeline.settings import Settings
+from pipeline.tools import docker
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+OPERANDS = {
+    "postgresql-13-minimal-bullseye": 13,
+    "postgresql-15-minimal-bookworm": 15,
+    "postgresql-17-minimal-trixie": 17,
+}
+START_SQL = (
+    "initdb --auth=trust --username=postgres -D /var/lib/postgresql/data/pg >/dev/null"
+    " && pg_ctl -D /var/lib/postgresql/data/pg -w -o '-c listen_addresses=' start >/dev/null"
+    " && psql -h /var/run/postgresql -U postgres -Atc 'SELECT version()'"
+    " && psql -h /var/run/postgresql -U postgres -Atc 'SHOW server_version_num'"
+    " && id -u"
+)
+
+
+@pytest.mark.parametrize(("name", "major"), sorted(OPERANDS.items()))
+def test_operand_runs_read_only_as_uid_26(
+    foundation_build: BuildResult, name: str, major: int
+) -> None:
+    image = foundation_build.images[name]
+    out = docker.run_container(
+        image.image_id,
+        ["-c", START_SQL],
+        entrypoint="bash",
+        timeout=300,
+        user="26:26",
+        extra=[
+            "--read-only",
+            "--tmpfs=/var/run/postgresql:uid=26,gid=26,mode=2775",
+            "--tmpfs=/var/lib/postgresql/data:uid=26,gid=26,mode=0700",
+            "--tmpfs=/tmp:mode=1777",
+        ],
+    )
+    version, version_num, uid = out.strip().splitlines()[-3:]
+    assert version.startswith(f"PostgreSQL {major}.")
+    assert int(version_num) // 10000 == major
+    assert uid == "26"
+
+
+def test_images_run_as_numeric_non_root(foundation_build: BuildResult) -> None:
+    for name, image in foundation_build.images.items():
+        if name.startswith("base-"):
+            continue
+        user = (docker.inspect(image.image_id) or {})["Config"]["User"]
+        uid = user.split(":", 1)[0]
+        assert uid.isdigit() and int(uid) != 0, f"{name} runs as {user!r}"
+
+
+def test_no_setuid_or_setgid_file_in_any_image(foundation_build: BuildResult) -> None:
+    for name, image in foundation_build.images.items():
+        if name.startswith("base-"):
+            continue
+        found = docker.run_container(
+            image.image_id,
+            ["/", "-xdev", "-type", "f", "-perm", "/6000"],
+            entrypoint="find",
+            user="0",
+            timeout=120,
+        )
+        assert found.strip() == "", f"{name} has setuid/setgid files: {found}"
+
+
+def test_labels_record_and_packages(foundation_build: BuildResult) -> None:
+    assert foundation_build.record is not None
+    record = json.loads(foundation_build.record.read_text())
+    by_target = {entry["target"]: entry for entry in record["images"]}
+    for name, major in OPERANDS.items():
+        entry = by_target[name]
+        labels = entry["labels"]
+        assert labels[FINGERPRINT_LABEL] == entry["fingerprint"]
+        assert labels["org.opencontainers.image.version"] == str(major)
+        base = foundation_build.images[f"base-{name.rsplit('-', 1)[-1]}"]
+        assert labels["org.opencontainers.image.base.digest"] == base.image_id
+        assert labels["org.opencontainers.image.created"]
+        packages = {p["name"]: p["version"] for p in entry["packages"]}
+        assert packages[f"postgresql-{major}"].startswith(f"{major}.")
+        assert "openssh-server" not in packages and "sudo" not in packages
+    operator = by_target["operator"]["packages"]
+    assert any(p["name"] == "python3" for p in operator)
+
+
+def test_unchanged_inputs_are_reused_not_rebuilt(
+    foundation_build: BuildResult, foundation_settings: Settings
+) -> None:
+    plan = load_plan(ROOT / "images", ROOT / "dockerfiles").select(
+        ("postgresql-15-minimal-bookworm",)
+    )
+    again = build_plan(plan, foundation_settings, Silent())
+    first = foundation_build.images["postgresql-15-minimal-bookworm"]
+    second = again.images["postgresql-15-minimal-bookworm"]
+    assert second.reused and second.image_id == first.image_id
+    assert second.fingerprint == first.fingerprint
