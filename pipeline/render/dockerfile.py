@@ -20,6 +20,16 @@ SOURCE_URL = "https://example.invalid/drydock"  # overridable per run; no machin
 APT_CACHE_MOUNT = (
     "--mount=type=cache,target=/var/cache/apt/archives,sharing=locked,id=apt-{release} "
 )
+# With a cache mount the downloaded .debs must survive the RUN: the base's docker-clean
+# hook (which deletes them) is set aside for the duration and put back afterwards.
+APT_KEEP = (
+    "if [ -f /etc/apt/apt.conf.d/docker-clean ]; then "
+    "mv /etc/apt/apt.conf.d/docker-clean /etc/apt/docker-clean.off; fi; "
+)
+APT_RESTORE = (
+    "if [ -f /etc/apt/docker-clean.off ]; then "
+    "mv /etc/apt/docker-clean.off /etc/apt/apt.conf.d/docker-clean; fi"
+)
 _SYNTAX_LINE = re.compile(r"^#\s*syntax\s*=", re.IGNORECASE | re.MULTILINE)
 
 
@@ -57,6 +67,8 @@ def render(target: Target, options: RenderOptions, templates_dir: Path) -> str:
             cache_mount=(
                 APT_CACHE_MOUNT.format(release=target.release) if options.buildkit else ""
             ),
+            apt_keep=APT_KEEP if options.buildkit else "",
+            apt_done=APT_RESTORE if options.buildkit else "apt-get clean",
         )
     except jinja2.TemplateNotFound as err:
         raise DescriptorError(
