@@ -25,7 +25,7 @@ PASSWD = (
 GROUP = "root:x:0:\npostgres:x:26:\n"
 SHADOW = "root:*:19000:0:99999:7:::\npostgres:!:19000::::::\n"
 SOURCES = (
-    "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm\nComponents: main\n"
+    "Types: deb\nURIs: http://mirror.invalid/debian\nSuites: bookworm\nComponents: main\n"
     "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
 )
 

@@ -66,7 +66,7 @@ def test_whiteout_removes_a_file_and_a_whole_tree() -> None:
 def test_opaque_directory_hides_lower_layers_but_not_its_own_layer() -> None:
     fs = image_fs(
         None,
-        [file("var/lib/apt/lists/deb.debian.org_InRelease", "x")],
+        [file("var/lib/apt/lists/mirror.invalid_InRelease", "x")],
         # the new content is listed before the opaque marker on purpose
         [file("var/lib/apt/lists/new"), opaque("var/lib/apt/lists")],
     )

@@ -322,7 +322,7 @@ def test_apt_lists_and_caches_left_behind() -> None:
     fs = image_fs(
         None,
         [
-            file("var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_InRelease", "x"),
+            file("var/lib/apt/lists/mirror.invalid_debian_dists_bookworm_InRelease", "x"),
             file("var/cache/apt/archives/curl_7.88_amd64.deb", "x"),
             file("var/cache/apt/pkgcache.bin", "x"),
         ],
