@@ -85,6 +85,7 @@ def build_image(
     builder: docker.Builder,
     events: BuildEvents,
     created: str,
+    rebuild: bool = False,
 ) -> BuiltImage:
     start = time.monotonic()
     base_ref, base_id = _base_of(target, images)
@@ -98,7 +99,11 @@ def build_image(
     context = write_context(settings.work / "contexts" / target.name, text, files)
     fp = fingerprint(context, base_id)
     existing = docker.inspect(target.local_tag)
-    if existing is not None and docker.labels_of(existing).get(FINGERPRINT_LABEL) == fp:
+    if (
+        not rebuild
+        and existing is not None
+        and docker.labels_of(existing).get(FINGERPRINT_LABEL) == fp
+    ):
         events.step(target.name, "unchanged inputs, reusing the local image")
         image_id, labels, reused = str(existing["Id"]), docker.labels_of(existing), True
     else:
@@ -135,6 +140,7 @@ def _build_one(
     events: BuildEvents,
     created: str,
     force_base: bool,
+    rebuild: bool,
 ) -> BuiltImage:
     if target.kind is Kind.BASE:
         return build_base(
@@ -144,7 +150,7 @@ def _build_one(
             lambda text: events.step(target.name, text),
             force=force_base,
         )
-    return build_image(target, images, settings, builder, events, created)
+    return build_image(target, images, settings, builder, events, created, rebuild)
 
 
 def build_plan(
@@ -153,6 +159,7 @@ def build_plan(
     events: BuildEvents,
     *,
     force_base: bool = False,
+    rebuild: bool = False,
 ) -> BuildResult:
     """Build every target of plan; raises BuildError (after writing the record) on failure."""
     started = time.monotonic()
@@ -188,6 +195,7 @@ def build_plan(
                         events,
                         created,
                         force_base,
+                        rebuild,
                     )
                     running[fut] = target
             if not running:
