@@ -53,7 +53,7 @@ def verify(
 ) -> None:
     """Verify that IMAGE (registry/repository:tag or @digest) is signed and attested."""
     registry, _, _ = split_reference(image)
-    client = RegistryClient(registry, insecure=insecure, timeout=timeout)
+    client = RegistryClient.from_environment(registry, insecure=insecure, timeout=timeout)
     cosign = locate_cosign(insecure_registry=client.base.startswith("http:"))
     key = public_key or default_key_dir() / "cosign.pub"
     verified = verify_image(

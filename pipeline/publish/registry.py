@@ -23,10 +23,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 from tenacity import (
@@ -38,6 +39,7 @@ from tenacity import (
 )
 
 from pipeline.errors import PublishError
+from pipeline.publish.registry_auth import Credentials, RegistryAuth, find_credentials
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,13 @@ class Manifest:
         return tuple(m["digest"] for m in self.document().get("manifests") or ())
 
 
+def _repository_of(url: str) -> str:
+    """The repository a /v2/<repository>/(manifests|blobs|tags)/... URL addresses ("" if none)."""
+    path = urlsplit(url).path
+    match = re.match(r"^/v2/(.+?)/(?:manifests|blobs|tags)/", path)
+    return match.group(1) if match else ""
+
+
 def digest_of(body: bytes) -> str:
     """The canonical digest of a manifest body."""
     return "sha256:" + hashlib.sha256(body).hexdigest()
@@ -108,7 +117,10 @@ def media_type_of(body: bytes, content_type: str) -> str:
 
 
 class RegistryClient:
-    """The distribution API of one registry (`host:port`), anonymous access.
+    """The distribution API of one registry (`host:port`).
+
+    Anonymous unless `credentials` are given (see `from_environment`); 401 challenges
+    (Basic or Bearer token) are answered by pipeline.publish.registry_auth.
 
     `insecure=None` means plain http for loopback addresses and https elsewhere.
     """
@@ -122,8 +134,11 @@ class RegistryClient:
         attempts: int = 5,
         max_wait: float = 8.0,
         session: requests.Session | None = None,
+        credentials: Credentials | None = None,
     ) -> None:
         self.registry = registry
+        self.auth = RegistryAuth(credentials)
+        self._authorization: dict[str, str] = {}  # repository -> Authorization header
         host = registry.rsplit(":", 1)[0]
         if insecure is None:
             insecure = host in {"localhost", "::1", "[::1]"} or host.startswith("127.")
@@ -133,7 +148,46 @@ class RegistryClient:
         self.max_wait = max_wait
         self.session = session or requests.Session()
 
+    @classmethod
+    def from_environment(cls, registry: str, **options: Any) -> RegistryClient:
+        """A client with the credentials the environment or `docker login` provides."""
+        return cls(registry, credentials=find_credentials(registry), **options)
+
     # -- transport -------------------------------------------------------------------------
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        params: dict[str, str],
+        data: bytes | None,
+    ) -> requests.Response:
+        """One HTTP exchange, answering an authentication challenge once if there is one."""
+        key = _repository_of(url)
+
+        def exchange(authorization: str | None) -> requests.Response:
+            sent = dict(headers)
+            if authorization:
+                sent["Authorization"] = authorization
+            return self.session.request(
+                method,
+                url,
+                headers=sent,
+                params=params,
+                data=data,
+                timeout=self.timeout,
+                allow_redirects=True,
+            )
+
+        resp = exchange(self._authorization.get(key))
+        if resp.status_code != 401:
+            return resp
+        answer = self.auth.answer(self.session, resp, self.timeout)
+        if answer is None:
+            return resp
+        self._authorization[key] = answer[1]
+        return exchange(answer[1])
 
     def _request(
         self,
@@ -150,15 +204,7 @@ class RegistryClient:
         full = url if url.startswith("http") else f"{self.base}{url}"
 
         def once() -> requests.Response:
-            resp = self.session.request(
-                method,
-                full,
-                headers=dict(headers or {}),
-                params=dict(params or {}),
-                data=data,
-                timeout=self.timeout,
-                allow_redirects=True,
-            )
+            resp = self._send(method, full, dict(headers or {}), dict(params or {}), data)
             if resp.status_code >= 500:
                 raise _ServerError(f"{method} {full}: HTTP {resp.status_code}")
             return resp
