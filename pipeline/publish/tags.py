@@ -13,10 +13,13 @@ spelling (`19beta3`) as output, since `~` is not allowed in a tag.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pipeline.errors import InputError
+from pipeline.models.images import InstalledPackage
+from pipeline.models.targets import Kind, Target
 
 # The OCI distribution spec's tag grammar.
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
@@ -131,3 +134,16 @@ def is_immutable(tag: str) -> bool:
         return True
     head, _, last = tag.rpartition("-")
     return bool(head) and bool(_STAMP.match(last)) and bool(_OPERATOR_VERSION.match(head))
+
+
+def tags_for(target: Target, packages: Iterable[InstalledPackage], when: datetime) -> TagSet:
+    """The tags of a built plan target: operands read MAJOR.MINOR off their server package."""
+    if target.kind is Kind.OPERATOR:
+        return operator_tags(target.version, when)
+    if target.kind is not Kind.OPERAND or target.major is None:
+        raise InputError(f"{target.name}: only operands and the operator get release tags")
+    server = f"postgresql-{target.major}"
+    version = next((p.version for p in packages if p.name == server), "")
+    if not version:
+        raise InputError(f"{target.name}: package {server} not installed; cannot tag the image")
+    return operand_tags(version_from_package(version), target.flavour or "", target.release, when)

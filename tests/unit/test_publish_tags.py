@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from pipeline.errors import InputError
+from pipeline.models.images import InstalledPackage
+from pipeline.models.targets import Kind, Target
 from pipeline.publish import tags
 
 WHEN = datetime(2026, 11, 27, 12, 5, tzinfo=UTC)
@@ -97,3 +99,51 @@ def test_parse_operand_tag_round_trips() -> None:
 )
 def test_is_immutable(tag: str, immutable: bool) -> None:
     assert tags.is_immutable(tag) is immutable
+
+
+def _target(kind: Kind, **kw: object) -> Target:
+    base: dict[str, object] = {
+        "name": "postgresql-15-minimal-bookworm",
+        "kind": kind,
+        "local_tag": "drydock/postgresql:15-minimal-bookworm",
+        "repository": "postgresql",
+        "release": "bookworm",
+        "template": "operand.Dockerfile.j2",
+        "version": "15",
+        "descriptor": "images/postgresql.yaml",
+        "major": 15,
+        "flavour": "minimal",
+    }
+    base.update(kw)
+    return Target(**base)  # type: ignore[arg-type]
+
+
+def test_tags_for_an_operand_read_the_server_package() -> None:
+    packages = [
+        InstalledPackage("libpq5", "17.2-1.pgdg120+1"),
+        InstalledPackage("postgresql-15", "15.20-1.pgdg120+1"),
+    ]
+    ts = tags.tags_for(_target(Kind.OPERAND), packages, WHEN)
+    assert ts.immutable == "15.20-202611271205-minimal-bookworm"
+
+
+def test_tags_for_the_operator_use_its_version() -> None:
+    target = _target(Kind.OPERATOR, name="operator", version="0.3.1", major=None, flavour=None)
+    assert tags.tags_for(target, (), WHEN).immutable == "0.3.1-202611271205"
+
+
+def test_tags_for_refuse_missing_server_package_and_bases() -> None:
+    with pytest.raises(InputError, match="postgresql-15"):
+        tags.tags_for(_target(Kind.OPERAND), [InstalledPackage("libpq5", "15.1-1")], WHEN)
+    with pytest.raises(InputError):
+        tags.tags_for(_target(Kind.BASE, major=None), (), WHEN)
+
+
+def test_release_for_target_uses_the_local_repository() -> None:
+    from pipeline.publish.push import Release
+
+    ts = tags.operand_tags("15.20", "minimal", "bookworm", WHEN)
+    release = Release.for_target(_target(Kind.OPERAND), ts, created="2026-11-27T12:05:00Z")
+    assert release.repository == "drydock/postgresql"
+    assert release.staging_repository == "staging/drydock/postgresql"
+    assert (release.major, release.flavour, release.release) == (15, "minimal", "bookworm")
