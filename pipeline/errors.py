@@ -80,7 +80,7 @@ class GateFailed(DrydockError):
     exit_code = 1
 
 
-class VerificationFailed(DrydockError):
+class VerificationFailed(DrydockError):  # noqa: N818 - named like GateFailed, its sibling
     """A published image's digest, signature or attestation did not verify."""
 
     exit_code = 1
