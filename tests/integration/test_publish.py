@@ -345,3 +345,9 @@ def test_verification_fails_under_another_key(
     assert sign.verify_image(cosign, client, ref, key.public).signature
     with pytest.raises(VerificationFailed, match="signature"):
         sign.verify_image(cosign, client, ref, other.public)
+
+
+def test_verify_cli_exits_3_when_the_registry_cannot_be_asked(cosign: Cosign) -> None:
+    result = CliRunner().invoke(main, ["verify", "127.0.0.1:9/nothing:here", "--timeout", "2"])
+    assert result.exit_code == 3, result.output
+    assert "failed after" in result.output
