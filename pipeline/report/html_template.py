@@ -33,6 +33,8 @@ td.id { white-space:nowrap; font-family: ui-monospace, SFMono-Regular, Menlo, mo
 tr.row-fail td:first-child, tr.row-error td:first-child,
 tr.row-unverified td:first-child { border-left:4px solid var(--fail); }
 tr.row-waived td:first-child { border-left:4px solid var(--waived); }
+tr.row-fail, tr.row-error, tr.row-unverified { background:#fff5f5; }
+tr.row-waived { background:#fff8e5; }
 ul { margin:0; padding-left:18px; }
 li { overflow-wrap:anywhere; }
 .evidence li { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size:12px; }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -251,7 +252,7 @@ def test_a_waiver_is_valid_on_its_expiry_date_and_not_after() -> None:
         ({"package": "libbar*"}, False),
     ],
 )
-def test_waiver_scope(changes: dict[str, object], applies: bool) -> None:
+def test_waiver_scope(changes: dict[str, Any], applies: bool) -> None:
     verdict = judge(vuln(), waivers=(finding_waiver(**changes),))
     assert verdict.findings[0].waived is applies
 
