@@ -28,7 +28,8 @@ APT_KEEP = (
 )
 APT_RESTORE = (
     "if [ -f /etc/apt/docker-clean.off ]; then "
-    "mv /etc/apt/docker-clean.off /etc/apt/apt.conf.d/docker-clean; fi"
+    "mv /etc/apt/docker-clean.off /etc/apt/apt.conf.d/docker-clean; fi; "
+    "rm -f /var/cache/apt/*.bin"
 )
 _SYNTAX_LINE = re.compile(r"^#\s*syntax\s*=", re.IGNORECASE | re.MULTILINE)
 
