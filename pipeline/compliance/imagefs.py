@@ -24,7 +24,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import IO, Any
 
-from pipeline.errors import InputError, Problem
+from pipeline.errors import ScanError
 
 log = logging.getLogger(__name__)
 
@@ -225,8 +225,9 @@ def parse_config(doc: Mapping[str, Any]) -> ImageConfig:
     )
 
 
-def _problem(source: str, reason: str) -> InputError:
-    return InputError([Problem(source, "docker save tarball", reason)])
+def _problem(source: str, reason: str) -> ScanError:
+    """A tarball docker save wrote that cannot be read is a tool failure (exit 3)."""
+    return ScanError(f"native: {source}: {reason}")
 
 
 def read_image_filesystem(

@@ -20,7 +20,7 @@ from compliance_helpers import (
 )
 
 from pipeline.compliance.imagefs import FileKind, normalise, read_image_filesystem
-from pipeline.errors import InputError
+from pipeline.errors import ScanError
 
 
 def test_config_fields_are_read() -> None:
@@ -90,7 +90,7 @@ def test_oci_blob_paths_and_compressed_layers() -> None:
 def test_picks_the_image_by_tag() -> None:
     raw = image_tar(clean_config(), [layer([file("a")])], repo_tags=("x:1", "x:2"))
     assert read_image_filesystem(io.BytesIO(raw), image="x:2").exists("a")
-    with pytest.raises(InputError, match="no image tagged 'y:1'"):
+    with pytest.raises(ScanError, match="no image tagged 'y:1'"):
         read_image_filesystem(io.BytesIO(raw), image="y:1")
 
 
@@ -103,10 +103,11 @@ def test_picks_the_image_by_tag() -> None:
         (layer([file("manifest.json", "[]")]), "non-empty list"),
     ],
 )
-def test_broken_archives_are_input_errors(raw: bytes, message: str) -> None:
-    with pytest.raises(InputError, match=message) as info:
+def test_broken_archives_are_scan_errors(raw: bytes, message: str) -> None:
+    with pytest.raises(ScanError, match=message) as info:
         read_image_filesystem(io.BytesIO(raw), "broken.tar")
-    assert info.value.problems[0].file == "broken.tar"
+    assert str(info.value).startswith("native: broken.tar: ")
+    assert info.value.exit_code == 3
 
 
 def test_a_missing_layer_is_named() -> None:
@@ -121,7 +122,7 @@ def test_a_missing_layer_is_named() -> None:
                 dst.addfile(member, io.BytesIO(text))
             else:
                 dst.addfile(member, data)
-    with pytest.raises(InputError, match=r"gone/layer.tar is missing"):
+    with pytest.raises(ScanError, match=r"gone/layer.tar is missing"):
         read_image_filesystem(io.BytesIO(doc.getvalue()))
 
 
