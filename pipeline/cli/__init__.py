@@ -74,6 +74,9 @@ def _register() -> None:
     from pipeline.cli import build_cmds
 
     build_cmds.register(main)
+    from pipeline.cli import scan_cmd
+
+    scan_cmd.register(main)
     from pipeline.cli import verify
 
     verify.register(main)

@@ -201,3 +201,14 @@ def remove(ref: str) -> None:
 def labels_of(inspected: Mapping[str, Any]) -> dict[str, str]:
     config = inspected.get("Config") or {}
     return dict(config.get("Labels") or {})
+
+
+def apt_simulation(image: str, *, timeout: float = 300.0) -> str:
+    """What `apt-get upgrade` would install in image now (CIS 4.4), via a throwaway container.
+
+    Runs as root in the container with the network (apt must refresh its lists, which the
+    image does not keep); the container is removed afterwards and the image is untouched.
+    """
+    script = "apt-get update -qq >/dev/null && apt-get -s -o Debug::NoLocking=1 upgrade"
+    argv = ["docker", "run", "--rm", "--user", "0", "--entrypoint", "sh", image, "-c", script]
+    return run(argv, timeout=timeout).stdout
