@@ -159,9 +159,19 @@ def evaluate(
 ) -> GateReport:
     """Judge every image; the report passes only if every image passes."""
     verdicts = tuple(judge_image(s, controls, policy, waivers, today) for s in images)
+    applied = " | ".join(
+        [af.waived_by for v in verdicts for af in v.findings]
+        + [w for v in verdicts for r in v.controls for w in r.waivers]
+    )
+    unused = tuple(
+        waiver_rules.active_note(w)
+        for w in waivers
+        if not w.expired(today) and waiver_rules.active_note(w) not in applied
+    )
     return GateReport(
         today=today,
         images=verdicts,
         policy=policy,
         expired_waivers=waiver_rules.all_expired(waivers, today),
+        unused_waivers=unused,
     )

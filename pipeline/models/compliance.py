@@ -243,6 +243,7 @@ class GateReport:
     images: tuple[ImageVerdict, ...]
     policy: Policy = field(default_factory=Policy)
     expired_waivers: tuple[str, ...] = ()  # every expired waiver in the file
+    unused_waivers: tuple[str, ...] = ()  # valid waivers that matched nothing: clean them up
 
     @property
     def passed(self) -> bool:

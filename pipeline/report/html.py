@@ -57,5 +57,6 @@ class HtmlRenderer(Renderer):
             date=report.today.isoformat(),
             policy=report.policy,
             expired_waivers=report.expired_waivers,
+            unused_waivers=report.unused_waivers,
             images=views,
         )

@@ -69,6 +69,10 @@ Guide 2.x, {{ date }}. Blocking: {{ policy.vulnerability_severity.value }}+ vuln
 <h3>Expired waivers in waivers.yaml</h3>
 <ul>{% for w in expired_waivers %}<li class="waiver">{{ w }}</li>{% endfor %}</ul>
 {%- endif %}
+{%- if unused_waivers %}
+<h3>Waivers that matched nothing</h3>
+<ul>{% for w in unused_waivers %}<li class="muted">{{ w }}</li>{% endfor %}</ul>
+{%- endif %}
 
 {%- for v in images %}
 <section class="image" id="{{ v.anchor }}" data-image="{{ v.verdict.image }}">

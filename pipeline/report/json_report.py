@@ -91,6 +91,7 @@ def to_document(report: GateReport) -> dict[str, Any]:
         "date": report.today.isoformat(),
         "policy": _policy(report.policy),
         "expired_waivers": list(report.expired_waivers),
+        "unused_waivers": list(report.unused_waivers),
         "images": [_image(v) for v in report.images],
     }
 

@@ -106,6 +106,9 @@ class MarkdownRenderer(Renderer):
         if report.expired_waivers:
             lines += ["**Expired waivers in waivers.yaml**", ""]
             lines += [f"- {cell(w)}" for w in report.expired_waivers] + [""]
+        if report.unused_waivers:
+            lines += ["**Waivers that matched nothing (remove them?)**", ""]
+            lines += [f"- {cell(w)}" for w in report.unused_waivers] + [""]
         for v in report.images:
             lines += _image(v)
         return "\n".join(lines).rstrip() + "\n"

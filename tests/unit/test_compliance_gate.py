@@ -295,3 +295,13 @@ def test_the_report_passes_only_when_every_image_passes() -> None:
 def test_mandatory_controls_can_be_made_advisory() -> None:
     advisory = dataclasses.replace(POLICY, block_on_mandatory_controls=False)
     assert judge(native("DD-SETUID"), policy=advisory).status == VerdictStatus.PASS
+
+
+def test_valid_waivers_that_matched_nothing_are_listed() -> None:
+    used = finding_waiver()
+    unused = finding_waiver("CVE-1999-0001")
+    scan = ImageScan(IMAGE, findings=(vuln(),), ran=EVERYTHING)
+    report = evaluate([scan], CONTROLS, POLICY, (used, unused), TODAY)
+    assert report.verdict == "pass"
+    assert len(report.unused_waivers) == 1
+    assert "CVE-1999-0001" in report.unused_waivers[0]
