@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.build.apt_sources import resolve, sources_list
+from pipeline.build.freshness import pending_upgrades
 from pipeline.models.images import BuiltImage, InstalledPackage
 from pipeline.models.targets import Target
 from pipeline.tools import debuerreotype, docker
@@ -27,7 +28,10 @@ CREATED_LABEL = "io.drydock.base.created-epoch"
 
 
 def fresh_base(target: Target, max_age_hours: float, now: float) -> dict[str, str] | None:
-    """The labels of an existing base image young enough to reuse, else None."""
+    """The labels of an existing base young enough to reuse with nothing to upgrade, else None.
+
+    A base with a pending (security) upgrade is rebuilt whatever its age: images built on
+    it would otherwise fail CIS 4.4 until the next scheduled rebuild."""
     inspected = docker.inspect(target.local_tag)
     if inspected is None:
         return None
@@ -42,6 +46,15 @@ def fresh_base(target: Target, max_age_hours: float, now: float) -> dict[str, st
             target.local_tag,
             (now - created) / 3600,
             max_age_hours,
+        )
+        return None
+    pending = pending_upgrades(docker.apt_install_simulation(target.local_tag, ()))
+    if pending:
+        log.info(
+            "%s has %d pending upgrade(s) (%s): rebuilding",
+            target.local_tag,
+            len(pending),
+            ", ".join(f"{n} {a} -> {b}" for n, (a, b) in sorted(pending.items())[:5]),
         )
         return None
     labels["__id"] = str(inspected["Id"])

@@ -19,6 +19,14 @@ from pathlib import Path
 
 from pipeline.build.base import build_base
 from pipeline.build.events import BuildEvents
+from pipeline.build.freshness import (
+    LOCK_FILE,
+    LOCK_LABEL,
+    apt_packages,
+    label_value,
+    lock_text,
+    parse_simulation,
+)
 from pipeline.errors import BuildError, DescriptorError, DrydockError, Problem
 from pipeline.models.images import BuiltImage, InstalledPackage
 from pipeline.models.targets import Kind, PackageSource, Plan, Target
@@ -91,6 +99,11 @@ def build_image(
     base_ref, base_id = _base_of(target, images)
     scratch = settings.work / "scratch" / target.name
     files, requirement = _context_files(target, settings, scratch)
+    events.step(target.name, "resolving package versions")
+    versions = parse_simulation(docker.apt_install_simulation(base_ref, apt_packages(target)))
+    scratch.mkdir(parents=True, exist_ok=True)
+    (scratch / LOCK_FILE).write_text(lock_text(versions), encoding="utf-8")
+    files[LOCK_FILE] = scratch / LOCK_FILE
     text = render(
         target,
         RenderOptions(base_ref, builder.buildkit, settings.source_url, requirement),
@@ -112,7 +125,7 @@ def build_image(
             context,
             target.local_tag,
             build_args={"CREATED": created, "REVISION": settings.revision, "BASE_DIGEST": base_id},
-            labels={FINGERPRINT_LABEL: fp},
+            labels={FINGERPRINT_LABEL: fp, LOCK_LABEL: label_value(versions)},
             on_line=lambda line: events.step(target.name, line),
         )
         inspected = docker.inspect(image_id) or {}

@@ -212,3 +212,15 @@ def apt_simulation(image: str, *, timeout: float = 300.0) -> str:
     script = "apt-get update -qq >/dev/null && apt-get -s -o Debug::NoLocking=1 upgrade"
     argv = ["docker", "run", "--rm", "--user", "0", "--entrypoint", "sh", image, "-c", script]
     return run(argv, timeout=timeout).stdout
+
+
+def apt_install_simulation(image: str, packages: Sequence[str], *, timeout: float = 300.0) -> str:
+    """`apt-get -s install` of packages in image, after a list refresh: what apt would
+    install right now, with versions. Also lists pending upgrades of what is installed."""
+    script = (
+        "apt-get update -qq >/dev/null && "
+        "apt-get -s -o Debug::NoLocking=1 dist-upgrade && "
+        'apt-get -s -o Debug::NoLocking=1 install --no-install-recommends "$@"'
+    )
+    argv = ["docker", "run", "--rm", "--user", "0", "--entrypoint", "sh", image, "-c", script, "sh"]
+    return run([*argv, *packages], timeout=timeout).stdout
