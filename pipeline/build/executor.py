@@ -12,6 +12,7 @@ import json
 import logging
 import time
 import tomllib
+from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -94,6 +95,7 @@ def build_image(
     events: BuildEvents,
     created: str,
     rebuild: bool = False,
+    published: str = "",
 ) -> BuiltImage:
     start = time.monotonic()
     base_ref, base_id = _base_of(target, images)
@@ -111,6 +113,20 @@ def build_image(
     )
     context = write_context(settings.work / "contexts" / target.name, text, files)
     fp = fingerprint(context, base_id)
+    if published and published == fp and not rebuild:
+        events.step(target.name, "identical to the published image: nothing to do")
+        return BuiltImage(
+            target=target.name,
+            tag=target.local_tag,
+            image_id="",
+            fingerprint=fp,
+            labels=((FINGERPRINT_LABEL, fp), (LOCK_LABEL, label_value(versions))),
+            packages=(),
+            seconds=time.monotonic() - start,
+            builder=builder.kind,
+            reused=True,
+            published=True,
+        )
     existing = docker.inspect(target.local_tag)
     if (
         not rebuild
@@ -154,6 +170,7 @@ def _build_one(
     created: str,
     force_base: bool,
     rebuild: bool,
+    published: Mapping[str, str],
 ) -> BuiltImage:
     if target.kind is Kind.BASE:
         return build_base(
@@ -163,7 +180,9 @@ def _build_one(
             lambda text: events.step(target.name, text),
             force=force_base,
         )
-    return build_image(target, images, settings, builder, events, created, rebuild)
+    return build_image(
+        target, images, settings, builder, events, created, rebuild, published.get(target.name, "")
+    )
 
 
 def build_plan(
@@ -173,8 +192,12 @@ def build_plan(
     *,
     force_base: bool = False,
     rebuild: bool = False,
+    published: Mapping[str, str] | None = None,
 ) -> BuildResult:
-    """Build every target of plan; raises BuildError (after writing the record) on failure."""
+    """Build every target of plan; raises BuildError (after writing the record) on failure.
+
+    `published` maps target names to the fingerprint of their published image: a target
+    whose inputs still give that fingerprint is not built at all (`published=True`)."""
     started = time.monotonic()
     created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     builder = docker.detect_builder(settings.builder)
@@ -209,6 +232,7 @@ def build_plan(
                         created,
                         force_base,
                         rebuild,
+                        published or {},
                     )
                     running[fut] = target
             if not running:

@@ -34,7 +34,7 @@ class Source(StrEnum):
 
 class Kind(StrEnum):
     VULNERABILITY = "vulnerability"
-    SECRET = "secret"
+    SECRET = "secret"  # noqa: S105 - a finding kind, not a password
     MISCONFIGURATION = "misconfiguration"
     CHECKPOINT = "checkpoint"  # a Dockle checkpoint or a native check
 

@@ -25,6 +25,7 @@ class BuiltImage:
     seconds: float
     builder: str  # "buildx", "buildkit", "legacy" or "debuerreotype"
     reused: bool = False  # true when a fresh image was found and no build ran
+    published: bool = False  # identical to the published image: no build, scan or push
 
     def label(self, key: str, default: str = "") -> str:
         return dict(self.labels).get(key, default)

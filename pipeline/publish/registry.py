@@ -306,6 +306,22 @@ class RegistryClient:
             )
         return tuple(sorted(set(found)))
 
+    def config_labels(self, repository: str, reference: str) -> dict[str, str] | None:
+        """The image config labels of a single-platform image, or None when it is absent."""
+        found = self.manifest(repository, reference)
+        if found is None or found.is_index:
+            return None
+        config = found.document().get("config", {}).get("digest", "")
+        if not config:
+            return None
+        resp = self._request("GET", self._path(repository, "blobs", config))
+        if resp.status_code == 404:
+            return None
+        if digest_of(resp.content) != config:
+            raise PublishError(f"{repository}: config blob does not hash to {config}")
+        labels = (resp.json().get("config") or {}).get("Labels") or {}
+        return {str(k): str(v) for k, v in labels.items()}
+
     def blob_exists(self, repository: str, digest: str) -> bool:
         resp = self._request("HEAD", self._path(repository, "blobs", digest))
         return resp.status_code == 200

@@ -1,0 +1,72 @@
+"""What the release repository holds now for a target: the nightly's point of comparison.
+
+The rolling tag (`MAJOR-FLAVOUR-RELEASE` for operands, `X.Y.Z` for the operator) names
+the current image; its config labels carry the build fingerprint and package lock, and
+the immutable tag pointing at the same digest is what catalogs reference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.models.publish import PublishedImage
+from pipeline.models.targets import Kind, Target
+from pipeline.publish.registry import RegistryClient
+from pipeline.publish.tags import is_immutable
+
+FINGERPRINT_LABEL = "io.drydock.fingerprint"
+LOCK_LABEL = "io.drydock.packages-lock"
+
+
+@dataclass(frozen=True)
+class Current:
+    image: PublishedImage
+    fingerprint: str
+    lock: str  # label value: name=version,...
+
+
+def rolling_tag(target: Target) -> str:
+    if target.kind is Kind.OPERATOR:
+        return target.version
+    return f"{target.major}-{target.flavour}-{target.release}"
+
+
+def release_repository(target: Target) -> str:
+    return target.local_tag.rsplit(":", 1)[0]
+
+
+def find_current(client: RegistryClient, target: Target) -> Current | None:
+    """The published image of target, or None when nothing is published yet."""
+    repository = release_repository(target)
+    digest = client.digest(repository, rolling_tag(target))
+    if digest is None:
+        return None
+    labels = client.config_labels(repository, digest) or {}
+    immutable = sorted(
+        (t for t in client.list_tags(repository) if is_immutable(t) and _belongs(t, target)),
+        reverse=True,
+    )
+    tag = next((t for t in immutable if client.digest(repository, t) == digest), "")
+    if not tag:
+        return None
+    image = PublishedImage(
+        target=target.name,
+        registry=client.registry,
+        repository=repository,
+        tag=tag,
+        digest=digest,
+        gated=True,
+        major=target.major,
+        flavour=target.flavour,
+        release=target.release if target.kind is Kind.OPERAND else None,
+        created=labels.get("org.opencontainers.image.created", ""),
+    )
+    return Current(image, labels.get(FINGERPRINT_LABEL, ""), labels.get(LOCK_LABEL, ""))
+
+
+def _belongs(tag: str, target: Target) -> bool:
+    if target.kind is Kind.OPERATOR:
+        return tag.startswith(f"{target.version}-")
+    return tag.startswith(f"{target.major}.") and tag.endswith(
+        f"-{target.flavour}-{target.release}"
+    )
