@@ -32,6 +32,8 @@ def configure_logging(verbose: int) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Milestones (target started, built, scanned, published) are always shown.
+    logging.getLogger("drydock.progress").setLevel(min(level, logging.INFO))
 
 
 def is_interactive() -> bool:
@@ -77,6 +79,9 @@ def _register() -> None:
     from pipeline.cli import scan_cmd
 
     scan_cmd.register(main)
+    from pipeline.cli import run_cmd
+
+    run_cmd.register(main)
     from pipeline.cli import verify
 
     verify.register(main)

@@ -10,21 +10,27 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 
 from pipeline.models.images import BuiltImage
 
-log = logging.getLogger("pipeline.build")
+log = logging.getLogger("drydock.progress")
 
 
 class PlainEvents:
     """One log line per milestone; build output only at debug level (-vv)."""
 
     def started(self, target: str) -> None:
-        log.warning("build %s: started", target)
+        log.info("build %s: started", target)
 
     def step(self, target: str, text: str) -> None:
         log.debug("build %s: %s", target, text)
 
     def finished(self, target: str, image: BuiltImage) -> None:
-        how = "reused" if image.reused else f"built with {image.builder}"
-        log.warning("build %s: %s in %.1fs -> %s", target, how, image.seconds, image.image_id[:19])
+        how = (
+            "unchanged since published"
+            if image.published
+            else "reused"
+            if image.reused
+            else f"built with {image.builder}"
+        )
+        log.info("build %s: %s in %.1fs -> %s", target, how, image.seconds, image.image_id[:19])
 
     def failed(self, target: str, reason: str) -> None:
         log.error("build %s: FAILED: %s", target, reason)

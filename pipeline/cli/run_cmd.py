@@ -1,0 +1,87 @@
+"""`drydock run`: the whole pipeline, as the nightly and `make build-images` run it."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+
+import click
+
+from pipeline.build.events import BuildEvents
+from pipeline.catalog.generate import CatalogSettings
+from pipeline.cli import exits, is_interactive
+from pipeline.cli.common import settings_from
+from pipeline.cli.progress import PlainEvents, RichEvents
+from pipeline.cli.scan_cmd import scan_settings
+from pipeline.scan.scanners import DEFAULT_SCANNERS, SCANNERS, make_scanners
+from pipeline.stages.run import RunOptions, run_pipeline
+
+
+@click.command("run")
+@click.argument("targets", nargs=-1)
+@click.option("--jobs", "-j", type=click.IntRange(1, 32), default=2, show_default=True)
+@click.option(
+    "--builder", type=click.Choice(["auto", "buildx", "buildkit", "legacy"]), default="auto"
+)
+@click.option("--registry", help="Registry to publish to (default: 127.0.0.1:5000).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("out"),
+    show_default=True,
+    help="Where reports, catalogs, the run record and the summary go.",
+)
+@click.option("--trivy-db", default="local", show_default=True, help="local | public | REF.")
+@click.option("--scanner", "scanners", multiple=True, type=click.Choice(sorted(SCANNERS)))
+@click.option("--kubeconfig", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--api-group", default="postgresql.cnpg.io", show_default=True)
+@click.option("--no-sign", is_flag=True, help="Do not sign promoted images.")
+@click.option("--signing-key", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--no-update-check", is_flag=True, help="Skip the apt upgrade simulation (CIS 4.4).")
+@exits
+def run_cmd(
+    targets: tuple[str, ...],
+    jobs: int,
+    builder: str,
+    registry: str | None,
+    out_dir: Path,
+    trivy_db: str,
+    scanners: tuple[str, ...],
+    kubeconfig: Path | None,
+    api_group: str,
+    no_sign: bool,
+    signing_key: Path | None,
+    no_update_check: bool,
+) -> None:
+    """Plan, build what changed, scan, gate, publish, sign and write (apply) catalogs."""
+    settings = settings_from(jobs=jobs, builder=builder, registry=registry)
+    chosen = make_scanners(scanners or DEFAULT_SCANNERS, scan_settings(settings, trivy_db, False))
+    options = RunOptions(
+        out_dir=out_dir,
+        scanners=chosen,
+        targets=targets,
+        kubeconfig=kubeconfig,
+        catalog=CatalogSettings(api_group=api_group),
+        sign=not no_sign,
+        signing_key=signing_key,
+        check_updates=not no_update_check,
+    )
+    with contextlib.ExitStack() as stack:
+        events: BuildEvents = PlainEvents()
+        if is_interactive():
+            events = stack.enter_context(RichEvents(len(targets) or 10))
+        outcome = run_pipeline(settings, options, events)
+    click.echo(outcome.summary)
+    click.echo(f"record: {outcome.record}", err=True)
+    if outcome.exit_code:
+        for line in outcome.errors:
+            click.echo(f"drydock: error: {line}", err=True)
+        for name in outcome.gate_failed:
+            click.echo(f"drydock: gate failed: {name}", err=True)
+        sys.exit(outcome.exit_code)
+
+
+def register(main: click.Group) -> None:
+    main.add_command(run_cmd)

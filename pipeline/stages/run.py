@@ -1,0 +1,330 @@
+"""The whole pipeline: plan -> freshness -> build -> scan/gate -> publish -> sign -> catalogs.
+
+One direction, one record. The run reads what the release repository holds, builds only
+targets whose inputs changed, scans and gates what it built, stages every built image,
+promotes and signs only what passed, and regenerates the catalogs from the promoted
+images (a target that failed keeps its previous digest). Everything it decided is
+written to one JSON record and a Markdown summary.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.build.events import BuildEvents
+from pipeline.build.executor import BuildResult, build_plan
+from pipeline.build.freshness import LOCK_LABEL, delta, parse_lock
+from pipeline.catalog.apply import apply as apply_catalogs
+from pipeline.catalog.files import write_catalogs
+from pipeline.catalog.generate import CatalogSettings, generate
+from pipeline.descriptors.load import load_plan
+from pipeline.errors import DrydockError, InputError
+from pipeline.models.compliance import GateReport, VerdictStatus
+from pipeline.models.images import BuiltImage
+from pipeline.models.publish import PublishedImage
+from pipeline.models.targets import Kind, Plan, Target
+from pipeline.publish.current import Current, find_current
+from pipeline.publish.push import PushRetry, Release, publish
+from pipeline.publish.registry import RegistryClient
+from pipeline.publish.sign import ensure_key, sign_image
+from pipeline.publish.tags import tags_for
+from pipeline.report.formats import render
+from pipeline.scan.base import Scanner
+from pipeline.settings import Settings
+from pipeline.stages.scan import ScanConfig, ScanRun, ScanTarget, scan_images
+from pipeline.tools.cosign import locate_cosign
+from pipeline.tools.kubeapi import KubeAPI, load_kubeconfig
+
+log = logging.getLogger("drydock.progress")
+
+REPORT_FILES = {
+    "json": "gate.json",
+    "sarif": "gate.sarif",
+    "markdown": "gate.md",
+    "junit": "gate.junit.xml",
+    "html": "gate.html",
+}
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    out_dir: Path
+    scanners: tuple[Scanner, ...]
+    targets: tuple[str, ...] = ()
+    kubeconfig: Path | None = None
+    catalog: CatalogSettings = field(default_factory=CatalogSettings)
+    sign: bool = True
+    signing_key: Path | None = None
+    check_updates: bool = True
+    today: dt.date | None = None
+
+
+@dataclass
+class TargetOutcome:
+    target: str
+    decision: str = "pending"  # unchanged | built | failed-build | failed-gate | ...
+    reason: str = ""
+    package_delta: list[str] = field(default_factory=list)
+    staged: str = ""
+    published: str = ""
+    signed: bool = False
+
+
+@dataclass
+class RunOutcome:
+    outcomes: dict[str, TargetOutcome] = field(default_factory=dict)
+    build: BuildResult | None = None
+    gate: GateReport | None = None
+    published: list[PublishedImage] = field(default_factory=list)
+    catalogs: list[str] = field(default_factory=list)
+    applied: list[dict[str, str]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # infrastructure: exit 3
+    gate_failed: list[str] = field(default_factory=list)  # exit 1
+    record: Path | None = None
+    summary: str = ""
+    seconds: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        return 3 if self.errors else 1 if self.gate_failed else 0
+
+
+def _operands_and_operator(plan: Plan) -> list[Target]:
+    return [t for t in plan if t.kind is not Kind.BASE]
+
+
+def _current(client: RegistryClient, targets: list[Target]) -> dict[str, Current]:
+    found: dict[str, Current] = {}
+    for target in targets:
+        cur = find_current(client, target)
+        if cur is not None:
+            found[target.name] = cur
+    return found
+
+
+def _scan(
+    built: dict[str, BuiltImage], plan: Plan, settings: Settings, options: RunOptions
+) -> ScanRun | None:
+    todo = [
+        img for img in built.values() if not img.published and not img.target.startswith("base-")
+    ]
+    if not todo:
+        return None
+    bases = frozenset(img.image_id for name, img in built.items() if name.startswith("base-"))
+    targets = [ScanTarget(img.tag, flavour=plan.get(img.target).flavour or "") for img in todo]
+    log.info(
+        "scanning %d image(s) with %s", len(targets), ", ".join(s.name for s in options.scanners)
+    )
+    return scan_images(
+        targets,
+        options.scanners,
+        ScanConfig.in_dir(settings.scan_config),
+        settings.work / "scan",
+        jobs=settings.jobs,
+        today=options.today,
+        known_bases=bases,
+        check_updates=options.check_updates,
+        on_done=lambda s: log.info("scanned %s (%d findings)", s.image, len(s.findings)),
+    )
+
+
+def _publish_one(
+    target: Target,
+    image: BuiltImage,
+    gated: bool,
+    sbom: Path | None,
+    client: RegistryClient,
+    options: RunOptions,
+    outcome: TargetOutcome,
+    run: RunOutcome,
+) -> PublishedImage | None:
+    created = image.label("org.opencontainers.image.created")
+    when = dt.datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    release = Release.for_target(target, tags_for(target, image.packages, when), created)
+    result = publish(image.tag, release, client, gated=gated, retry=PushRetry())
+    outcome.staged = result.reference if not result.gated else outcome.staged
+    if not result.gated:
+        return None
+    outcome.published = result.reference
+    run.published.append(result)
+    if options.sign:
+        if sbom is None:
+            raise DrydockError(f"{target.name}: no SBOM from the scan; not signed")
+        cosign = locate_cosign(insecure_registry=client.base.startswith("http:"))
+        sign_image(cosign, result, ensure_key(cosign, private=options.signing_key), sbom)
+        outcome.signed = True
+    log.info("published %s%s", result.reference, " (signed)" if outcome.signed else "")
+    return result
+
+
+def _note_build(run: RunOutcome, result: BuildResult, current: dict[str, Current]) -> None:
+    for name, reason in {**result.failures, **result.skipped}.items():
+        if name in run.outcomes:
+            run.outcomes[name].decision, run.outcomes[name].reason = "failed-build", reason
+            run.errors.append(f"{name}: build failed: {reason.splitlines()[0]}")
+    for name, image in result.images.items():
+        if name not in run.outcomes:
+            continue
+        out = run.outcomes[name]
+        if name in current:
+            new_lock = parse_lock(image.label(LOCK_LABEL))
+            out.package_delta = delta(parse_lock(current[name].lock), new_lock)
+        if image.published:
+            out.decision, out.reason = "unchanged", "inputs identical to the published image"
+            out.published = current[name].image.reference
+
+
+def _publish_all(
+    run: RunOutcome,
+    plan: Plan,
+    scan: ScanRun | None,
+    client: RegistryClient,
+    options: RunOptions,
+) -> None:
+    """Stage everything built; promote and sign only what passed its gate."""
+    verdicts = {v.image: v for v in scan.report.images} if scan else {}
+    assert run.build is not None  # noqa: S101 - set by the build stage
+    for name, image in run.build.images.items():
+        if name not in run.outcomes or image.published:
+            continue
+        out, target = run.outcomes[name], plan.get(name)
+        verdict = verdicts.get(image.tag)
+        gated = verdict is not None and verdict.status is VerdictStatus.PASS
+        if verdict is None or verdict.status is VerdictStatus.ERROR:
+            out.decision, out.reason = "failed-scan", "a scanner failed: not proven safe"
+            run.errors.append(f"{name}: scanner failure")
+        elif not gated:
+            out.decision = "failed-gate"
+            out.reason = "; ".join(verdict.reasons[:3]) if verdict.reasons else "gate failed"
+            run.gate_failed.append(name)
+        else:
+            out.decision = "built"
+        sbom = scan.sboms.get(image.tag) if scan else None
+        try:
+            _publish_one(target, image, gated, sbom, client, options, out, run)
+        except DrydockError as err:
+            out.decision, out.reason = "failed-publish", str(err).splitlines()[0]
+            run.errors.append(f"{name}: {out.reason}")
+
+
+def _catalogs(
+    run: RunOutcome, images: list[Target], current: dict[str, Current], options: RunOptions
+) -> None:
+    """Newest promoted image per operand, else what was published before."""
+    newest = {p.target: p for p in run.published}
+    chosen = [
+        newest.get(t.name) or current[t.name].image
+        for t in images
+        if t.kind is Kind.OPERAND and (t.name in newest or t.name in current)
+    ]
+    if not chosen:
+        return
+    try:
+        catalogs = generate(chosen, options.catalog)
+        run.catalogs = [str(p) for p in write_catalogs(catalogs, options.out_dir / "catalogs")]
+        if options.kubeconfig is not None:
+            api = KubeAPI(load_kubeconfig(options.kubeconfig))
+            for res in apply_catalogs(api, catalogs):
+                run.applied.append({"kind": res.kind, "name": res.name, "action": res.action})
+                log.info("catalog %s/%s: %s", res.kind, res.name, res.action)
+    except DrydockError as err:
+        run.errors.append(f"catalogs: {err}")
+
+
+def run_pipeline(settings: Settings, options: RunOptions, events: BuildEvents) -> RunOutcome:
+    """Run every stage; never raises for per-target failures (see RunOutcome.exit_code)."""
+    start = time.monotonic()
+    run = RunOutcome()
+    plan = load_plan(settings.descriptors, settings.templates)
+    if options.targets:
+        unknown = [t for t in options.targets if t not in plan.names()]
+        if unknown:
+            raise InputError(f"unknown target(s): {', '.join(unknown)} (see `drydock plan`)")
+        plan = plan.select(options.targets)
+    images = _operands_and_operator(plan)
+    run.outcomes = {t.name: TargetOutcome(t.name) for t in images}
+    client = RegistryClient.from_environment(settings.registry)
+    client.ping()
+    current = _current(client, images)
+    log.info("%d of %d target(s) already published", len(current), len(images))
+
+    run.build = build_plan(
+        plan,
+        settings,
+        events,
+        published={n: c.fingerprint for n, c in current.items()},
+        raise_on_failure=False,
+    )
+    _note_build(run, run.build, current)
+
+    scan = _scan(run.build.images, plan, settings, options)
+    run.gate = scan.report if scan else None
+    if scan:
+        reports = options.out_dir / "reports"
+        reports.mkdir(parents=True, exist_ok=True)
+        for fmt, filename in REPORT_FILES.items():
+            (reports / filename).write_text(render(scan.report, fmt), encoding="utf-8")
+
+    _publish_all(run, plan, scan, client, options)
+    _catalogs(run, images, current, options)
+    run.seconds = time.monotonic() - start
+    run.record, run.summary = write_record(run, options.out_dir)
+    return run
+
+
+def _record(run: RunOutcome) -> dict[str, Any]:
+    return {
+        "seconds": round(run.seconds, 1),
+        "exit_code": run.exit_code,
+        "targets": {
+            name: {
+                "decision": o.decision,
+                "reason": o.reason,
+                "package_delta": o.package_delta,
+                "staged": o.staged,
+                "published": o.published,
+                "signed": o.signed,
+            }
+            for name, o in sorted(run.outcomes.items())
+        },
+        "build_record": str(run.build.record) if run.build and run.build.record else "",
+        "gate": ("pass" if run.gate.passed else "fail") if run.gate else "not run",
+        "catalogs": run.catalogs,
+        "applied": run.applied,
+        "errors": run.errors,
+        "gate_failed": run.gate_failed,
+    }
+
+
+def summary_markdown(run: RunOutcome) -> str:
+    lines = [
+        "# Drydock run",
+        "",
+        f"{len(run.outcomes)} target(s) in {run.seconds:.0f}s; exit code {run.exit_code}.",
+        "",
+        "| target | decision | published | why |",
+        "|---|---|---|---|",
+    ]
+    for name, o in sorted(run.outcomes.items()):
+        why = o.reason + ("; " + ", ".join(o.package_delta) if o.package_delta else "")
+        lines.append(f"| {name} | {o.decision} | {o.published or o.staged or '-'} | {why} |")
+    if run.applied:
+        lines += ["", "Catalogs: " + ", ".join(f"{a['name']} {a['action']}" for a in run.applied)]
+    if run.errors:
+        lines += ["", "Errors:", *[f"- {e}" for e in run.errors]]
+    return "\n".join(lines) + "\n"
+
+
+def write_record(run: RunOutcome, out_dir: Path) -> tuple[Path, str]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "run.json"
+    path.write_text(json.dumps(_record(run), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    summary = summary_markdown(run)
+    (out_dir / "summary.md").write_text(summary, encoding="utf-8")
+    return path, summary
