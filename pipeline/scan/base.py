@@ -31,7 +31,7 @@ R = TypeVar("R")
 class ScanSettings:
     """What the scanners of one run share. Built by the caller; no scanner reads env vars."""
 
-    cache_dir: Path  # Trivy's cache (the DB is fetched into it once per run)
+    cache_dir: Path  # root of Trivy's caches (one per DB reference; DB fetched once per run)
     timeout: float = 600.0  # per tool call
     db_repository: str = ""  # Trivy DB OCI reference; "" = Trivy's default
     ignore_unfixed: bool = False

@@ -10,6 +10,7 @@ scans each image with `--skip-db-update`.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 import time
 from collections.abc import Mapping
@@ -196,9 +197,16 @@ class TrivyScanner(Scanner):
         self._db_ready = False
 
     @property
+    def cache_dir(self) -> Path:
+        """One cache per DB reference: Trivy does not re-fetch a DB it believes is fresh
+        (metadata NextUpdate), so a cache shared between two DBs would scan with the old."""
+        key = hashlib.sha256(self.settings.db_repository.encode()).hexdigest()[:12]
+        return self.settings.cache_dir / f"trivy-{key}"
+
+    @property
     def options(self) -> trivy_tool.TrivyOptions:
         return trivy_tool.TrivyOptions(
-            cache_dir=self.settings.cache_dir,
+            cache_dir=self.cache_dir,
             db_repository=self.settings.db_repository,
             ignore_unfixed=self.settings.ignore_unfixed,
             timeout=self.settings.timeout,

@@ -204,3 +204,33 @@ def test_dockle_reports_root_user_and_env_secret(target_image: Path, tmp_path: P
     assert "CIS-DI-0005" in by_id  # DOCKER_CONTENT_TRUST pinned to "0"
     trusted = DockleScanner(ScanSettings(cache_dir=tmp_path, content_trust=True))
     assert "CIS-DI-0005" not in {f.id for f in trusted.scan(target_image, TARGET).findings}
+
+
+def test_a_new_db_is_used_even_with_a_warm_cache(target_image: Path, tmp_path: Path) -> None:
+    packages = installed(TARGET)
+    pkg = next(p for p in PREFERRED if p in packages)
+    repository = f"drydock-test/trivy-db-{uuid.uuid4().hex[:8]}"
+    seen = []
+    for vuln_id in ("CVE-2099-0011", "CVE-2099-0012"):
+        advisory = Advisory(vuln_id, pkg, "bookworm", packages[pkg] + "+drydock1", "low")
+        db_ref = ensure_local_db(_Registry(registry()), (advisory,), repository=repository)
+        settings = ScanSettings(cache_dir=tmp_path / "shared-cache", db_repository=db_ref)
+        out = TrivyScanner(settings).scan(target_image, TARGET)
+        seen.append({f.id for f in out.findings if f.kind is Kind.VULNERABILITY})
+    assert seen == [{"CVE-2099-0011"}, {"CVE-2099-0012"}]
+
+
+def test_cli_builds_and_pushes_a_db(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    advisories = tmp_path / "advisories.yaml"
+    advisories.write_text("advisories:\n  - {id: CVE-2099-0021, package: sed, urgency: low}\n")
+    ref = f"{registry()}/drydock-test/cli-db-{uuid.uuid4().hex[:8]}:2"
+    args = ["trivy-db", "build-local", "--advisories", str(advisories), "--push", ref]
+    result = CliRunner().invoke(main, [*args, "--workdir", str(tmp_path / "work")])
+    assert result.exit_code == 0, result.output
+    assert f"pushed {ref}" in result.output
+    assert (tmp_path / "work" / "db.tar.gz").is_file()
+    assert trivydb_tool.exists(ref, plain_http=True)
