@@ -47,6 +47,8 @@ def bootstrap_base(tag: str = FALLBACK_BASE, release: str = "bookworm") -> str:
     try:
         rootfs, tarball = work / "rootfs", work / "rootfs.tar"
         run(["debootstrap", "--variant=minbase", release, str(rootfs), mirror_url()], timeout=1200)
+        for deb in (rootfs / "var/cache/apt/archives").glob("*.deb"):
+            deb.unlink()  # debootstrap keeps the downloaded packages; an image should not
         run(["tar", "-C", str(rootfs), "--numeric-owner", "-cf", str(tarball), "."], timeout=600)
         return docker.import_rootfs(tarball, tag, ['CMD ["bash"]'])
     finally:
