@@ -11,7 +11,7 @@ bash scripts/tools.sh
 
 start=$(date +%s)
 set +e
-"$BIN/pytest" -q -p no:cacheprovider -o console_output_style=classic tests/unit tests/integration tests/e2e "$@"
+"$BIN/pytest" -q -o console_output_style=classic tests/unit tests/integration tests/e2e "$@"
 rc=$?
 set -e
 echo "tests took $(($(date +%s) - start))s"

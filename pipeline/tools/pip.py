@@ -7,6 +7,7 @@ operator keeps the same build fingerprint.
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -20,6 +21,13 @@ PYTHON_BY_RELEASE = {"bullseye": "3.9", "bookworm": "3.11", "trixie": "3.13"}
 def wheelhouse(app_dir: Path, dest: Path, release: str) -> list[Path]:
     """Fill dest with the app's wheel and its dependencies' manylinux wheels."""
     dest.mkdir(parents=True, exist_ok=True)
+    # Build from a copy: setuptools writes build/ and *.egg-info beside the sources, and
+    # nothing may be written into the checkout.
+    source = dest.parent / "app-source"
+    shutil.rmtree(source, ignore_errors=True)
+    shutil.copytree(
+        app_dir, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
+    )
     env = {"SOURCE_DATE_EPOCH": "315532800", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     run(
         [

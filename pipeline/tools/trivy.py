@@ -49,7 +49,17 @@ def _exe(opts: TrivyOptions) -> str:
 def _common(opts: TrivyOptions) -> list[str]:
     # Trivy's own timeout a little shorter than ours, so it reports before it is killed.
     inner = max(10, int(opts.timeout) - 15)
-    argv = ["--cache-dir", str(opts.cache_dir), *OFFLINE_FLAGS, "--timeout", f"{inner}s"]
+    # The scan cache in memory: Trivy's on-disk scan cache takes an exclusive lock, which
+    # would serialise (or fail) the parallel scans of a run; the DB itself is shared.
+    argv = [
+        "--cache-dir",
+        str(opts.cache_dir),
+        "--cache-backend",
+        "memory",
+        *OFFLINE_FLAGS,
+        "--timeout",
+        f"{inner}s",
+    ]
     if opts.db_repository:
         argv += ["--db-repository", opts.db_repository]
     return argv
