@@ -74,7 +74,7 @@ class ScanError(DrydockError):
     """A scanner crashed, timed out or returned output that could not be parsed."""
 
 
-class GateFailed(DrydockError):
+class GateFailed(DrydockError):  # noqa: N818 - the name says what happened
     """At least one image did not pass its gate."""
 
     exit_code = 1

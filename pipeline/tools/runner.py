@@ -122,12 +122,16 @@ def stream(
             on_line(line)
             if time.monotonic() > deadline:
                 proc.kill()
-                raise ToolError(args, None, _tail("\n".join(lines)), f"timed out after {timeout:.0f}s")
+                raise ToolError(
+                    args, None, _tail("\n".join(lines)), f"timed out after {timeout:.0f}s"
+                )
         returncode = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
     except subprocess.TimeoutExpired as err:
         proc.kill()
         proc.wait()
-        raise ToolError(args, None, _tail("\n".join(lines)), f"timed out after {timeout:.0f}s") from err
+        raise ToolError(
+            args, None, _tail("\n".join(lines)), f"timed out after {timeout:.0f}s"
+        ) from err
     finally:
         if proc.poll() is None:
             proc.kill()

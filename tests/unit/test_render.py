@@ -91,8 +91,7 @@ def test_pgdg_source_is_signed(plan: Plan) -> None:
     text = render(target, RenderOptions("drydock/debian:bookworm"), TEMPLATES)
     assert (
         "deb [signed-by=/usr/share/keyrings/pgdg.asc] "
-        "https://pgdg.invalid/apt bookworm-pgdg main 15"
-        in text
+        "https://pgdg.invalid/apt bookworm-pgdg main 15" in text
     )
     assert "COPY pgdg-keyring.asc" in text
 
