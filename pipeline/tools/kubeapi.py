@@ -155,12 +155,14 @@ class KubeAPI:
         self._tmp = tempfile.TemporaryDirectory(prefix="drydock-kube-")
         self._session = requests.Session()
         tmp = Path(self._tmp.name)
+        # Passed on every request: a session-level `verify` loses to REQUESTS_CA_BUNDLE.
+        self._verify: str | bool = True
         if config.insecure:
-            self._session.verify = False
+            self._verify = False
         elif config.ca_pem is not None:
             ca = tmp / "ca.crt"
             ca.write_bytes(config.ca_pem)
-            self._session.verify = str(ca)
+            self._verify = str(ca)
         if config.client_cert_pem is not None and config.client_key_pem is not None:
             cert, key = tmp / "client.crt", tmp / "client.key"
             key.touch(mode=0o600)
@@ -206,6 +208,7 @@ class KubeAPI:
                 params=params,
                 data=body,
                 headers=headers,
+                verify=self._verify,
                 timeout=(self.retry.connect_timeout, self.retry.read_timeout),
             )
         except (requests.ConnectionError, requests.Timeout) as err:

@@ -155,9 +155,12 @@ def test_apiserver_killed_during_a_write(
         applying.apply(api, old)
         assert _check_old_or_new(api, old, new) == ["old", "old"]
 
+    timers: list[threading.Timer] = []
+
     def kill_soon(catalog: Catalog) -> None:
         if catalog.name == new[0].name:
-            threading.Timer(delay, controlplane.kill_apiserver, args=(cp,)).start()
+            timers.append(threading.Timer(delay, controlplane.kill_apiserver, args=(cp,)))
+            timers[0].start()
 
     # CatalogError is expected unless the writes won the race against the kill.
     with (
@@ -165,6 +168,7 @@ def test_apiserver_killed_during_a_write(
         contextlib.suppress(CatalogError),
     ):
         applying.apply(api, new, before_write=kill_soon)
+    timers[0].join()  # the kill has happened (maybe after the writes) before the restart
     cp = controlplane.up(control_plane_settings)
     with KubeAPI(load_kubeconfig(cp.kubeconfig)) as api:
         _check_old_or_new(api, old, new)

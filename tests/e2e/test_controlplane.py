@@ -109,20 +109,36 @@ def test_pod_security_admission_is_enforced(kube_api: KubeAPI) -> None:
             },
         },
     )
-    pod = {
+    pods = resource_path("v1", "pods", namespace="e2e-restricted")
+    plain = {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": "privileged"},
-        "spec": {
-            "containers": [
-                {"name": "c", "image": "busybox", "securityContext": {"privileged": True}}
-            ]
-        },
+        "metadata": {"name": "plain"},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
     }
     with pytest.raises(KubeAPIError) as err:
-        kube_api.create(resource_path("v1", "pods", namespace="e2e-restricted"), pod)
+        kube_api.create(pods, plain)
     assert err.value.status == 403
-    assert "PodSecurity" in err.value.message
+    assert "violates PodSecurity" in err.value.message
+    hardened = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "hardened"},
+        "spec": {
+            "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [
+                {
+                    "name": "c",
+                    "image": "busybox",
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
+                }
+            ],
+        },
+    }
+    assert kube_api.create(pods, hardened) is not None
 
 
 def _port_open(port: int) -> bool:
