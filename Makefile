@@ -29,8 +29,11 @@ host:
 tools:
 	bash scripts/tools.sh
 
+# Build, scan, gate and publish to the local registry, then write the catalogs and apply
+# them to the local control plane (started here; `drydock dev cluster down` stops it).
 build-images: venv host tools
-	$(BIN)/drydock run --jobs $(JOBS)
+	$(BIN)/drydock dev cluster up --install-crds
+	$(BIN)/drydock run --jobs $(JOBS) --kubeconfig "$$($(BIN)/drydock dev cluster kubeconfig)"
 
 test: venv host tools
 	bash scripts/test.sh

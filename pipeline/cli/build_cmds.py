@@ -35,14 +35,17 @@ def plan_rows(plan: Plan) -> list[dict[str, object]]:
     ]
 
 
-def shard(plan: Plan, spec: str) -> Plan:
-    """Shard I of N (1-based, round-robin over the non-base targets), plus their bases."""
+def parse_shard(spec: str) -> tuple[int, int]:
+    """'I/N' -> (I, N), 1 <= I <= N; bad input is an InputError (exit 2)."""
     m = re.fullmatch(r"(\d+)/(\d+)", spec)
     if not m or not 1 <= int(m.group(1)) <= int(m.group(2)):
         raise InputError([Problem("--shard", "value", f"'{spec}' is not I/N with 1 <= I <= N")])
-    i, n = int(m.group(1)), int(m.group(2))
-    images = [t.name for t in plan if t.kind is not Kind.BASE]
-    return plan.select(tuple(name for k, name in enumerate(images) if k % n == i - 1))
+    return int(m.group(1)), int(m.group(2))
+
+
+def shard(plan: Plan, spec: str) -> Plan:
+    """Shard I of N (1-based, round-robin over the non-base targets), plus their bases."""
+    return plan.shard(*parse_shard(spec))
 
 
 def load(images: Path | None) -> Plan:

@@ -11,6 +11,7 @@ import click
 from pipeline.build.events import BuildEvents
 from pipeline.catalog.generate import CatalogSettings
 from pipeline.cli import exits, is_interactive
+from pipeline.cli.build_cmds import parse_shard
 from pipeline.cli.common import settings_from
 from pipeline.cli.progress import PlainEvents, RichEvents
 from pipeline.cli.scan_cmd import scan_settings
@@ -25,6 +26,7 @@ from pipeline.stages.run import RunOptions, run_pipeline
     "--builder", type=click.Choice(["auto", "buildx", "buildkit", "legacy"]), default="auto"
 )
 @click.option("--registry", help="Registry to publish to (default: 127.0.0.1:5000).")
+@click.option("--shard", "shard_spec", help="Run shard I/N of the matrix (CI fan-out).")
 @click.option(
     "--out",
     "out_dir",
@@ -46,6 +48,7 @@ def run_cmd(
     jobs: int,
     builder: str,
     registry: str | None,
+    shard_spec: str | None,
     out_dir: Path,
     trivy_db: str,
     scanners: tuple[str, ...],
@@ -57,11 +60,13 @@ def run_cmd(
 ) -> None:
     """Plan, build what changed, scan, gate, publish, sign and write (apply) catalogs."""
     settings = settings_from(jobs=jobs, builder=builder, registry=registry)
+    shard_of = parse_shard(shard_spec) if shard_spec else None
     chosen = make_scanners(scanners or DEFAULT_SCANNERS, scan_settings(settings, trivy_db, False))
     options = RunOptions(
         out_dir=out_dir,
         scanners=chosen,
         targets=targets,
+        shard=shard_of,
         kubeconfig=kubeconfig,
         catalog=CatalogSettings(api_group=api_group),
         sign=not no_sign,

@@ -87,3 +87,9 @@ class Plan:
             self.mirror,
             self.descriptors,
         )
+
+    def shard(self, index: int, count: int) -> Plan:
+        """Shard index of count (1-based, round-robin over the non-base targets) plus the
+        bases those targets need: how CI fans a nightly out over several machines."""
+        images = [t.name for t in self.targets if t.kind is not Kind.BASE]
+        return self.select(tuple(n for k, n in enumerate(images) if k % count == index - 1))

@@ -13,7 +13,7 @@ import datetime as dt
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,7 @@ class RunOptions:
     out_dir: Path
     scanners: tuple[Scanner, ...]
     targets: tuple[str, ...] = ()
+    shard: tuple[int, int] | None = None  # (index, count), 1-based
     kubeconfig: Path | None = None
     catalog: CatalogSettings = field(default_factory=CatalogSettings)
     sign: bool = True
@@ -225,6 +226,12 @@ def _catalogs(
     ]
     if not chosen:
         return
+    # What the catalogs are made of, for `drydock catalog generate|diff|apply --published`.
+    published = options.out_dir / "published.json"
+    published.parent.mkdir(parents=True, exist_ok=True)
+    published.write_text(
+        json.dumps([asdict(p) for p in chosen], indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
     try:
         catalogs = generate(chosen, options.catalog)
         run.catalogs = [str(p) for p in write_catalogs(catalogs, options.out_dir / "catalogs")]
@@ -247,6 +254,8 @@ def run_pipeline(settings: Settings, options: RunOptions, events: BuildEvents) -
         if unknown:
             raise InputError(f"unknown target(s): {', '.join(unknown)} (see `drydock plan`)")
         plan = plan.select(options.targets)
+    if options.shard is not None:
+        plan = plan.shard(*options.shard)
     images = _operands_and_operator(plan)
     run.outcomes = {t.name: TargetOutcome(t.name) for t in images}
     client = RegistryClient.from_environment(settings.registry)

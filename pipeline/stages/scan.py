@@ -12,6 +12,7 @@ import datetime as dt
 import logging
 import re
 import tarfile
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -86,7 +87,9 @@ def scan_one(
     timeout: float,
 ) -> tuple[ImageScan, list[ScanOutput], Path | None]:
     """Save the image, run each scanner and the native checks, never raising ScanError."""
-    tar = work / f"{_slug(target.image)}.tar"
+    # A directory of its own per scan: several runs may scan the same image at once.
+    scratch = Path(tempfile.mkdtemp(prefix=f"{_slug(target.image)}-", dir=work))
+    tar = scratch / "image.tar"
     inspected = docker.inspect(target.image)
     if inspected is None:
         err = ScannerError(Source.NATIVE, f"image {target.image} is not in the local engine")
@@ -108,7 +111,7 @@ def scan_one(
         ran |= ran_by(Source(scanner.name))
         if isinstance(scanner, TrivyScanner):
             try:
-                sbom_path = work / f"{_slug(target.image)}.cdx.json"
+                sbom_path = scratch / "sbom.cdx.json"
                 sbom_path.write_text(scanner.sbom(tar), encoding="utf-8")
             except ScanError as exc:
                 errors.append(ScannerError(Source.TRIVY, f"SBOM: {exc}"))

@@ -133,9 +133,10 @@ def save(ref: str, dest: Path) -> Path:
     """`docker save` ref into dest (a docker-archive tarball), streamed."""
     client = _client()
     try:
-        image = client.images.get(ref)
+        # The low-level call saves exactly `ref` (the archive's RepoTags name it); the
+        # high-level Image.save(named=True) would name whichever tag the image lists first.
         with dest.open("wb") as fh:
-            for chunk in image.save(named=True):
+            for chunk in client.api.get_image(ref):
                 fh.write(chunk)
     except docker.errors.DockerException as err:
         raise ToolError(["docker", "save", ref], None, str(err)) from err

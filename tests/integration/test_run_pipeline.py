@@ -1,0 +1,177 @@
+"""`drydock run` end to end on the real engine, scanners, a private registry and cosign.
+
+One module-scoped story in three runs against a registry of its own:
+  1. first run: the clean operand is built, gated, promoted with every documented tag,
+     signed and catalogued; a deliberately loose flavour (sudo installed) fails its gate
+     and stays in staging only;
+  2. the same run again: nothing changed, so the clean operand is not built, scanned or
+     pushed, and the catalog names the same digest;
+  3. the clean flavour gains sudo: its inputs change, it is rebuilt, fails its gate, is
+     not promoted, and its catalog entry keeps the previous digest.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.build.events import Silent
+from pipeline.cli.scan_cmd import scan_settings
+from pipeline.publish.registry import RegistryClient
+from pipeline.publish.sign import ensure_key, verify_image
+from pipeline.scan.scanners import DEFAULT_SCANNERS, make_scanners
+from pipeline.settings import Settings, default_cache
+from pipeline.stages.run import RunOptions, RunOutcome, run_pipeline
+from pipeline.tools.cosign import locate_cosign
+from pipeline.tools.registry_server import RegistryServer
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+CLEAN = "postgresql-15-minimal-bookworm"
+LOOSE = "postgresql-15-loose-bookworm"
+REPO = "drydock/postgresql"
+
+OPERAND = """
+kind: operand
+name: postgresql
+repository: postgresql
+template: postgresql.Dockerfile.j2
+user: {uid: 26, gid: 26, name: postgres}
+flavours:
+  minimal:
+    description: PostgreSQL server only
+    packages: [MINIMAL]
+  loose:
+    description: PostgreSQL server with sudo, which the policy denies
+    packages: ["postgresql-{major}", "sudo"]
+majors:
+  - {major: 15, source: debian}
+"""
+
+
+def write_root(root: Path, minimal_packages: str) -> None:
+    """A repository root of the test's own: real templates and scan-config, own images/."""
+    if not (root / "dockerfiles").exists():
+        shutil.copytree(ROOT / "dockerfiles", root / "dockerfiles")
+        shutil.copytree(ROOT / "scan-config", root / "scan-config")
+    images = root / "images"
+    images.mkdir(exist_ok=True)
+    (images / "base.yaml").write_text("kind: base\nreleases: [bookworm]\n", encoding="utf-8")
+    operand = textwrap.dedent(OPERAND).replace("[MINIMAL]", minimal_packages)
+    (images / "postgresql.yaml").write_text(operand, encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    with RegistryServer(tmp_path_factory.mktemp("run-registry")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def story(
+    registry: RegistryServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Settings, list[RunOutcome], list[Path]]]:
+    root = tmp_path_factory.mktemp("run-root")
+    settings = Settings(root=root, cache=default_cache(), registry=registry.address, jobs=2)
+    outcomes: list[RunOutcome] = []
+    outs: list[Path] = []
+
+    def run_once(minimal_packages: str) -> None:
+        write_root(root, minimal_packages)
+        out = tmp_path_factory.mktemp("run-out")
+        options = RunOptions(
+            out_dir=out,
+            scanners=make_scanners(DEFAULT_SCANNERS, scan_settings(settings, "local", False)),
+        )
+        outcomes.append(run_pipeline(settings, options, Silent()))
+        outs.append(out)
+
+    run_once('["postgresql-{major}"]')
+    run_once('["postgresql-{major}"]')
+    run_once('["postgresql-{major}", "sudo"]')
+    yield settings, outcomes, outs
+
+
+def catalog_image(out: Path) -> str:
+    doc = yaml.safe_load((out / "catalogs" / "catalog-minimal-bookworm.yaml").read_text())
+    [entry] = doc["spec"]["images"]
+    assert entry["major"] == 15
+    return str(entry["image"])
+
+
+def test_first_run_publishes_the_gated_image_with_every_tag(
+    story: tuple[Settings, list[RunOutcome], list[Path]], registry: RegistryServer
+) -> None:
+    _, outcomes, outs = story
+    first = outcomes[0]
+    assert first.exit_code == 1  # the loose flavour failed its gate
+    clean = first.outcomes[CLEAN]
+    assert clean.decision == "built" and clean.signed
+    client = RegistryClient(registry.address)
+    ref = clean.published
+    m = re.fullmatch(
+        rf"{re.escape(registry.address)}/{REPO}:(15\.\d+)-(\d{{12}})-minimal-bookworm@(sha256:[0-9a-f]{{64}})",
+        ref,
+    )
+    assert m, ref
+    minor, stamp, digest = m.groups()
+    for tag in (
+        f"{minor}-{stamp}-minimal-bookworm",
+        f"{minor}-minimal-bookworm",
+        "15-minimal-bookworm",
+    ):
+        assert client.digest(REPO, tag) == digest, tag
+    assert catalog_image(outs[0]) == ref
+    cosign = locate_cosign(insecure_registry=True)
+    verified = verify_image(
+        cosign, client, f"{registry.address}/{REPO}:15-minimal-bookworm", ensure_key(cosign).public
+    )
+    assert verified.digest == digest
+
+
+def test_image_that_fails_its_gate_is_in_staging_only(
+    story: tuple[Settings, list[RunOutcome], list[Path]], registry: RegistryServer
+) -> None:
+    _, outcomes, _ = story
+    loose = outcomes[0].outcomes[LOOSE]
+    assert loose.decision == "failed-gate"
+    assert "sudo" in loose.reason or "CIS-4.3" in loose.reason or "DISA-2.12" in loose.reason
+    assert loose.published == "" and "/staging/" in loose.staged
+    client = RegistryClient(registry.address)
+    assert client.digest(REPO, "15-loose-bookworm") is None
+    assert not [t for t in client.list_tags(REPO) if "loose" in t]
+    assert [t for t in client.list_tags("staging/" + REPO) if "loose" in t]
+
+
+def test_second_run_with_nothing_changed_does_nothing(
+    story: tuple[Settings, list[RunOutcome], list[Path]], registry: RegistryServer
+) -> None:
+    _, outcomes, outs = story
+    second = outcomes[1].outcomes[CLEAN]
+    assert second.decision == "unchanged"
+    assert second.published == outcomes[0].outcomes[CLEAN].published
+    assert outcomes[1].build is not None
+    assert outcomes[1].build.images[CLEAN].published  # not built
+    assert catalog_image(outs[1]) == catalog_image(outs[0])
+    release_tags = [t for t in RegistryClient(registry.address).list_tags(REPO) if "minimal" in t]
+    assert len(release_tags) == 3  # one immutable tag and two rolling ones: nothing new
+
+
+def test_failed_rebuild_keeps_the_previous_catalog_digest(
+    story: tuple[Settings, list[RunOutcome], list[Path]], registry: RegistryServer
+) -> None:
+    _, outcomes, outs = story
+    third = outcomes[2].outcomes[CLEAN]
+    assert third.decision == "failed-gate"
+    assert outcomes[2].build is not None and not outcomes[2].build.images[CLEAN].published
+    assert catalog_image(outs[2]) == outcomes[0].outcomes[CLEAN].published
+    client = RegistryClient(registry.address)
+    first_digest = outcomes[0].outcomes[CLEAN].published.rsplit("@", 1)[1]
+    assert client.digest(REPO, "15-minimal-bookworm") == first_digest
