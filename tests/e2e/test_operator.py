@@ -1,0 +1,503 @@
+"""The included operator against a real kube-apiserver + etcd, with its own least privilege.
+
+Aspects, each on its own Cluster in a namespace that enforces Pod Security "restricted":
+the operator (kopf, in-process through `kopf.testing.KopfRunner`) authenticates with its
+ServiceAccount's token and the shipped ClusterRole, never as an admin; a Cluster that
+references CloudNativePG's published ClusterImageCatalog gets `status.image` = that
+catalog's digest and every per-cluster object is admitted (pods included); a catalog entry
+change re-creates the instances one at a time, replicas first, primary last, each only
+after the previous one is Ready (the test plays kubelet and sets Ready through the status
+subresource); the superuser Secret follows enableSuperuserAccess; a missing major sets the
+error phase and a Warning event and changes nothing else; the CRD's CEL rule refuses
+imageName together with imageCatalogRef; the RBAC is least privilege (SubjectAccessReviews).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import kopf
+import pytest
+import yaml
+from kopf.testing import KopfRunner
+
+from pipeline.tools import controlplane
+from pipeline.tools.controlplane import ControlPlaneSettings
+from pipeline.tools.kubeapi import KubeAPI, KubeAPIError, load_kubeconfig, resource_path
+
+REPO = Path(__file__).parents[2]
+sys.path.insert(0, str(REPO / "operator"))
+
+from drydock_operator import handlers, reconcile, resources  # noqa: E402
+from drydock_operator.model import parse_cluster  # noqa: E402
+from drydock_operator.settings import OperatorSettings, load_settings  # noqa: E402
+
+pytestmark = pytest.mark.e2e
+
+CNPG = REPO.parent / "shared" / "fixtures" / "cnpg"
+MANIFESTS = REPO / "operator" / "manifests"
+NAMESPACE = "e2e-operator"
+OPERATOR_NS = "postgresql-operator-system"
+OPERATOR_SA = "postgresql-operator-manager"
+GROUP_VERSION = "postgresql.cnpg.io/v1"
+CRDS = resource_path("apiextensions.k8s.io/v1", "customresourcedefinitions")
+MERGE = "application/merge-patch+json"
+PREFIX = "cnpg.io"
+TIMEOUT = 60.0
+
+T = TypeVar("T")
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float = TIMEOUT) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.2)
+
+
+def load_all(path: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def path_of(doc: dict[str, Any]) -> str:
+    plural = {
+        "Namespace": "namespaces",
+        "ServiceAccount": "serviceaccounts",
+        "ClusterRole": "clusterroles",
+        "ClusterRoleBinding": "clusterrolebindings",
+        "CustomResourceDefinition": "customresourcedefinitions",
+        "ClusterImageCatalog": "clusterimagecatalogs",
+        "Cluster": "clusters",
+    }[doc["kind"]]
+    meta = doc["metadata"]
+    return resource_path(doc["apiVersion"], plural, meta["name"], meta.get("namespace"))
+
+
+def patch(api: KubeAPI, path: str, body: dict[str, Any]) -> None:
+    import json
+
+    api.request("PATCH", path, body=json.dumps(body).encode(), content_type=MERGE)
+
+
+# --- fixtures -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def admin(control_plane_settings: ControlPlaneSettings) -> Iterator[KubeAPI]:
+    cp = controlplane.up(control_plane_settings)
+    with KubeAPI(load_kubeconfig(cp.kubeconfig)) as api:
+        yield api
+
+
+@pytest.fixture(scope="module")
+def installed(admin: KubeAPI) -> Iterator[None]:
+    """CRDs, the operator's namespace and RBAC (as shipped), a restricted test namespace."""
+    crds = [d for p in sorted((MANIFESTS / "crds").glob("*.yaml")) for d in load_all(p)]
+    crds = [d for d in crds if d["kind"] == "CustomResourceDefinition"]
+    assert {d["spec"]["names"]["kind"] for d in crds} == {
+        "Cluster",
+        "ImageCatalog",
+        "ClusterImageCatalog",
+    }
+    for doc in crds:
+        admin.apply(path_of(doc), doc)
+    for doc in crds:
+        admin.wait_crd_established(doc["metadata"]["name"])
+    for doc in load_all(MANIFESTS / "namespace.yaml") + load_all(MANIFESTS / "rbac.yaml"):
+        admin.apply(path_of(doc), doc)
+    admin.apply(
+        resource_path("v1", "namespaces", NAMESPACE),
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {
+                "name": NAMESPACE,
+                "labels": {"pod-security.kubernetes.io/enforce": "restricted"},
+            },
+        },
+    )
+    yield
+    for doc in crds:
+        admin.delete(path_of(doc))
+    for doc in crds:
+        admin.wait_gone(path_of(doc), timeout=120)
+
+
+@pytest.fixture(scope="module")
+def operator(
+    installed: None,
+    control_plane_settings: ControlPlaneSettings,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[KopfRunner]:
+    """The operator, logged in with its own ServiceAccount token (not the admin's)."""
+    cp = controlplane.up(control_plane_settings)
+    token = controlplane.mint_token(cp.kubeconfig, OPERATOR_NS, OPERATOR_SA, create=False)
+    workdir = tmp_path_factory.mktemp("operator")
+    kubeconfig = workdir / "kubeconfig"
+    kubeconfig.write_text(controlplane.kubeconfig_text(cp.server, cp.ca_file.read_bytes(), token))
+    env = {"KUBECONFIG": str(kubeconfig), "DRYDOCK_OPERATOR_RESYNC_SECONDS": "5"}
+    assert token not in cp.kubeconfig.read_text(), "the operator must not run as the admin"
+    registry = kopf.OperatorRegistry()
+    handlers.register(registry, load_settings(env))
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        args = ["run", "--standalone", "--all-namespaces", "--verbose"]
+        with KopfRunner(args, registry=registry, timeout=60) as runner:
+            yield runner
+    (workdir / "operator.log").write_text(runner.output)  # kept by pytest for post-mortems
+    assert runner.exit_code == 0, runner.output
+    assert runner.exception is None
+    assert operator_problems(runner.output) == []
+
+
+EXPECTED_WARNINGS = (
+    "OS signals are ignored",  # KopfRunner runs kopf in a thread
+    "Cannot find major 19",  # the error-phase tests ask for it
+)
+
+
+def operator_problems(output: str) -> list[str]:
+    """Warnings and errors the operator (kopf or drydock_operator) logged unexpectedly.
+
+    A permission missing from the shipped ClusterRole shows up here as a 403 from kopf's
+    watcher or as "reconcile failed" from the controller.
+    """
+    return [
+        line
+        for line in output.splitlines()
+        if ("[WARNING" in line or "[ERROR" in line or "[CRITICAL" in line)
+        and ("kopf" in line or "drydock_operator" in line)
+        and not any(expected in line for expected in EXPECTED_WARNINGS)
+    ]
+
+
+def clusters_path(name: str | None = None) -> str:
+    return resource_path(GROUP_VERSION, "clusters", name, NAMESPACE)
+
+
+def get_cluster(admin: KubeAPI, name: str) -> dict[str, Any]:
+    return admin.get(clusters_path(name)) or {}
+
+
+def create_cluster(admin: KubeAPI, name: str, **spec: Any) -> None:
+    body = {
+        "apiVersion": GROUP_VERSION,
+        "kind": "Cluster",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": spec,
+    }
+    admin.create(clusters_path(), body)
+
+
+def core(plural: str, name: str | None = None) -> str:
+    return resource_path("v1", plural, name, NAMESPACE)
+
+
+def instance_pods(admin: KubeAPI, cluster: str) -> dict[str, dict[str, Any]]:
+    listing = admin.request(
+        "GET", core("pods"), params={"labelSelector": f"{PREFIX}/cluster={cluster}"}
+    ).json()
+    return {p["metadata"]["name"]: p for p in listing["items"]}
+
+
+def image_of(pod: dict[str, Any]) -> str:
+    return str(pod["spec"]["containers"][0]["image"])
+
+
+def is_ready(pod: dict[str, Any]) -> bool:
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in pod.get("status", {}).get("conditions", [])
+    )
+
+
+def mark_ready(admin: KubeAPI, name: str) -> None:
+    """What a kubelet would report once PostgreSQL answers: Ready=True, via pods/status."""
+    patch(
+        admin,
+        core("pods", name) + "/status",
+        {"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}},
+    )
+
+
+def catalog_image(major: int) -> str:
+    (doc,) = load_all(CNPG / "catalog-minimal-bookworm.yaml")
+    return next(str(e["image"]) for e in doc["spec"]["images"] if e["major"] == major)
+
+
+@pytest.fixture(scope="module")
+def cnpg_catalog(admin: KubeAPI, installed: None) -> str:
+    """CloudNativePG's own published ClusterImageCatalog, verbatim."""
+    (doc,) = load_all(CNPG / "catalog-minimal-bookworm.yaml")
+    admin.apply(path_of(doc), doc)
+    return str(doc["metadata"]["name"])
+
+
+def catalog_ref(name: str, major: int, kind: str = "ClusterImageCatalog") -> dict[str, Any]:
+    return {"apiGroup": "postgresql.cnpg.io", "kind": kind, "name": name, "major": major}
+
+
+# --- tests ----------------------------------------------------------------------------------
+
+
+def test_cluster_runs_the_catalog_digest_with_all_objects_admitted(
+    admin: KubeAPI, operator: KopfRunner, cnpg_catalog: str
+) -> None:
+    create_cluster(admin, "pg", instances=3, imageCatalogRef=catalog_ref(cnpg_catalog, 17))
+    digest = catalog_image(17)
+    cluster = wait_for(
+        "status.image", lambda: (c := get_cluster(admin, "pg")).get("status", {}).get("image") and c
+    )
+    assert cluster["status"]["image"] == digest
+    assert "@sha256:" in digest
+    pods = wait_for("3 instance pods", lambda: len(p := instance_pods(admin, "pg")) == 3 and p)
+    assert sorted(pods) == ["pg-1", "pg-2", "pg-3"]
+    assert {image_of(p) for p in pods.values()} == {digest}
+    assert pods["pg-1"]["metadata"]["labels"][f"{PREFIX}/instanceRole"] == "primary"
+    for name in ("pg-1", "pg-2", "pg-3"):
+        assert admin.get(core("persistentvolumeclaims", name)) is not None
+    assert admin.get(core("serviceaccounts", "pg")) is not None
+    role = admin.get(resource_path("rbac.authorization.k8s.io/v1", "roles", "pg", NAMESPACE))
+    assert role is not None
+    expected = resources.role_rules(parse_cluster(cluster), OperatorSettings())
+    assert role["rules"] == expected
+    assert (
+        admin.get(resource_path("rbac.authorization.k8s.io/v1", "rolebindings", "pg", NAMESPACE))
+        is not None
+    )
+    for secret in ("pg-app", "pg-ca", "pg-server", "pg-replication"):
+        wait_for(f"Secret {secret}", lambda s=secret: admin.get(core("secrets", s)))
+    assert admin.get(core("secrets", "pg-superuser")) is None
+    config = admin.get(core("configmaps", "pg-config")) or {}
+    assert "ssl_min_protocol_version = 'TLSv1.3'" in config["data"]["postgresql.conf"]
+    assert "password_encryption = 'scram-sha-256'" in config["data"]["postgresql.conf"]
+    for svc in ("pg-rw", "pg-ro", "pg-r"):
+        assert admin.get(core("services", svc)) is not None
+
+
+def test_restricted_namespace_rejects_a_pod_that_is_not(admin: KubeAPI, installed: None) -> None:
+    """The namespace really enforces "restricted", so admitted instance pods prove compliance."""
+    bad = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "root-pod", "namespace": NAMESPACE},
+        "spec": {"containers": [{"name": "c", "image": "x"}]},
+    }
+    with pytest.raises(KubeAPIError, match="restricted"):
+        admin.create(core("pods"), bad)
+
+
+def test_catalog_change_rolls_replicas_first_then_primary(
+    admin: KubeAPI, operator: KopfRunner
+) -> None:
+    old, new = "registry.invalid/pg@sha256:" + "a" * 64, "registry.invalid/pg@sha256:" + "b" * 64
+    catalog = {
+        "apiVersion": GROUP_VERSION,
+        "kind": "ClusterImageCatalog",
+        "metadata": {"name": "e2e-roll"},
+        "spec": {"images": [{"major": 17, "image": old}]},
+    }
+    admin.apply(path_of(catalog), catalog)
+    create_cluster(admin, "roll", instances=3, imageCatalogRef=catalog_ref("e2e-roll", 17))
+    pods = wait_for("3 pods", lambda: len(p := instance_pods(admin, "roll")) == 3 and p)
+    for name in pods:
+        mark_ready(admin, name)
+    wait_for(
+        "healthy",
+        lambda: (
+            get_cluster(admin, "roll").get("status", {}).get("phase") == reconcile.PHASE_HEALTHY
+        ),
+    )
+    before = {n: p["metadata"]["uid"] for n, p in instance_pods(admin, "roll").items()}
+
+    catalog["spec"]["images"][0]["image"] = new
+    admin.apply(path_of(catalog), catalog)
+
+    order: list[str] = []
+    deadline = time.monotonic() + 3 * TIMEOUT
+    while len(order) < 3:
+        assert time.monotonic() < deadline, f"roll stalled after {order}"
+        pods = instance_pods(admin, "roll")
+        unavailable = 3 - sum(1 for p in pods.values() if is_ready(p))
+        assert unavailable <= 1, f"more than one instance down at once: {sorted(pods)}"
+        for name, pod in sorted(pods.items()):
+            if image_of(pod) == new and not is_ready(pod):
+                assert pod["metadata"]["uid"] != before[name]
+                order.append(name)
+                mark_ready(admin, name)
+        time.sleep(0.1)
+    assert order == ["roll-3", "roll-2", "roll-1"]
+    cluster = wait_for(
+        "healthy on the new image",
+        lambda: (
+            (c := get_cluster(admin, "roll"))["status"].get("phase") == reconcile.PHASE_HEALTHY
+            and c
+        ),
+    )
+    assert cluster["status"]["image"] == new
+    assert cluster["status"]["currentPrimary"] == "roll-1"
+    assert {image_of(p) for p in instance_pods(admin, "roll").values()} == {new}
+
+
+def test_superuser_secret_appears_and_disappears(admin: KubeAPI, operator: KopfRunner) -> None:
+    create_cluster(
+        admin, "su", instances=1, imageName="registry.invalid/pg:17", enableSuperuserAccess=True
+    )
+    secret = wait_for("su-superuser", lambda: admin.get(core("secrets", "su-superuser")))
+    assert secret["type"] == "kubernetes.io/basic-auth"
+    role_path = resource_path("rbac.authorization.k8s.io/v1", "roles", "su", NAMESPACE)
+    wait_for(
+        "Role naming the superuser Secret",
+        lambda: (
+            "su-superuser"
+            in ((admin.get(role_path) or {}).get("rules") or [{}])[1].get("resourceNames", [])
+        ),
+    )
+    patch(admin, clusters_path("su"), {"spec": {"enableSuperuserAccess": False}})
+    wait_for("su-superuser gone", lambda: admin.get(core("secrets", "su-superuser")) is None)
+    wait_for(
+        "Role without the superuser Secret",
+        lambda: (
+            "su-superuser"
+            not in ((admin.get(role_path) or {}).get("rules") or [{}, {}])[1].get(
+                "resourceNames", []
+            )
+        ),
+    )
+    assert admin.get(core("secrets", "su-app")) is not None
+
+
+def warning_events(admin: KubeAPI, cluster: str) -> list[dict[str, Any]]:
+    items = admin.request("GET", core("events")).json()["items"]
+    return [
+        e
+        for e in items
+        if e["involvedObject"].get("name") == cluster
+        and e["involvedObject"].get("kind") == "Cluster"
+        and e["type"] == "Warning"
+    ]
+
+
+def test_missing_major_sets_error_phase_warns_and_changes_nothing(
+    admin: KubeAPI, operator: KopfRunner, cnpg_catalog: str
+) -> None:
+    create_cluster(admin, "nomajor", instances=1, imageCatalogRef=catalog_ref(cnpg_catalog, 19))
+    cluster = wait_for(
+        "error phase",
+        lambda: (
+            (c := get_cluster(admin, "nomajor")).get("status", {}).get("phase")
+            == reconcile.PHASE_CATALOG_ERROR
+            and c
+        ),
+    )
+    assert "Cannot find major 19" in cluster["status"]["phaseReason"]
+    assert "image" not in cluster["status"]
+    (event,) = wait_for("Warning event", lambda: warning_events(admin, "nomajor"))
+    assert event["reason"] == "DiscoverImage"
+    assert "Cannot find major 19 in ClusterImageCatalog/" in event["message"]
+    assert instance_pods(admin, "nomajor") == {}
+    assert admin.get(core("secrets", "nomajor-app")) is None
+    assert admin.get(core("serviceaccounts", "nomajor")) is None
+
+
+def test_running_cluster_keeps_its_image_when_its_major_goes_missing(
+    admin: KubeAPI, operator: KopfRunner, cnpg_catalog: str
+) -> None:
+    create_cluster(admin, "keep", instances=1, imageCatalogRef=catalog_ref(cnpg_catalog, 16))
+    pods = wait_for("1 pod", lambda: len(p := instance_pods(admin, "keep")) == 1 and p)
+    mark_ready(admin, "keep-1")
+    wait_for("status.image", lambda: get_cluster(admin, "keep").get("status", {}).get("image"))
+    uid = pods["keep-1"]["metadata"]["uid"]
+    patch(
+        admin, clusters_path("keep"), {"spec": {"imageCatalogRef": catalog_ref(cnpg_catalog, 19)}}
+    )
+    cluster = wait_for(
+        "error phase",
+        lambda: (
+            (c := get_cluster(admin, "keep"))["status"].get("phase")
+            == reconcile.PHASE_CATALOG_ERROR
+            and c
+        ),
+    )
+    assert cluster["status"]["image"] == catalog_image(16)
+    wait_for("Warning event", lambda: warning_events(admin, "keep"))
+    time.sleep(2)
+    assert instance_pods(admin, "keep")["keep-1"]["metadata"]["uid"] == uid
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"imageName": "x", "imageCatalogRef": catalog_ref("c", 17)},
+        {"instances": 1},
+        {"imageCatalogRef": catalog_ref("c", 17, kind="Secret")},
+    ],
+    ids=["both", "neither", "not-a-catalog"],
+)
+def test_schema_refuses_ambiguous_image_sources(
+    admin: KubeAPI, installed: None, spec: dict[str, Any]
+) -> None:
+    with pytest.raises(KubeAPIError) as err:
+        create_cluster(admin, "invalid", **spec)
+    assert err.value.status == 422
+
+
+def can(
+    admin: KubeAPI,
+    user: str,
+    verb: str,
+    resource: str,
+    *,
+    group: str = "",
+    subresource: str = "",
+    name: str = "",
+    namespace: str = NAMESPACE,
+) -> bool:
+    """Ask the API server's authorizer (SubjectAccessReview) whether `user` may do this."""
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {
+            "user": user,
+            "groups": ["system:serviceaccounts", "system:authenticated"],
+            "resourceAttributes": {
+                "namespace": namespace,
+                "verb": verb,
+                "group": group,
+                "resource": resource,
+                "subresource": subresource,
+                "name": name,
+            },
+        },
+    }
+    path = resource_path("authorization.k8s.io/v1", "subjectaccessreviews")
+    answer = admin.create(path, review) or {}
+    return bool(answer.get("status", {}).get("allowed"))
+
+
+def test_least_privilege(admin: KubeAPI, operator: KopfRunner) -> None:
+    cnpg = "postgresql.cnpg.io"
+    op = f"system:serviceaccount:{OPERATOR_NS}:{OPERATOR_SA}"
+    assert can(admin, op, "create", "pods")
+    assert can(admin, op, "watch", "clusterimagecatalogs", group=cnpg)
+    assert not can(admin, op, "list", "secrets")
+    assert not can(admin, op, "update", "clusterimagecatalogs", group=cnpg)
+    assert not can(admin, op, "create", "deployments", group="apps")
+    instance = f"system:serviceaccount:{NAMESPACE}:pg"
+    role_path = resource_path("rbac.authorization.k8s.io/v1", "roles", "pg", NAMESPACE)
+    wait_for("pg's Role", lambda: admin.get(role_path))
+    assert can(admin, instance, "get", "secrets", name="pg-app")
+    assert not can(admin, instance, "get", "secrets", name="su-app")
+    assert not can(admin, instance, "list", "secrets")
+    assert can(admin, instance, "patch", "clusters", group=cnpg, subresource="status", name="pg")
+    assert not can(admin, instance, "get", "clusters", group=cnpg, name="roll")
+    assert not can(admin, instance, "get", "clusterimagecatalogs", group=cnpg, namespace="")
