@@ -6,12 +6,17 @@ lives in $DRYDOCK_CACHE/devcluster unless --state-dir says otherwise.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import click
+import yaml
 
 from pipeline.cli import exits
+from pipeline.cli.common import repo_root
+from pipeline.errors import CatalogError
 from pipeline.tools import controlplane
+from pipeline.tools.kubeapi import KubeAPI, load_kubeconfig, resource_path
 
 
 def _settings(state_dir: Path | None, timeout: float) -> controlplane.ControlPlaneSettings:
@@ -36,19 +41,68 @@ def cluster() -> None:
     """A local Kubernetes control plane (etcd + kube-apiserver, no nodes)."""
 
 
+CRD_DIR = Path("operator") / "manifests" / "crds"
+
+
+def apply_crds(kubeconfig: Path, folder: Path, timeout: float = 60.0) -> list[str]:
+    """Server-side apply every CRD in folder and wait until each is Established."""
+    names: list[str] = []
+    with KubeAPI(load_kubeconfig(kubeconfig)) as api:
+        for path in sorted(folder.glob("*.yaml")):
+            for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+                if not isinstance(doc, dict) or doc.get("kind") != "CustomResourceDefinition":
+                    continue
+                name = str(doc["metadata"]["name"])
+                where = resource_path("apiextensions.k8s.io/v1", "customresourcedefinitions", name)
+                api.apply(where, doc)
+                names.append(name)
+        deadline = time.monotonic() + timeout
+        for name in names:
+            where = resource_path("apiextensions.k8s.io/v1", "customresourcedefinitions", name)
+            while True:
+                conditions = ((api.get(where) or {}).get("status") or {}).get("conditions") or []
+                if any(
+                    c.get("type") == "Established" and c.get("status") == "True" for c in conditions
+                ):
+                    break
+                if time.monotonic() > deadline:
+                    raise CatalogError(f"CRD {name} not established within {timeout:.0f}s")
+                time.sleep(0.5)
+    return names
+
+
 @cluster.command("up")
 @state_dir_option
 @click.option("--timeout", type=float, default=180.0, show_default=True, help="Start timeout (s).")
+@click.option(
+    "--install-crds",
+    is_flag=True,
+    help="Also apply Drydock's CRDs (operator/manifests/crds): catalogs and Cluster.",
+)
 @exits
-def cluster_up(state_dir: Path | None, timeout: float) -> None:
+def cluster_up(state_dir: Path | None, timeout: float, install_crds: bool) -> None:
     """Start the control plane (harmless when it already runs)."""
     cp = controlplane.up(_settings(state_dir, timeout))
     if cp.started_seconds:
-        click.echo(f"control plane ready in {cp.started_seconds:.1f}s")
+        click.echo(f"control plane ready in {cp.started_seconds:.1f}s", err=True)
     else:
-        click.echo("control plane already running")
-    click.echo(f"server: {cp.server}")
+        click.echo("control plane already running", err=True)
+    if install_crds:
+        installed = apply_crds(cp.kubeconfig, repo_root() / CRD_DIR)
+        click.echo(f"CRDs established: {', '.join(installed)}", err=True)
+    click.echo(f"server: {cp.server}", err=True)
     click.echo(f"export KUBECONFIG={cp.kubeconfig}")
+
+
+@cluster.command("kubeconfig")
+@state_dir_option
+@exits
+def cluster_kubeconfig(state_dir: Path | None) -> None:
+    """Print the path of the control plane's admin kubeconfig (exit 3 when not running)."""
+    st = controlplane.status(_settings(state_dir, 180.0))
+    if not st.ready:
+        raise CatalogError("the control plane is not running: drydock dev cluster up")
+    click.echo(str(_settings(state_dir, 180.0).resolved_state_dir() / "kubeconfig"))
 
 
 @cluster.command("down")
