@@ -48,6 +48,7 @@ CRDS = resource_path("apiextensions.k8s.io/v1", "customresourcedefinitions")
 MERGE = "application/merge-patch+json"
 PREFIX = "cnpg.io"
 TIMEOUT = 60.0
+APPARMOR = "container.apparmor.security.beta.kubernetes.io/postgres"
 
 T = TypeVar("T")
 
@@ -188,11 +189,13 @@ def get_cluster(admin: KubeAPI, name: str) -> dict[str, Any]:
     return admin.get(clusters_path(name)) or {}
 
 
-def create_cluster(admin: KubeAPI, name: str, **spec: Any) -> None:
+def create_cluster(
+    admin: KubeAPI, name: str, annotations: dict[str, str] | None = None, **spec: Any
+) -> None:
     body = {
         "apiVersion": GROUP_VERSION,
         "kind": "Cluster",
-        "metadata": {"name": name, "namespace": NAMESPACE},
+        "metadata": {"name": name, "namespace": NAMESPACE, "annotations": annotations or {}},
         "spec": spec,
     }
     admin.create(clusters_path(), body)
@@ -211,6 +214,10 @@ def instance_pods(admin: KubeAPI, cluster: str) -> dict[str, dict[str, Any]]:
 
 def image_of(pod: dict[str, Any]) -> str:
     return str(pod["spec"]["containers"][0]["image"])
+
+
+def images(admin: KubeAPI, cluster: str) -> dict[str, str]:
+    return {name: image_of(pod) for name, pod in instance_pods(admin, cluster).items()}
 
 
 def is_ready(pod: dict[str, Any]) -> bool:
@@ -252,7 +259,13 @@ def catalog_ref(name: str, major: int, kind: str = "ClusterImageCatalog") -> dic
 def test_cluster_runs_the_catalog_digest_with_all_objects_admitted(
     admin: KubeAPI, operator: KopfRunner, cnpg_catalog: str
 ) -> None:
-    create_cluster(admin, "pg", instances=3, imageCatalogRef=catalog_ref(cnpg_catalog, 17))
+    create_cluster(
+        admin,
+        "pg",
+        annotations={APPARMOR: "runtime/default"},
+        instances=3,
+        imageCatalogRef=catalog_ref(cnpg_catalog, 17),
+    )
     digest = catalog_image(17)
     cluster = wait_for(
         "status.image", lambda: (c := get_cluster(admin, "pg")).get("status", {}).get("image") and c
@@ -263,6 +276,7 @@ def test_cluster_runs_the_catalog_digest_with_all_objects_admitted(
     assert sorted(pods) == ["pg-1", "pg-2", "pg-3"]
     assert {image_of(p) for p in pods.values()} == {digest}
     assert pods["pg-1"]["metadata"]["labels"][f"{PREFIX}/instanceRole"] == "primary"
+    assert all(p["metadata"]["annotations"][APPARMOR] == "runtime/default" for p in pods.values())
     for name in ("pg-1", "pg-2", "pg-3"):
         assert admin.get(core("persistentvolumeclaims", name)) is not None
     assert admin.get(core("serviceaccounts", "pg")) is not None
@@ -346,6 +360,49 @@ def test_catalog_change_rolls_replicas_first_then_primary(
     assert cluster["status"]["image"] == new
     assert cluster["status"]["currentPrimary"] == "roll-1"
     assert {image_of(p) for p in instance_pods(admin, "roll").values()} == {new}
+
+
+def test_namespaced_image_catalog_change_reaches_its_cluster(
+    admin: KubeAPI, operator: KopfRunner
+) -> None:
+    old, new = "registry.invalid/pg@sha256:" + "c" * 64, "registry.invalid/pg@sha256:" + "d" * 64
+    catalog = {
+        "apiVersion": GROUP_VERSION,
+        "kind": "ImageCatalog",
+        "metadata": {"name": "local", "namespace": NAMESPACE},
+        "spec": {"images": [{"major": 16, "image": old}]},
+    }
+    catalog_path = resource_path(GROUP_VERSION, "imagecatalogs", "local", NAMESPACE)
+    admin.apply(catalog_path, catalog)
+    create_cluster(
+        admin, "local", instances=1, imageCatalogRef=catalog_ref("local", 16, "ImageCatalog")
+    )
+    wait_for("1 pod", lambda: len(instance_pods(admin, "local")) == 1)
+    mark_ready(admin, "local-1")
+    assert get_cluster(admin, "local")["status"]["image"] == old
+    catalog["spec"]["images"][0]["image"] = new
+    admin.apply(catalog_path, catalog)
+    wait_for(
+        "local-1 re-created on the new image",
+        lambda: images(admin, "local") == {"local-1": new},
+    )
+    assert get_cluster(admin, "local")["status"]["image"] == new
+
+
+def test_operator_pod_template_is_admitted_as_restricted(admin: KubeAPI, installed: None) -> None:
+    """No kubelet runs the Deployment, so admit its pod template as a Pod directly."""
+    (deployment,) = load_all(MANIFESTS / "deployment.yaml")
+    template = deployment["spec"]["template"]
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "operator-template-check", "namespace": OPERATOR_NS},
+        "spec": template["spec"],
+    }
+    path = resource_path("v1", "pods", namespace=OPERATOR_NS)
+    created = admin.create(path, pod)
+    assert created is not None
+    admin.delete(resource_path("v1", "pods", "operator-template-check", OPERATOR_NS))
 
 
 def test_superuser_secret_appears_and_disappears(admin: KubeAPI, operator: KopfRunner) -> None:
