@@ -39,8 +39,11 @@ def crd_set(which: str) -> list[dict[str, Any]]:
 
 def install_crds(api: KubeAPI, docs: list[dict[str, Any]]) -> None:
     for doc in docs:
-        name = doc["metadata"]["name"]
-        api.apply(f"{CRD_COLLECTION}/{name}", doc)
+        path = f"{CRD_COLLECTION}/{doc['metadata']['name']}"
+        live = api.get(path)
+        if live is not None and live["metadata"].get("deletionTimestamp"):
+            api.wait_gone(path, timeout=120)  # another module's CRD set is still going away
+        api.apply(path, doc)
     for doc in docs:
         api.wait_crd_established(doc["metadata"]["name"])
 
