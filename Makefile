@@ -46,6 +46,7 @@ lint: venv
 	$(BIN)/ruff format --check pipeline tests bench operator
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	bash scripts/lint-workflows.sh
 
 bench: venv host tools
 	$(BIN)/python bench/build_matrix.py

@@ -16,6 +16,7 @@ from pipeline.cli.common import settings_from
 from pipeline.cli.progress import PlainEvents, RichEvents
 from pipeline.cli.scan_cmd import scan_settings
 from pipeline.scan.scanners import DEFAULT_SCANNERS, SCANNERS, make_scanners
+from pipeline.stages.promote import promote_staged
 from pipeline.stages.run import RunOptions, run_pipeline
 
 
@@ -42,6 +43,11 @@ from pipeline.stages.run import RunOptions, run_pipeline
 @click.option("--no-sign", is_flag=True, help="Do not sign promoted images.")
 @click.option("--signing-key", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @click.option("--no-update-check", is_flag=True, help="Skip the apt upgrade simulation (CIS 4.4).")
+@click.option(
+    "--stage-only",
+    is_flag=True,
+    help="Stage and verify only (CI shards); `drydock promote` promotes after every shard.",
+)
 @exits
 def run_cmd(
     targets: tuple[str, ...],
@@ -57,6 +63,7 @@ def run_cmd(
     no_sign: bool,
     signing_key: Path | None,
     no_update_check: bool,
+    stage_only: bool,
 ) -> None:
     """Plan, build what changed, scan, gate, publish, sign and write (apply) catalogs."""
     settings = settings_from(jobs=jobs, builder=builder, registry=registry)
@@ -72,6 +79,7 @@ def run_cmd(
         sign=not no_sign,
         signing_key=signing_key,
         check_updates=not no_update_check,
+        stage_only=stage_only,
     )
     with contextlib.ExitStack() as stack:
         events: BuildEvents = PlainEvents()
@@ -88,5 +96,54 @@ def run_cmd(
         sys.exit(outcome.exit_code)
 
 
+@click.command("promote")
+@click.argument(
+    "folders",
+    nargs=-1,
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+)
+@click.option("--registry", help="Registry (default: 127.0.0.1:5000).")
+@click.option(
+    "--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=Path("out")
+)
+@click.option("--kubeconfig", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--api-group", default="postgresql.cnpg.io", show_default=True)
+@click.option("--no-sign", is_flag=True)
+@click.option("--signing-key", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@exits
+def promote_cmd(
+    folders: tuple[Path, ...],
+    registry: str | None,
+    out_dir: Path,
+    kubeconfig: Path | None,
+    api_group: str,
+    no_sign: bool,
+    signing_key: Path | None,
+) -> None:
+    """Promote the gated images `drydock run --stage-only` left in FOLDERS, then catalogs."""
+    settings = settings_from(registry=registry)
+    outcome = promote_staged(
+        settings,
+        list(folders),
+        out_dir,
+        sign=not no_sign,
+        signing_key=signing_key,
+        kubeconfig=kubeconfig,
+        catalog=CatalogSettings(api_group=api_group),
+    )
+    for image in outcome.promoted:
+        click.echo(f"promoted {image.reference}")
+    for line in outcome.skipped:
+        click.echo(f"not promoted: {line}")
+    for item in outcome.applied:
+        click.echo(f"catalog {item['name']}: {item['action']}")
+    if outcome.errors:
+        for line in outcome.errors:
+            click.echo(f"drydock: error: {line}", err=True)
+        sys.exit(3)
+
+
 def register(main: click.Group) -> None:
     main.add_command(run_cmd)
+    main.add_command(promote_cmd)

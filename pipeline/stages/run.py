@@ -30,13 +30,14 @@ from pipeline.models.images import BuiltImage
 from pipeline.models.publish import PublishedImage
 from pipeline.models.targets import Kind, Plan, Target
 from pipeline.publish.current import Current, find_current
-from pipeline.publish.push import PushRetry, Release, publish
+from pipeline.publish.push import PushRetry, Release, publish, push_to_staging
 from pipeline.publish.registry import RegistryClient
 from pipeline.publish.sign import ensure_key, sign_image
 from pipeline.publish.tags import tags_for
 from pipeline.report.formats import render
 from pipeline.scan.base import Scanner
 from pipeline.settings import Settings
+from pipeline.stages.promote import stage_record, write_staged
 from pipeline.stages.scan import ScanConfig, ScanRun, ScanTarget, scan_images
 from pipeline.tools.cosign import locate_cosign
 from pipeline.tools.kubeapi import KubeAPI, load_kubeconfig
@@ -64,6 +65,7 @@ class RunOptions:
     signing_key: Path | None = None
     check_updates: bool = True
     today: dt.date | None = None
+    stage_only: bool = False  # CI shards: stage and verify only; `drydock promote` follows
 
 
 @dataclass
@@ -83,6 +85,7 @@ class RunOutcome:
     build: BuildResult | None = None
     gate: GateReport | None = None
     published: list[PublishedImage] = field(default_factory=list)
+    staged: list[dict[str, Any]] = field(default_factory=list)  # with stage_only
     catalogs: list[str] = field(default_factory=list)
     applied: list[dict[str, str]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # infrastructure: exit 3
@@ -148,6 +151,11 @@ def _publish_one(
     created = image.label("org.opencontainers.image.created")
     when = dt.datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
     release = Release.for_target(target, tags_for(target, image.packages, when), created)
+    if options.stage_only:
+        staged = push_to_staging(image.tag, release, client, PushRetry())
+        outcome.staged = staged.reference
+        run.staged.append(stage_record(staged, release, gated, sbom, options.out_dir))
+        return None
     result = publish(image.tag, release, client, gated=gated, retry=PushRetry())
     outcome.staged = result.reference if not result.gated else outcome.staged
     if not result.gated:
@@ -236,10 +244,10 @@ def _catalogs(
         catalogs = generate(chosen, options.catalog)
         run.catalogs = [str(p) for p in write_catalogs(catalogs, options.out_dir / "catalogs")]
         if options.kubeconfig is not None:
-            api = KubeAPI(load_kubeconfig(options.kubeconfig))
-            for res in apply_catalogs(api, catalogs):
-                run.applied.append({"kind": res.kind, "name": res.name, "action": res.action})
-                log.info("catalog %s/%s: %s", res.kind, res.name, res.action)
+            with KubeAPI(load_kubeconfig(options.kubeconfig)) as api:
+                for res in apply_catalogs(api, catalogs):
+                    run.applied.append({"kind": res.kind, "name": res.name, "action": res.action})
+                    log.info("catalog %s/%s: %s", res.kind, res.name, res.action)
     except DrydockError as err:
         run.errors.append(f"catalogs: {err}")
 
@@ -281,7 +289,10 @@ def run_pipeline(settings: Settings, options: RunOptions, events: BuildEvents) -
             (reports / filename).write_text(render(scan.report, fmt), encoding="utf-8")
 
     _publish_all(run, plan, scan, client, options)
-    _catalogs(run, images, current, options)
+    if options.stage_only:
+        write_staged(run.staged, options.out_dir)
+    else:
+        _catalogs(run, images, current, options)
     run.seconds = time.monotonic() - start
     run.record, run.summary = write_record(run, options.out_dir)
     return run

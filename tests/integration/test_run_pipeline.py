@@ -175,3 +175,33 @@ def test_failed_rebuild_keeps_the_previous_catalog_digest(
     client = RegistryClient(registry.address)
     first_digest = outcomes[0].outcomes[CLEAN].published.rsplit("@", 1)[1]
     assert client.digest(REPO, "15-minimal-bookworm") == first_digest
+
+
+def test_sharded_stage_only_then_promote(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """CI shards stage only; nothing reaches the release repository until `promote`."""
+    from pipeline.stages.promote import promote_staged
+
+    root = tmp_path_factory.mktemp("shard-root")
+    write_root(root, '["postgresql-{major}"]')
+    with RegistryServer(tmp_path_factory.mktemp("shard-registry")) as server:
+        settings = Settings(root=root, cache=default_cache(), registry=server.address, jobs=2)
+        out = tmp_path_factory.mktemp("shard-out")
+        options = RunOptions(
+            out_dir=out,
+            scanners=make_scanners(DEFAULT_SCANNERS, scan_settings(settings, "local", False)),
+            shard=(2, 2),  # flavours sort loose, minimal: shard 2 of 2 is the minimal one
+            stage_only=True,
+        )
+        run = run_pipeline(settings, options, Silent())
+        assert list(run.outcomes) == [CLEAN]
+        assert run.outcomes[CLEAN].staged and not run.outcomes[CLEAN].published
+        client = RegistryClient(server.address)
+        assert client.list_tags(REPO) == ()
+        assert (out / "staged.json").is_file() and (out / "sboms" / f"{CLEAN}.cdx.json").is_file()
+        assert not (out / "catalogs").exists()
+
+        done = promote_staged(settings, [out], out)
+        assert done.errors == []
+        [image] = done.promoted
+        assert client.digest(REPO, "15-minimal-bookworm") == image.digest
+        assert catalog_image(out) == image.reference
