@@ -15,7 +15,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from drydock_operator import k8s, pki, reconcile, resources
+from drydock_operator import instances, k8s, pki, reconcile, resources
 from drydock_operator.model import Cluster, Instance, parse_catalog, parse_cluster, parse_instance
 from drydock_operator.settings import OperatorSettings
 
@@ -99,9 +99,9 @@ def _reconcile(kube: k8s.Kube, settings: OperatorSettings, body: Obj) -> reconci
     )
     if plan.step is reconcile.Step.CREATE:
         for instance in plan.instances:
-            kube.create(resources.pvc(cluster, settings, instance))
+            kube.create(instances.pvc(cluster, settings, instance))
             kube.create(
-                resources.pod(cluster, settings, instance, decision.image, instance == primary)
+                instances.pod(cluster, settings, instance, decision.image, instance == primary)
             )
     elif plan.step is reconcile.Step.DELETE:
         uids = {p["metadata"]["name"]: p["metadata"].get("uid") for p in pods}

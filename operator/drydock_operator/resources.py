@@ -1,7 +1,8 @@
-"""Pure object specs for everything a Cluster owns: RBAC, secrets, config, services, pods.
+"""Pure object specs for what a Cluster owns besides its instances: RBAC, Secrets, config, Services.
 
 Each function returns the dictionary to send to the API and nothing else happens here,
-so the unit tests can pin exact RBAC rules and security contexts. Names follow
+so the unit tests can pin exact RBAC rules. The instance pods and PVCs are in
+`instances.py`. Names follow
 CloudNativePG (`<cluster>-app`, `-superuser`, `-ca`, `-server`, `-replication`, services
 `-rw`/`-ro`/`-r`, one Pod and one PVC per instance named `<cluster>-<serial>`), so tools
 written for CloudNativePG find them.
@@ -114,7 +115,7 @@ def owner_reference(cluster: Cluster, settings: OperatorSettings) -> Obj:
     }
 
 
-def _meta(cluster: Cluster, settings: OperatorSettings, name: str, **extra: Any) -> Obj:
+def object_meta(cluster: Cluster, settings: OperatorSettings, name: str, **extra: Any) -> Obj:
     meta: Obj = {
         "name": name,
         "namespace": cluster.namespace,
@@ -132,7 +133,7 @@ def service_account(cluster: Cluster, settings: OperatorSettings) -> Obj:
     return {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
-        "metadata": _meta(cluster, settings, cluster.name),
+        "metadata": object_meta(cluster, settings, cluster.name),
     }
 
 
@@ -191,7 +192,7 @@ def role(cluster: Cluster, settings: OperatorSettings) -> Obj:
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
-        "metadata": _meta(cluster, settings, cluster.name),
+        "metadata": object_meta(cluster, settings, cluster.name),
         "rules": role_rules(cluster, settings),
     }
 
@@ -200,7 +201,7 @@ def role_binding(cluster: Cluster, settings: OperatorSettings) -> Obj:
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "RoleBinding",
-        "metadata": _meta(cluster, settings, cluster.name),
+        "metadata": object_meta(cluster, settings, cluster.name),
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": cluster.name},
         "subjects": [
             {"kind": "ServiceAccount", "name": cluster.name, "namespace": cluster.namespace}
@@ -219,7 +220,7 @@ def _basic_auth_secret(
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": _meta(cluster, settings, name),
+        "metadata": object_meta(cluster, settings, name),
         "type": "kubernetes.io/basic-auth",
         "stringData": {
             "username": user,
@@ -248,7 +249,7 @@ def ca_secret(cluster: Cluster, settings: OperatorSettings, cert_pem: str, key_p
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": _meta(cluster, settings, ca_secret_name(cluster)),
+        "metadata": object_meta(cluster, settings, ca_secret_name(cluster)),
         "type": "Opaque",
         "stringData": {"ca.crt": cert_pem, "ca.key": key_pem},
     }
@@ -260,7 +261,7 @@ def tls_secret(
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": _meta(cluster, settings, name),
+        "metadata": object_meta(cluster, settings, name),
         "type": "kubernetes.io/tls",
         "stringData": {"tls.crt": cert_pem, "tls.key": key_pem},
     }
@@ -302,7 +303,7 @@ def config_map(cluster: Cluster, settings: OperatorSettings) -> Obj:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": _meta(cluster, settings, config_map_name(cluster)),
+        "metadata": object_meta(cluster, settings, config_map_name(cluster)),
         "data": {
             "postgresql.conf": conf,
             "pg_hba.conf": "\n".join(pg_hba_lines(cluster)) + "\n",
@@ -327,7 +328,7 @@ def services(cluster: Cluster, settings: OperatorSettings) -> list[Obj]:
         {
             "apiVersion": "v1",
             "kind": "Service",
-            "metadata": _meta(cluster, settings, name),
+            "metadata": object_meta(cluster, settings, name),
             "spec": {
                 "type": "ClusterIP",
                 "selector": dict(selector),
@@ -343,157 +344,3 @@ def services(cluster: Cluster, settings: OperatorSettings) -> list[Obj]:
         }
         for name, selector in zip(service_names(cluster), selectors, strict=True)
     ]
-
-
-# --- Instances ----------------------------------------------------------------------------------
-
-
-def pvc(cluster: Cluster, settings: OperatorSettings, instance: str) -> Obj:
-    spec: Obj = {
-        "accessModes": ["ReadWriteOnce"],
-        "resources": {"requests": {"storage": cluster.storage_size}},
-    }
-    if cluster.storage_class:
-        spec["storageClassName"] = cluster.storage_class
-    labels = {
-        **cluster_labels(cluster, settings),
-        f"{settings.label_prefix}/instanceName": instance,
-    }
-    return {
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
-        "metadata": _meta(cluster, settings, instance, labels=labels),
-        "spec": spec,
-    }
-
-
-def pod_security_context() -> Obj:
-    """Pod level: never root, uid/gid 26 (the operand images' postgres user)."""
-    return {
-        "runAsNonRoot": True,
-        "runAsUser": POSTGRES_UID,
-        "runAsGroup": POSTGRES_GID,
-        "fsGroup": POSTGRES_GID,
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-
-
-def container_security_context() -> Obj:
-    """Container level: what Pod Security Standards `restricted` asks, and a read-only root."""
-    return {
-        "runAsNonRoot": True,
-        "runAsUser": POSTGRES_UID,
-        "runAsGroup": POSTGRES_GID,
-        "readOnlyRootFilesystem": True,
-        "allowPrivilegeEscalation": False,
-        "privileged": False,
-        "capabilities": {"drop": ["ALL"]},
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-
-
-def container_ports() -> list[Obj]:
-    return [
-        {"name": "postgresql", "containerPort": PORT_POSTGRESQL, "protocol": "TCP"},
-        {"name": "status", "containerPort": PORT_STATUS, "protocol": "TCP"},
-        {"name": "metrics", "containerPort": PORT_METRICS, "protocol": "TCP"},
-    ]
-
-
-def _secret_volume(name: str, secret: str, items: tuple[str, ...]) -> Obj:
-    return {
-        "name": name,
-        "secret": {
-            "secretName": secret,
-            "defaultMode": SECRET_FILE_MODE,
-            "items": [{"key": k, "path": k} for k in items],
-        },
-    }
-
-
-def _resources(cluster: Cluster) -> Obj:
-    out: Obj = {}
-    if cluster.resources.requests:
-        out["requests"] = dict(cluster.resources.requests)
-    if cluster.resources.limits:
-        out["limits"] = dict(cluster.resources.limits)
-    return out
-
-
-def pod(
-    cluster: Cluster, settings: OperatorSettings, instance: str, image: str, primary: bool
-) -> Obj:
-    """One instance: the PostgreSQL container on its own PVC, restricted and read-only."""
-    prefix = settings.label_prefix
-    labels = {
-        **cluster_labels(cluster, settings),
-        f"{prefix}/instanceName": instance,
-        f"{prefix}/instanceRole": "primary" if primary else "replica",
-        f"{prefix}/podRole": "instance",
-    }
-    annotations = dict(cluster.apparmor)
-    meta = _meta(cluster, settings, instance, labels=labels)
-    if annotations:
-        meta["annotations"] = annotations
-    container: Obj = {
-        "name": CONTAINER,
-        "image": image,
-        "imagePullPolicy": "IfNotPresent",
-        "command": ["postgres"],
-        "args": ["-D", PGDATA, "-c", f"config_file={CONFIG_DIR}/postgresql.conf"],
-        "env": [
-            {"name": "PGDATA", "value": PGDATA},
-            {"name": "PGHOST", "value": SOCKET_DIR},
-            {"name": "CLUSTER_NAME", "value": cluster.name},
-            {"name": "POD_NAME", "value": instance},
-            {
-                "name": "NAMESPACE",
-                "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
-            },
-        ],
-        "ports": container_ports(),
-        "readinessProbe": {
-            "exec": {"command": ["pg_isready", "-q", "-h", SOCKET_DIR]},
-            "periodSeconds": 10,
-            "timeoutSeconds": 5,
-        },
-        "securityContext": container_security_context(),
-        "volumeMounts": [
-            {"name": "pgdata", "mountPath": PGDATA_MOUNT},
-            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
-            {"name": "server-tls", "mountPath": f"{CERTS_DIR}/server", "readOnly": True},
-            {"name": "ca", "mountPath": f"{CERTS_DIR}/ca", "readOnly": True},
-            {"name": "replication-tls", "mountPath": f"{CERTS_DIR}/replication", "readOnly": True},
-            {"name": "run", "mountPath": SOCKET_DIR},
-            # Writable emptyDirs under a read-only root, not the host's directories.
-            {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108
-            {"name": "shm", "mountPath": "/dev/shm"},  # noqa: S108
-        ],
-    }
-    resources = _resources(cluster)
-    if resources:
-        container["resources"] = resources
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": meta,
-        "spec": {
-            "hostname": instance,
-            "serviceAccountName": cluster.name,
-            "enableServiceLinks": False,
-            "securityContext": pod_security_context(),
-            "containers": [container],
-            "volumes": [
-                {"name": "pgdata", "persistentVolumeClaim": {"claimName": instance}},
-                {"name": "config", "configMap": {"name": config_map_name(cluster)}},
-                _secret_volume("server-tls", server_secret_name(cluster), ("tls.crt", "tls.key")),
-                _secret_volume("ca", ca_secret_name(cluster), ("ca.crt",)),
-                _secret_volume(
-                    "replication-tls", replication_secret_name(cluster), ("tls.crt", "tls.key")
-                ),
-                {"name": "run", "emptyDir": {}},
-                {"name": "tmp", "emptyDir": {}},
-                {"name": "shm", "emptyDir": {"medium": "Memory"}},
-            ],
-        },
-    }

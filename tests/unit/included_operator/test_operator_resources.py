@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drydock_operator import resources
+from drydock_operator import instances, resources
 from drydock_operator.model import parse_cluster
 from drydock_operator.settings import EDB_GROUP, OperatorSettings
 from operator_samples import cluster_body
@@ -115,7 +115,7 @@ def restricted_violations(pod: dict[str, Any]) -> list[str]:
 
 
 def test_instance_pod_is_restricted_read_only_and_runs_as_26() -> None:
-    pod = resources.pod(cluster(), SETTINGS, "pg-1", "img@sha256:1", primary=True)
+    pod = instances.pod(cluster(), SETTINGS, "pg-1", "img@sha256:1", primary=True)
     assert restricted_violations(pod) == []
     (container,) = pod["spec"]["containers"]
     assert container["securityContext"] == {
@@ -140,16 +140,16 @@ def test_instance_pod_is_restricted_read_only_and_runs_as_26() -> None:
 
 
 def test_instance_pod_ports_are_named() -> None:
-    pod = resources.pod(cluster(), SETTINGS, "pg-1", "img", primary=True)
+    pod = instances.pod(cluster(), SETTINGS, "pg-1", "img", primary=True)
     ports = {p["name"]: p["containerPort"] for p in pod["spec"]["containers"][0]["ports"]}
     assert ports == {"postgresql": 5432, "status": 8000, "metrics": 9187}
 
 
 def test_instance_pod_has_one_pvc_and_writable_dirs_only_where_needed() -> None:
-    pod = resources.pod(cluster(), SETTINGS, "pg-2", "img", primary=False)
+    pod = instances.pod(cluster(), SETTINGS, "pg-2", "img", primary=False)
     claims = [v for v in pod["spec"]["volumes"] if "persistentVolumeClaim" in v]
     assert claims == [{"name": "pgdata", "persistentVolumeClaim": {"claimName": "pg-2"}}]
-    pvc = resources.pvc(cluster(), SETTINGS, "pg-2")
+    pvc = instances.pvc(cluster(), SETTINGS, "pg-2")
     assert pvc["metadata"]["name"] == "pg-2"
     assert pvc["spec"]["resources"]["requests"]["storage"] == "2Gi"
     labels = pod["metadata"]["labels"]
@@ -164,7 +164,7 @@ def test_apparmor_annotations_pass_through_to_pods() -> None:
         "container.apparmor.security.beta.kubernetes.io/postgres": "runtime/default",
         "unrelated": "x",
     }
-    pod = resources.pod(parse_cluster(body), SETTINGS, "pg-1", "img", primary=True)
+    pod = instances.pod(parse_cluster(body), SETTINGS, "pg-1", "img", primary=True)
     assert pod["metadata"]["annotations"] == {
         "container.apparmor.security.beta.kubernetes.io/postgres": "runtime/default"
     }
@@ -173,7 +173,7 @@ def test_apparmor_annotations_pass_through_to_pods() -> None:
 
 def test_resources_pass_through() -> None:
     c = cluster(resources={"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "2Gi"}})
-    container = resources.pod(c, SETTINGS, "pg-1", "img", primary=True)["spec"]["containers"][0]
+    container = instances.pod(c, SETTINGS, "pg-1", "img", primary=True)["spec"]["containers"][0]
     assert container["resources"] == {
         "requests": {"cpu": "1", "memory": "1Gi"},
         "limits": {"memory": "2Gi"},
@@ -228,7 +228,7 @@ def test_secrets_hold_credentials_and_certificates() -> None:
 def test_enterprisedb_group_reaches_labels_and_rbac() -> None:
     edb = OperatorSettings(api_group=EDB_GROUP)
     c = cluster()
-    pod = resources.pod(c, edb, "pg-1", "img", primary=True)
+    pod = instances.pod(c, edb, "pg-1", "img", primary=True)
     assert pod["metadata"]["labels"]["k8s.enterprisedb.io/cluster"] == "pg"
     assert pod["metadata"]["ownerReferences"][0]["apiVersion"] == f"{EDB_GROUP}/v1"
     groups = {g for rule in resources.role_rules(c, edb) for g in rule["apiGroups"]}
