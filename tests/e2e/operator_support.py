@@ -1,0 +1,194 @@
+"""Helpers for the operator's e2e tests: paths, a pretend kubelet, RBAC questions, log checks."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from pipeline.tools.kubeapi import KubeAPI, resource_path
+
+REPO = Path(__file__).parents[2]
+if str(REPO / "operator") not in sys.path:
+    sys.path.insert(0, str(REPO / "operator"))  # the operator is its own small distribution
+
+CNPG = REPO.parent / "shared" / "fixtures" / "cnpg"
+MANIFESTS = REPO / "operator" / "manifests"
+NAMESPACE = "e2e-operator"
+OPERATOR_NS = "postgresql-operator-system"
+OPERATOR_SA = "postgresql-operator-manager"
+GROUP_VERSION = "postgresql.cnpg.io/v1"
+CRDS = resource_path("apiextensions.k8s.io/v1", "customresourcedefinitions")
+MERGE = "application/merge-patch+json"
+PREFIX = "cnpg.io"
+TIMEOUT = 60.0
+APPARMOR = "container.apparmor.security.beta.kubernetes.io/postgres"
+
+T = TypeVar("T")
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float = TIMEOUT) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.2)
+
+
+def load_all(path: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def path_of(doc: dict[str, Any]) -> str:
+    plural = {
+        "Namespace": "namespaces",
+        "ServiceAccount": "serviceaccounts",
+        "ClusterRole": "clusterroles",
+        "ClusterRoleBinding": "clusterrolebindings",
+        "CustomResourceDefinition": "customresourcedefinitions",
+        "ClusterImageCatalog": "clusterimagecatalogs",
+        "Cluster": "clusters",
+    }[doc["kind"]]
+    meta = doc["metadata"]
+    return resource_path(doc["apiVersion"], plural, meta["name"], meta.get("namespace"))
+
+
+def patch(api: KubeAPI, path: str, body: dict[str, Any]) -> None:
+    api.request("PATCH", path, body=json.dumps(body).encode(), content_type=MERGE)
+
+
+EXPECTED_WARNINGS = (
+    "OS signals are ignored",  # KopfRunner runs kopf in a thread
+    "Cannot find major 19",  # the error-phase tests ask for it
+)
+
+
+def operator_problems(output: str) -> list[str]:
+    """Warnings and errors the operator (kopf or drydock_operator) logged unexpectedly.
+
+    A permission missing from the shipped ClusterRole shows up here as a 403 from kopf's
+    watcher or as "reconcile failed" from the controller.
+    """
+    return [
+        line
+        for line in output.splitlines()
+        if ("[WARNING" in line or "[ERROR" in line or "[CRITICAL" in line)
+        and ("kopf" in line or "drydock_operator" in line)
+        and not any(expected in line for expected in EXPECTED_WARNINGS)
+    ]
+
+
+def clusters_path(name: str | None = None) -> str:
+    return resource_path(GROUP_VERSION, "clusters", name, NAMESPACE)
+
+
+def get_cluster(admin: KubeAPI, name: str) -> dict[str, Any]:
+    return admin.get(clusters_path(name)) or {}
+
+
+def create_cluster(
+    admin: KubeAPI, name: str, annotations: dict[str, str] | None = None, **spec: Any
+) -> None:
+    body = {
+        "apiVersion": GROUP_VERSION,
+        "kind": "Cluster",
+        "metadata": {"name": name, "namespace": NAMESPACE, "annotations": annotations or {}},
+        "spec": spec,
+    }
+    admin.create(clusters_path(), body)
+
+
+def core(plural: str, name: str | None = None) -> str:
+    return resource_path("v1", plural, name, NAMESPACE)
+
+
+def instance_pods(admin: KubeAPI, cluster: str) -> dict[str, dict[str, Any]]:
+    listing = admin.request(
+        "GET", core("pods"), params={"labelSelector": f"{PREFIX}/cluster={cluster}"}
+    ).json()
+    return {p["metadata"]["name"]: p for p in listing["items"]}
+
+
+def image_of(pod: dict[str, Any]) -> str:
+    return str(pod["spec"]["containers"][0]["image"])
+
+
+def images(admin: KubeAPI, cluster: str) -> dict[str, str]:
+    return {name: image_of(pod) for name, pod in instance_pods(admin, cluster).items()}
+
+
+def is_ready(pod: dict[str, Any]) -> bool:
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in pod.get("status", {}).get("conditions", [])
+    )
+
+
+def mark_ready(admin: KubeAPI, name: str) -> None:
+    """What a kubelet would report once PostgreSQL answers: Ready=True, via pods/status."""
+    patch(
+        admin,
+        core("pods", name) + "/status",
+        {"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}},
+    )
+
+
+def catalog_image(major: int) -> str:
+    (doc,) = load_all(CNPG / "catalog-minimal-bookworm.yaml")
+    return next(str(e["image"]) for e in doc["spec"]["images"] if e["major"] == major)
+
+
+def catalog_ref(name: str, major: int, kind: str = "ClusterImageCatalog") -> dict[str, Any]:
+    return {"apiGroup": "postgresql.cnpg.io", "kind": kind, "name": name, "major": major}
+
+
+def warning_events(admin: KubeAPI, cluster: str) -> list[dict[str, Any]]:
+    items = admin.request("GET", core("events")).json()["items"]
+    return [
+        e
+        for e in items
+        if e["involvedObject"].get("name") == cluster
+        and e["involvedObject"].get("kind") == "Cluster"
+        and e["type"] == "Warning"
+    ]
+
+
+def can(
+    admin: KubeAPI,
+    user: str,
+    verb: str,
+    resource: str,
+    *,
+    group: str = "",
+    subresource: str = "",
+    name: str = "",
+    namespace: str = NAMESPACE,
+) -> bool:
+    """Ask the API server's authorizer (SubjectAccessReview) whether `user` may do this."""
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {
+            "user": user,
+            "groups": ["system:serviceaccounts", "system:authenticated"],
+            "resourceAttributes": {
+                "namespace": namespace,
+                "verb": verb,
+                "group": group,
+                "resource": resource,
+                "subresource": subresource,
+                "name": name,
+            },
+        },
+    }
+    path = resource_path("authorization.k8s.io/v1", "subjectaccessreviews")
+    answer = admin.create(path, review) or {}
+    return bool(answer.get("status", {}).get("allowed"))
