@@ -198,3 +198,40 @@ def test_published_file_round_trip(
     assert signed == written
     applying.apply(kube_api, catalogs)
     assert [d.action for d in applying.diff(kube_api, catalogs)] == ["unchanged", "unchanged"]
+
+
+def test_cli_diff_and_apply(
+    drydock_crds: None,
+    control_plane: Any,
+    images: dict[str, list[PublishedImage]],
+    tmp_path: Path,
+) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    pub = tmp_path / "published.json"
+    pub.write_text(json.dumps([dataclasses.asdict(i) for i in images["v1"]]))
+    common = ["--published", str(pub), "--kubeconfig", str(control_plane.kubeconfig)]
+    runner = CliRunner()
+    applied = runner.invoke(main, ["catalog", "apply", *common])
+    assert applied.exit_code == 0, applied.output
+    pub.write_text(json.dumps([dataclasses.asdict(i) for i in images["v2"]]))
+    diffed = runner.invoke(main, ["catalog", "diff", *common])
+    assert diffed.exit_code == 0, diffed.output
+    assert "ClusterImageCatalog/postgresql-minimal-bookworm: updated" in diffed.output
+    assert "+    image: 127.0.0.1:5000/drydock-e2e/postgresql:16.1-202611270800" in diffed.output
+    out = tmp_path / "out"
+    applied = runner.invoke(main, ["catalog", "apply", *common, "--output", str(out)])
+    assert applied.exit_code == 0, applied.output
+    assert applied.output.count(": updated") == 2
+    assert (out / "kustomization.yaml").exists()
+    again = runner.invoke(main, ["catalog", "apply", *common])
+    assert again.output.count(": unchanged") == 2
+    missing = [dataclasses.replace(images["v2"][0], digest="sha256:" + "1" * 64)]
+    pub.write_text(json.dumps([dataclasses.asdict(i) for i in missing]))
+    refused = runner.invoke(main, ["catalog", "apply", *common])
+    assert refused.exit_code == 3
+    assert "digest not found in the registry" in refused.output
