@@ -107,11 +107,12 @@ def cluster_kubeconfig(state_dir: Path | None) -> None:
 
 @cluster.command("down")
 @state_dir_option
+@click.option("--purge", is_flag=True, help="Also delete the state dir (data, keys, kubeconfig).")
 @exits
-def cluster_down(state_dir: Path | None) -> None:
-    """Stop the control plane; its data stays for the next `up`."""
-    controlplane.down(_settings(state_dir, 180.0))
-    click.echo("control plane stopped")
+def cluster_down(state_dir: Path | None, purge: bool) -> None:
+    """Stop the control plane; its data stays for the next `up` unless --purge."""
+    controlplane.down(_settings(state_dir, 180.0), purge=purge)
+    click.echo("control plane stopped" + (" and its state removed" if purge else ""))
 
 
 @cluster.command("status")

@@ -13,7 +13,7 @@ Stable API (the operator's e2e tests use it; change it only together with them):
     cp.ca_file                   # Path of the CA that signed the serving certificate
     status(settings)             # ControlPlaneStatus(running, ready, etcd_pid, apiserver_pid, ...)
     kill_apiserver(cp)           # SIGKILL the apiserver only (fault injection); up() restarts it
-    down(settings)               # stops both and waits until they are gone; harmless when down
+    down(settings, purge=False)  # stops both and waits until they are gone; harmless when down
     mint_token(cp.kubeconfig, "ns", "sa") -> str   # ServiceAccount token via TokenRequest
     service_account_kubeconfig(cp.kubeconfig, "ns", "sa", path) -> path   # kubeconfig as that SA
 
@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import signal
 import time
 from collections.abc import Iterator, Sequence
@@ -448,12 +449,23 @@ def status(settings: ControlPlaneSettings | None = None) -> ControlPlaneStatus:
     return ControlPlaneStatus(state_dir, etcd, api, ready=ready, server=server)
 
 
-def down(settings: ControlPlaneSettings | None = None) -> None:
-    """Stop the apiserver, then etcd; return once neither runs. Data stays for the next up."""
+def down(settings: ControlPlaneSettings | None = None, *, purge: bool = False) -> None:
+    """Stop the apiserver, then etcd; return once neither runs.
+
+    Data, keys and the kubeconfig stay for the next `up` unless purge is set, which
+    removes the whole state dir once both processes are gone.
+    """
     settings = settings or ControlPlaneSettings()
     state_dir = settings.resolved_state_dir()
     if not (state_dir / "state.json").exists():
         return
+    _stop_all(settings, state_dir)
+    if purge:
+        shutil.rmtree(state_dir)
+        log.info("removed %s", state_dir)
+
+
+def _stop_all(settings: ControlPlaneSettings, state_dir: Path) -> None:
     with _locked(state_dir):
         st = _read_state(state_dir)
         if st is None:

@@ -160,6 +160,10 @@ def test_down_leaves_nothing_running(tmp_path: Path) -> None:
         assert controlplane._gone(pid)
     assert not _port_open(port)
     controlplane.down(settings)  # and so is stopping twice
+    again = controlplane.up(settings)  # data and keys survive a stop
+    assert again.server == cp.server
+    controlplane.down(settings, purge=True)
+    assert not settings.resolved_state_dir().exists()
 
 
 def test_service_account_kubeconfig(control_plane: ControlPlane, tmp_path: Path) -> None:
