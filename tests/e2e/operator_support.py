@@ -5,12 +5,18 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import kopf
+import pytest
 import yaml
+from kopf.testing import KopfRunner
 
+from pipeline.tools import controlplane
+from pipeline.tools.controlplane import ControlPlane
 from pipeline.tools.kubeapi import KubeAPI, resource_path
 
 REPO = Path(__file__).parents[2]
@@ -192,3 +198,90 @@ def can(
     path = resource_path("authorization.k8s.io/v1", "subjectaccessreviews")
     answer = admin.create(path, review) or {}
     return bool(answer.get("status", {}).get("allowed"))
+
+
+def shipped_manifests(group: str = "postgresql.cnpg.io") -> tuple[list[Any], list[Any]]:
+    """The CRDs and the operator's Namespace + RBAC as shipped, optionally for another group.
+
+    For another group the ClusterRole and its binding are renamed, so both sets can live
+    in one API server (the CRD names differ by group already).
+    """
+
+    def docs(path: Path) -> list[dict[str, Any]]:
+        text = path.read_text().replace("postgresql.cnpg.io", group)
+        return [d for d in yaml.safe_load_all(text) if d]
+
+    crds = [d for p in sorted((MANIFESTS / "crds").glob("*.yaml")) for d in docs(p)]
+    crds = [d for d in crds if d["kind"] == "CustomResourceDefinition"]
+    assert {d["spec"]["names"]["kind"] for d in crds} == {
+        "Cluster",
+        "ImageCatalog",
+        "ClusterImageCatalog",
+    }
+    rbac = docs(MANIFESTS / "namespace.yaml") + docs(MANIFESTS / "rbac.yaml")
+    if group != "postgresql.cnpg.io":
+        for doc in rbac:
+            if doc["kind"] in ("ClusterRole", "ClusterRoleBinding"):
+                doc["metadata"]["name"] += f"-{group}"
+            if doc["kind"] == "ClusterRoleBinding":
+                doc["roleRef"]["name"] += f"-{group}"
+    return crds, rbac
+
+
+@contextmanager
+def installed_manifests(
+    admin: KubeAPI, crds: list[Any], rbac: list[Any], namespace: str
+) -> Iterator[None]:
+    """Apply CRDs and RBAC and a namespace enforcing "restricted"; remove the CRDs after."""
+    for doc in crds:
+        admin.apply(path_of(doc), doc)
+    for doc in crds:
+        admin.wait_crd_established(doc["metadata"]["name"])
+    for doc in rbac:
+        admin.apply(path_of(doc), doc)
+    admin.apply(
+        resource_path("v1", "namespaces", namespace),
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {
+                "name": namespace,
+                "labels": {"pod-security.kubernetes.io/enforce": "restricted"},
+            },
+        },
+    )
+    yield
+    for doc in crds:
+        admin.delete(path_of(doc))
+    for doc in crds:
+        admin.wait_gone(path_of(doc), timeout=120)
+
+
+@contextmanager
+def running_operator(
+    cp: ControlPlane, workdir: Path, extra_env: Mapping[str, str]
+) -> Iterator[KopfRunner]:
+    """Run the operator in-process with a token of its own ServiceAccount (not the admin's).
+
+    On exit, any warning or error it logged fails the test; its log stays in `workdir`.
+    """
+    from drydock_operator import handlers
+    from drydock_operator.settings import load_settings
+
+    token = controlplane.mint_token(cp.kubeconfig, OPERATOR_NS, OPERATOR_SA, create=False)
+    assert token not in cp.kubeconfig.read_text(), "the operator must not run as the admin"
+    kubeconfig = workdir / "kubeconfig"
+    kubeconfig.write_text(controlplane.kubeconfig_text(cp.server, cp.ca_file.read_bytes(), token))
+    env = {"KUBECONFIG": str(kubeconfig), "DRYDOCK_OPERATOR_RESYNC_SECONDS": "5", **extra_env}
+    registry = kopf.OperatorRegistry()
+    handlers.register(registry, load_settings(env))
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        args = ["run", "--standalone", "--all-namespaces", "--verbose"]
+        with KopfRunner(args, registry=registry, timeout=60) as runner:
+            yield runner
+    (workdir / "operator.log").write_text(runner.output)  # kept by pytest for post-mortems
+    assert runner.exit_code == 0, runner.output
+    assert runner.exception is None
+    assert operator_problems(runner.output) == []

@@ -18,7 +18,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import kopf
 import pytest
 from kopf.testing import KopfRunner
 from operator_support import (
@@ -40,13 +39,15 @@ from operator_support import (
     get_cluster,
     image_of,
     images,
+    installed_manifests,
     instance_pods,
     is_ready,
     load_all,
     mark_ready,
-    operator_problems,
     patch,
     path_of,
+    running_operator,
+    shipped_manifests,
     wait_for,
     warning_events,
 )
@@ -57,9 +58,9 @@ from pipeline.tools.kubeapi import KubeAPI, KubeAPIError, load_kubeconfig, resou
 
 # isort: split
 # operator_support put operator/ on sys.path: the operator is its own distribution.
-from drydock_operator import handlers, reconcile, resources
+from drydock_operator import reconcile, resources
 from drydock_operator.model import parse_cluster
-from drydock_operator.settings import OperatorSettings, load_settings
+from drydock_operator.settings import OperatorSettings
 
 pytestmark = pytest.mark.e2e
 
@@ -77,35 +78,9 @@ def admin(control_plane_settings: ControlPlaneSettings) -> Iterator[KubeAPI]:
 @pytest.fixture(scope="module")
 def installed(admin: KubeAPI) -> Iterator[None]:
     """CRDs, the operator's namespace and RBAC (as shipped), a restricted test namespace."""
-    crds = [d for p in sorted((MANIFESTS / "crds").glob("*.yaml")) for d in load_all(p)]
-    crds = [d for d in crds if d["kind"] == "CustomResourceDefinition"]
-    assert {d["spec"]["names"]["kind"] for d in crds} == {
-        "Cluster",
-        "ImageCatalog",
-        "ClusterImageCatalog",
-    }
-    for doc in crds:
-        admin.apply(path_of(doc), doc)
-    for doc in crds:
-        admin.wait_crd_established(doc["metadata"]["name"])
-    for doc in load_all(MANIFESTS / "namespace.yaml") + load_all(MANIFESTS / "rbac.yaml"):
-        admin.apply(path_of(doc), doc)
-    admin.apply(
-        resource_path("v1", "namespaces", NAMESPACE),
-        {
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": {
-                "name": NAMESPACE,
-                "labels": {"pod-security.kubernetes.io/enforce": "restricted"},
-            },
-        },
-    )
-    yield
-    for doc in crds:
-        admin.delete(path_of(doc))
-    for doc in crds:
-        admin.wait_gone(path_of(doc), timeout=120)
+    crds, rbac = shipped_manifests()
+    with installed_manifests(admin, crds, rbac, NAMESPACE):
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -116,24 +91,8 @@ def operator(
 ) -> Iterator[KopfRunner]:
     """The operator, logged in with its own ServiceAccount token (not the admin's)."""
     cp = controlplane.up(control_plane_settings)
-    token = controlplane.mint_token(cp.kubeconfig, OPERATOR_NS, OPERATOR_SA, create=False)
-    workdir = tmp_path_factory.mktemp("operator")
-    kubeconfig = workdir / "kubeconfig"
-    kubeconfig.write_text(controlplane.kubeconfig_text(cp.server, cp.ca_file.read_bytes(), token))
-    env = {"KUBECONFIG": str(kubeconfig), "DRYDOCK_OPERATOR_RESYNC_SECONDS": "5"}
-    assert token not in cp.kubeconfig.read_text(), "the operator must not run as the admin"
-    registry = kopf.OperatorRegistry()
-    handlers.register(registry, load_settings(env))
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in env.items():
-            mp.setenv(key, value)
-        args = ["run", "--standalone", "--all-namespaces", "--verbose"]
-        with KopfRunner(args, registry=registry, timeout=60) as runner:
-            yield runner
-    (workdir / "operator.log").write_text(runner.output)  # kept by pytest for post-mortems
-    assert runner.exit_code == 0, runner.output
-    assert runner.exception is None
-    assert operator_problems(runner.output) == []
+    with running_operator(cp, tmp_path_factory.mktemp("operator"), {}) as runner:
+        yield runner
 
 
 @pytest.fixture(scope="module")
