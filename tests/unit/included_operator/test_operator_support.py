@@ -171,3 +171,7 @@ def test_kustomization_includes_crds_and_everything_else() -> None:
     assert "crds" in kustomization["resources"]
     for entry in kustomization["resources"]:
         assert (MANIFESTS / entry).exists(), entry
+    crds = yaml.safe_load((MANIFESTS / "crds" / "kustomization.yaml").read_text())
+    assert "cluster.yaml" in crds["resources"], "the Cluster CRD ships with the catalog CRDs"
+    listed = [*kustomization["resources"], *(f"crds/{r}" for r in crds["resources"])]
+    assert len(listed) == len(set(listed)), "a resource listed twice breaks kustomize"
