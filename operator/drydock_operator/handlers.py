@@ -49,12 +49,13 @@ async def _resync(memo: kopf.Memo, interval: float) -> None:
         await asyncio.to_thread(_reconcile_many, memo, targets)
 
 
-def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
-    """Register every handler for `settings.api_group` on `registry`."""
-    group, version = settings.api_group, settings.api_version
+def register(registry: kopf.OperatorRegistry, operator_settings: OperatorSettings) -> None:
+    """Register every handler for `operator_settings.api_group` on `registry`."""
+    group, version = operator_settings.api_group, operator_settings.api_version
+    prefix = operator_settings.label_prefix
     instance_labels = {
         "app.kubernetes.io/managed-by": resources.MANAGED_BY,
-        f"{settings.label_prefix}/podRole": "instance",
+        f"{prefix}/podRole": "instance",
     }
 
     @kopf.on.startup(registry=registry)
@@ -69,8 +70,6 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
         memo.resync = asyncio.get_running_loop().create_task(
             _resync(memo, operator_settings.resync_seconds)
         )
-
-    operator_settings = settings
 
     @kopf.on.cleanup(registry=registry)
     async def stop(memo: kopf.Memo, **_: Any) -> None:
@@ -105,7 +104,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
     def instance_changed(
         namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any
     ) -> None:
-        cluster = labels.get(f"{operator_settings.label_prefix}/cluster")
+        cluster = labels.get(f"{prefix}/cluster")
         if cluster and namespace:
             _reconcile_many(memo, [(namespace, cluster)])
 
