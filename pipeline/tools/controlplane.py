@@ -24,6 +24,10 @@ PodSecurity admission plugin, `--advertise-address=127.0.0.1` and an RSA Service
 signing key. Like envtest, the ServiceAccount admission plugin is disabled: without a
 controller-manager nobody creates the `default` ServiceAccount that it would demand of
 every Pod. ServiceAccount tokens come from the TokenRequest API (see `mint_token`).
+Privileged containers are refused (`--allow-privileged` keeps its default, false).
+
+pytest: tests/e2e/conftest.py wraps this module as the `control_plane_settings` (session),
+`control_plane` and `kube_api` fixtures, in a temporary state dir of their own.
 """
 
 from __future__ import annotations
