@@ -330,6 +330,28 @@ def test_running_cluster_keeps_its_image_when_its_major_goes_missing(
     assert instance_pods(admin, "keep")["keep-1"]["metadata"]["uid"] == uid
 
 
+def test_drift_is_repaired_and_config_follows_the_spec(
+    admin: KubeAPI, operator: KopfRunner
+) -> None:
+    """A tampered Role is put back by the periodic resync (roles are not watched)."""
+    create_cluster(admin, "drift", instances=1, imageName="registry.invalid/pg:17")
+    role_path = resource_path("rbac.authorization.k8s.io/v1", "roles", "drift", NAMESPACE)
+    role = wait_for("Role", lambda: admin.get(role_path))
+    expected = role["rules"]
+    wide = {"apiGroups": [""], "resources": ["secrets"], "verbs": ["list"]}
+    patch(admin, role_path, {"rules": [*expected, wide]})
+    wait_for("Role rules restored", lambda: (admin.get(role_path) or {})["rules"] == expected, 20)
+
+    line = "hostssl app app 10.0.0.0/8 scram-sha-256"
+    patch(admin, clusters_path("drift"), {"spec": {"postgresql": {"pg_hba": [line]}}})
+    wait_for(
+        "pg_hba line in the ConfigMap",
+        lambda: (
+            line in (admin.get(core("configmaps", "drift-config")) or {})["data"]["pg_hba.conf"]
+        ),
+    )
+
+
 @pytest.mark.parametrize(
     "spec",
     [
