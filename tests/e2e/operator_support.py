@@ -49,6 +49,13 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float = TIMEOUT)
         time.sleep(0.2)
 
 
+def wait_until(
+    what: str, probe: Callable[[], T], done: Callable[[T], bool], timeout: float = TIMEOUT
+) -> T:
+    """Poll `probe` until `done` accepts its value; return that value."""
+    return wait_for(what, lambda: (value,) if done(value := probe()) else None, timeout)[0]
+
+
 def load_all(path: Path) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(path.read_text()) if d]
 
@@ -114,6 +121,32 @@ def create_cluster(
 
 def core(plural: str, name: str | None = None) -> str:
     return resource_path("v1", plural, name, NAMESPACE)
+
+
+def wait_phase(admin: KubeAPI, name: str, phase: str) -> dict[str, Any]:
+    """The Cluster once its status.phase is `phase`."""
+    return wait_until(
+        f"{name} in phase {phase!r}",
+        lambda: get_cluster(admin, name),
+        lambda c: bool(c.get("status", {}).get("phase") == phase),
+    )
+
+
+def wait_pods(admin: KubeAPI, cluster: str, count: int) -> dict[str, dict[str, Any]]:
+    return wait_until(
+        f"{count} pods of {cluster}",
+        lambda: instance_pods(admin, cluster),
+        lambda p: len(p) == count,
+    )
+
+
+def role_secret_names(admin: KubeAPI, cluster: str) -> list[str]:
+    """The Secrets a Cluster's instance Role lets it read (empty until the Role exists)."""
+    role = admin.get(resource_path("rbac.authorization.k8s.io/v1", "roles", cluster, NAMESPACE))
+    for rule in (role or {}).get("rules", []):
+        if rule["resources"] == ["secrets"]:
+            return list(rule.get("resourceNames", []))
+    return []
 
 
 def instance_pods(admin: KubeAPI, cluster: str) -> dict[str, dict[str, Any]]:

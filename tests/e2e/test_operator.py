@@ -46,9 +46,13 @@ from operator_support import (
     mark_ready,
     patch,
     path_of,
+    role_secret_names,
     running_operator,
     shipped_manifests,
     wait_for,
+    wait_phase,
+    wait_pods,
+    wait_until,
     warning_events,
 )
 
@@ -117,12 +121,14 @@ def test_cluster_runs_the_catalog_digest_with_all_objects_admitted(
         imageCatalogRef=catalog_ref(cnpg_catalog, 17),
     )
     digest = catalog_image(17)
-    cluster = wait_for(
-        "status.image", lambda: (c := get_cluster(admin, "pg")).get("status", {}).get("image") and c
+    cluster = wait_until(
+        "status.image",
+        lambda: get_cluster(admin, "pg"),
+        lambda c: bool(c.get("status", {}).get("image")),
     )
     assert cluster["status"]["image"] == digest
     assert "@sha256:" in digest
-    pods = wait_for("3 instance pods", lambda: len(p := instance_pods(admin, "pg")) == 3 and p)
+    pods = wait_pods(admin, "pg", 3)
     assert sorted(pods) == ["pg-1", "pg-2", "pg-3"]
     assert {image_of(p) for p in pods.values()} == {digest}
     assert pods["pg-1"]["metadata"]["labels"][f"{PREFIX}/instanceRole"] == "primary"
@@ -139,7 +145,7 @@ def test_cluster_runs_the_catalog_digest_with_all_objects_admitted(
         is not None
     )
     for secret in ("pg-app", "pg-ca", "pg-server", "pg-replication"):
-        wait_for(f"Secret {secret}", lambda s=secret: admin.get(core("secrets", s)))
+        assert admin.get(core("secrets", secret)) is not None, secret
     assert admin.get(core("secrets", "pg-superuser")) is None
     config = admin.get(core("configmaps", "pg-config")) or {}
     assert "ssl_min_protocol_version = 'TLSv1.3'" in config["data"]["postgresql.conf"]
@@ -164,7 +170,7 @@ def test_catalog_change_rolls_replicas_first_then_primary(
     admin: KubeAPI, operator: KopfRunner
 ) -> None:
     old, new = "registry.invalid/pg@sha256:" + "a" * 64, "registry.invalid/pg@sha256:" + "b" * 64
-    catalog = {
+    catalog: dict[str, Any] = {
         "apiVersion": GROUP_VERSION,
         "kind": "ClusterImageCatalog",
         "metadata": {"name": "e2e-roll"},
@@ -172,15 +178,10 @@ def test_catalog_change_rolls_replicas_first_then_primary(
     }
     admin.apply(path_of(catalog), catalog)
     create_cluster(admin, "roll", instances=3, imageCatalogRef=catalog_ref("e2e-roll", 17))
-    pods = wait_for("3 pods", lambda: len(p := instance_pods(admin, "roll")) == 3 and p)
+    pods = wait_pods(admin, "roll", 3)
     for name in pods:
         mark_ready(admin, name)
-    wait_for(
-        "healthy",
-        lambda: (
-            get_cluster(admin, "roll").get("status", {}).get("phase") == reconcile.PHASE_HEALTHY
-        ),
-    )
+    wait_phase(admin, "roll", reconcile.PHASE_HEALTHY)
     before = {n: p["metadata"]["uid"] for n, p in instance_pods(admin, "roll").items()}
 
     catalog["spec"]["images"][0]["image"] = new
@@ -200,13 +201,7 @@ def test_catalog_change_rolls_replicas_first_then_primary(
                 mark_ready(admin, name)
         time.sleep(0.1)
     assert order == ["roll-3", "roll-2", "roll-1"]
-    cluster = wait_for(
-        "healthy on the new image",
-        lambda: (
-            (c := get_cluster(admin, "roll"))["status"].get("phase") == reconcile.PHASE_HEALTHY
-            and c
-        ),
-    )
+    cluster = wait_phase(admin, "roll", reconcile.PHASE_HEALTHY)
     assert cluster["status"]["image"] == new
     assert cluster["status"]["currentPrimary"] == "roll-1"
     assert {image_of(p) for p in instance_pods(admin, "roll").values()} == {new}
@@ -216,7 +211,7 @@ def test_namespaced_image_catalog_change_reaches_its_cluster(
     admin: KubeAPI, operator: KopfRunner
 ) -> None:
     old, new = "registry.invalid/pg@sha256:" + "c" * 64, "registry.invalid/pg@sha256:" + "d" * 64
-    catalog = {
+    catalog: dict[str, Any] = {
         "apiVersion": GROUP_VERSION,
         "kind": "ImageCatalog",
         "metadata": {"name": "local", "namespace": NAMESPACE},
@@ -227,15 +222,12 @@ def test_namespaced_image_catalog_change_reaches_its_cluster(
     create_cluster(
         admin, "local", instances=1, imageCatalogRef=catalog_ref("local", 16, "ImageCatalog")
     )
-    wait_for("1 pod", lambda: len(instance_pods(admin, "local")) == 1)
+    wait_pods(admin, "local", 1)
     mark_ready(admin, "local-1")
     assert get_cluster(admin, "local")["status"]["image"] == old
     catalog["spec"]["images"][0]["image"] = new
     admin.apply(catalog_path, catalog)
-    wait_for(
-        "local-1 re-created on the new image",
-        lambda: images(admin, "local") == {"local-1": new},
-    )
+    wait_until("local-1 on the new image", lambda: images(admin, "local"), {"local-1": new}.__eq__)
     assert get_cluster(admin, "local")["status"]["image"] == new
 
 
@@ -261,24 +253,17 @@ def test_superuser_secret_appears_and_disappears(admin: KubeAPI, operator: KopfR
     )
     secret = wait_for("su-superuser", lambda: admin.get(core("secrets", "su-superuser")))
     assert secret["type"] == "kubernetes.io/basic-auth"
-    role_path = resource_path("rbac.authorization.k8s.io/v1", "roles", "su", NAMESPACE)
-    wait_for(
-        "Role naming the superuser Secret",
-        lambda: (
-            "su-superuser"
-            in ((admin.get(role_path) or {}).get("rules") or [{}])[1].get("resourceNames", [])
-        ),
+    wait_until(
+        "Role names su-superuser",
+        lambda: role_secret_names(admin, "su"),
+        lambda n: "su-superuser" in n,
     )
     patch(admin, clusters_path("su"), {"spec": {"enableSuperuserAccess": False}})
     wait_for("su-superuser gone", lambda: admin.get(core("secrets", "su-superuser")) is None)
-    wait_for(
-        "Role without the superuser Secret",
-        lambda: (
-            "su-superuser"
-            not in ((admin.get(role_path) or {}).get("rules") or [{}, {}])[1].get(
-                "resourceNames", []
-            )
-        ),
+    wait_until(
+        "Role without su-superuser",
+        lambda: role_secret_names(admin, "su"),
+        lambda n: "su-app" in n and "su-superuser" not in n,
     )
     assert admin.get(core("secrets", "su-app")) is not None
 
@@ -287,14 +272,7 @@ def test_missing_major_sets_error_phase_warns_and_changes_nothing(
     admin: KubeAPI, operator: KopfRunner, cnpg_catalog: str
 ) -> None:
     create_cluster(admin, "nomajor", instances=1, imageCatalogRef=catalog_ref(cnpg_catalog, 19))
-    cluster = wait_for(
-        "error phase",
-        lambda: (
-            (c := get_cluster(admin, "nomajor")).get("status", {}).get("phase")
-            == reconcile.PHASE_CATALOG_ERROR
-            and c
-        ),
-    )
+    cluster = wait_phase(admin, "nomajor", reconcile.PHASE_CATALOG_ERROR)
     assert "Cannot find major 19" in cluster["status"]["phaseReason"]
     assert "image" not in cluster["status"]
     (event,) = wait_for("Warning event", lambda: warning_events(admin, "nomajor"))
@@ -309,21 +287,14 @@ def test_running_cluster_keeps_its_image_when_its_major_goes_missing(
     admin: KubeAPI, operator: KopfRunner, cnpg_catalog: str
 ) -> None:
     create_cluster(admin, "keep", instances=1, imageCatalogRef=catalog_ref(cnpg_catalog, 16))
-    pods = wait_for("1 pod", lambda: len(p := instance_pods(admin, "keep")) == 1 and p)
+    pods = wait_pods(admin, "keep", 1)
     mark_ready(admin, "keep-1")
     wait_for("status.image", lambda: get_cluster(admin, "keep").get("status", {}).get("image"))
     uid = pods["keep-1"]["metadata"]["uid"]
     patch(
         admin, clusters_path("keep"), {"spec": {"imageCatalogRef": catalog_ref(cnpg_catalog, 19)}}
     )
-    cluster = wait_for(
-        "error phase",
-        lambda: (
-            (c := get_cluster(admin, "keep"))["status"].get("phase")
-            == reconcile.PHASE_CATALOG_ERROR
-            and c
-        ),
-    )
+    cluster = wait_phase(admin, "keep", reconcile.PHASE_CATALOG_ERROR)
     assert cluster["status"]["image"] == catalog_image(16)
     wait_for("Warning event", lambda: warning_events(admin, "keep"))
     time.sleep(2)
@@ -340,15 +311,19 @@ def test_drift_is_repaired_and_config_follows_the_spec(
     expected = role["rules"]
     wide = {"apiGroups": [""], "resources": ["secrets"], "verbs": ["list"]}
     patch(admin, role_path, {"rules": [*expected, wide]})
-    wait_for("Role rules restored", lambda: (admin.get(role_path) or {})["rules"] == expected, 20)
+    wait_until(
+        "Role rules restored",
+        lambda: (admin.get(role_path) or {}).get("rules"),
+        expected.__eq__,
+        timeout=20,
+    )
 
     line = "hostssl app app 10.0.0.0/8 scram-sha-256"
     patch(admin, clusters_path("drift"), {"spec": {"postgresql": {"pg_hba": [line]}}})
-    wait_for(
+    wait_until(
         "pg_hba line in the ConfigMap",
-        lambda: (
-            line in (admin.get(core("configmaps", "drift-config")) or {})["data"]["pg_hba.conf"]
-        ),
+        lambda: (admin.get(core("configmaps", "drift-config")) or {}).get("data", {}),
+        lambda data: line in data.get("pg_hba.conf", ""),
     )
 
 

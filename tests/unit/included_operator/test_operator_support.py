@@ -89,7 +89,7 @@ def test_ca_signs_server_and_replication_certificates() -> None:
 
 def watched(registry: kopf.OperatorRegistry) -> set[tuple[str, str]]:
     return {
-        (h.selector.group or "", h.selector.plural or h.selector.any_name or "")
+        (h.selector.group or "", str(h.selector.plural or h.selector.any_name or ""))
         for h in registry._watching.get_all_handlers()
         if h.selector is not None
     }
