@@ -163,6 +163,9 @@ def apiserver_args(binary: Path, state_dir: Path, st: State) -> list[str]:
         f"--service-account-key-file={p / 'sa.pub'}",
         f"--service-account-signing-key-file={p / 'sa.key'}",
         f"--api-audiences={audience}",
+        # 127.0.0.1 may not be an Endpoints address: without this the apiserver logs an
+        # error every 10s trying to publish itself as the `kubernetes` Service's endpoint.
+        "--endpoint-reconciler-type=none",
         "--profiling=false",
         "--v=1",
     ]

@@ -14,7 +14,7 @@ import yaml
 from pipeline.catalog.crd import KINDS, crd
 from pipeline.models.publish import PublishedImage
 from pipeline.tools.controlplane import cache_dir
-from pipeline.tools.kubeapi import KubeAPI, resource_path
+from pipeline.tools.kubeapi import KubeAPI, KubeAPIError, resource_path
 from pipeline.tools.runner import run
 
 REPO = Path(__file__).parents[2]
@@ -52,7 +52,13 @@ def remove_crds(api: KubeAPI, docs: list[dict[str, Any]]) -> None:
     for doc in docs:
         api.delete(f"{CRD_COLLECTION}/{doc['metadata']['name']}")
     for doc in docs:
-        api.wait_gone(f"{CRD_COLLECTION}/{doc['metadata']['name']}", timeout=120)
+        path = f"{CRD_COLLECTION}/{doc['metadata']['name']}"
+        try:
+            api.wait_gone(path, timeout=120)
+        except KubeAPIError as err:
+            live = api.get(path) or {}
+            conditions = live.get("status", {}).get("conditions", [])
+            raise AssertionError(f"{path} not gone: {conditions}") from err
 
 
 def require_registry() -> None:

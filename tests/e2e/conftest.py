@@ -26,11 +26,35 @@ from pipeline.tools.kubeapi import KubeAPI, load_kubeconfig
 log = logging.getLogger(__name__)
 
 
+SETTINGS_KEY = pytest.StashKey[ControlPlaneSettings]()
+LOG_TAIL_LINES = 40
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Iterator[None] | pytest.TestReport:
+    """On a failure, attach the tails of the control plane's logs to the report."""
+    report: pytest.TestReport = yield
+    settings = item.config.stash.get(SETTINGS_KEY, None)
+    if report.failed and settings is not None:
+        for name in ("apiserver.log", "etcd.log"):
+            path = settings.resolved_state_dir() / "logs" / name
+            if path.exists():
+                lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+                report.sections.append(
+                    (f"control plane {name}", "\n".join(lines[-LOG_TAIL_LINES:]))
+                )
+    return report
+
+
 @pytest.fixture(scope="session")
 def control_plane_settings(
+    request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ControlPlaneSettings]:
     settings = ControlPlaneSettings(state_dir=tmp_path_factory.mktemp("devcluster"))
+    request.config.stash[SETTINGS_KEY] = settings
     bins = settings.resolved_bin_dir()
     missing = [b for b in ("etcd", "kube-apiserver") if not (bins / b).is_file()]
     if missing:
