@@ -267,6 +267,9 @@ def installed_manifests(
 ) -> Iterator[None]:
     """Apply CRDs and RBAC and a namespace enforcing "restricted"; remove the CRDs after."""
     for doc in crds:
+        existing = admin.get(path_of(doc)) or {}
+        if existing.get("metadata", {}).get("deletionTimestamp"):
+            admin.wait_gone(path_of(doc), timeout=120)  # another module's teardown
         admin.apply(path_of(doc), doc)
     for doc in crds:
         admin.wait_crd_established(doc["metadata"]["name"])
