@@ -39,8 +39,9 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -55,6 +56,8 @@ from pipeline.tools.kubeapi import KubeAPI, load_kubeconfig, resource_path
 log = logging.getLogger(__name__)
 
 SERVICE_CIDR = "10.0.0.0/24"
+EPHEMERAL_RANGE = "/proc/sys/net/ipv4/ip_local_port_range"
+PORT_FLOOR = 20000
 SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
 ADMIN_USER = "drydock-admin"
 
@@ -304,15 +307,76 @@ def _wait_ready(
         time.sleep(0.25)
 
 
+def _start(
+    argv: Sequence[str],
+    *,
+    log_file: Path,
+    url: str,
+    verify: str | bool,
+    timeout: float,
+    record: Callable[[int], None],
+) -> int:
+    """Spawn and wait until url answers 200; retry a bind race ("address already in use")."""
+    attempts = 3
+    for attempt in range(1, attempts + 1):
+        pid = _spawn(argv, log_file)
+        record(pid)
+        try:
+            _wait_ready(pid, argv=argv, url=url, verify=verify, log_file=log_file, timeout=timeout)
+        except ToolError as err:
+            if "address already in use" not in err.stderr_tail or attempt == attempts:
+                raise
+            log.warning("%s: port busy, retrying in 2s", Path(argv[0]).name)
+            time.sleep(2.0)
+        else:
+            return pid
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 # -- state -----------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    import socket
+def _ephemeral_low() -> int:
+    try:
+        return int(Path(EPHEMERAL_RANGE).read_text(encoding="ascii").split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
+
+def _bindable(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_ports(count: int) -> list[int]:
+    """Free loopback ports *below* the kernel's ephemeral range.
+
+    A port taken from the ephemeral range (bind to port 0) can be reused as the source
+    port of any outgoing connection on the machine while the control plane is down or
+    restarting, and the restart then fails with "address already in use". Ports below
+    the range are never handed out that way.
+    """
+    low = _ephemeral_low()
+    chosen: list[int] = []
+    if low - PORT_FLOOR < 1000:  # an unusual range: fall back to the kernel's choice
+        while len(chosen) < count:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = int(sock.getsockname()[1])
+            if port not in chosen:
+                chosen.append(port)
+        return chosen
+    for _ in range(1000):
+        port = PORT_FLOOR + secrets.randbelow(low - PORT_FLOOR)
+        if port not in chosen and _bindable(port):
+            chosen.append(port)
+            if len(chosen) == count:
+                return chosen
+    raise ToolError(["bind"], None, "", "no free loopback port below the ephemeral range")
 
 
 def _read_state(state_dir: Path) -> State | None:
@@ -368,48 +432,58 @@ def up(settings: ControlPlaneSettings | None = None) -> ControlPlane:
     bins = settings.resolved_bin_dir()
     with _locked(state_dir):
         token = _ensure_credentials(state_dir)
-        st = _read_state(state_dir) or State(_free_port(), _free_port(), _free_port())
+        st = _read_state(state_dir) or State(*_free_ports(3))
         ca_file = state_dir / "pki" / "ca.crt"
         server = f"https://127.0.0.1:{st.apiserver_port}"
         etcd_url = f"http://127.0.0.1:{st.etcd_port}"
         started = time.monotonic()
         did_start = False
 
-        etcd_pid = st.etcd_pid
-        if not _is_ours(etcd_pid, "etcd", _etcd_marker(state_dir)):
-            argv = etcd_args(bins / "etcd", state_dir, st)
-            logf = state_dir / "logs" / "etcd.log"
-            etcd_pid = _spawn(argv, logf)
-            _write_state(state_dir, State(**{**asdict(st), "etcd_pid": etcd_pid}))
-            _wait_ready(
-                etcd_pid,
-                argv=argv,
+        pids = {"etcd_pid": st.etcd_pid, "apiserver_pid": st.apiserver_pid}
+
+        def record(key: str) -> Callable[[int], None]:
+            def write(pid: int) -> None:
+                pids[key] = pid
+                _write_state(state_dir, State(**{**asdict(st), **pids}))
+
+            return write
+
+        if not _is_ours(st.etcd_pid, "etcd", _etcd_marker(state_dir)):
+            _start(
+                etcd_args(bins / "etcd", state_dir, st),
+                log_file=state_dir / "logs" / "etcd.log",
                 url=f"{etcd_url}/health",
                 verify=False,
+                timeout=settings.start_timeout,
+                record=record("etcd_pid"),
+            )
+            did_start = True
+            log.info("etcd started (pid %s) on %s", pids["etcd_pid"], etcd_url)
+
+        argv = apiserver_args(bins / "kube-apiserver", state_dir, st)
+        logf = state_dir / "logs" / "apiserver.log"
+        if _is_ours(st.apiserver_pid, "kube-apiserver", _apiserver_marker(st)):
+            assert st.apiserver_pid is not None  # noqa: S101 - checked by _is_ours
+            _wait_ready(  # maybe still starting, from a concurrent `up`
+                st.apiserver_pid,
+                argv=argv,
+                url=f"{server}/readyz",
+                verify=str(ca_file),
                 log_file=logf,
                 timeout=settings.start_timeout,
             )
+        else:
+            _start(
+                argv,
+                log_file=logf,
+                url=f"{server}/readyz",
+                verify=str(ca_file),
+                timeout=settings.start_timeout,
+                record=record("apiserver_pid"),
+            )
             did_start = True
-            log.info("etcd started (pid %d) on %s", etcd_pid, etcd_url)
-
-        api_pid = st.apiserver_pid
-        argv = apiserver_args(bins / "kube-apiserver", state_dir, st)
-        logf = state_dir / "logs" / "apiserver.log"
-        if not _is_ours(api_pid, "kube-apiserver", _apiserver_marker(st)):
-            api_pid = _spawn(argv, logf)
-            did_start = True
+        etcd_pid, api_pid = pids["etcd_pid"], pids["apiserver_pid"]
         assert etcd_pid is not None and api_pid is not None  # noqa: S101 - set above
-        _write_state(
-            state_dir, State(**{**asdict(st), "etcd_pid": etcd_pid, "apiserver_pid": api_pid})
-        )
-        _wait_ready(
-            api_pid,
-            argv=argv,
-            url=f"{server}/readyz",
-            verify=str(ca_file),
-            log_file=logf,
-            timeout=settings.start_timeout,
-        )
         kubeconfig = state_dir / "kubeconfig"
         kubeconfig.touch(mode=0o600)
         kubeconfig.write_text(

@@ -102,3 +102,12 @@ def test_resource_paths() -> None:
         resource_path("postgresql.cnpg.io/v1", "imagecatalogs", "c", "ns")
         == "/apis/postgresql.cnpg.io/v1/namespaces/ns/imagecatalogs/c"
     )
+
+
+def test_ports_are_free_distinct_and_below_the_ephemeral_range() -> None:
+    ports = controlplane._free_ports(3)
+    assert len(set(ports)) == 3
+    low = controlplane._ephemeral_low()
+    for port in ports:
+        assert controlplane.PORT_FLOOR <= port < low
+        assert controlplane._bindable(port)
