@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from drydock_operator import instances, k8s, pki, reconcile, resources
+from drydock_operator.config import OperatorSettings
 from drydock_operator.model import Cluster, Instance, parse_catalog, parse_cluster, parse_instance
-from drydock_operator.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
 

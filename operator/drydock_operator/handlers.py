@@ -24,7 +24,7 @@ from typing import Any
 import kopf
 
 from drydock_operator import controller, k8s, resources
-from drydock_operator.settings import OperatorSettings, load_settings
+from drydock_operator.config import OperatorSettings, load_settings
 
 log = logging.getLogger(__name__)
 

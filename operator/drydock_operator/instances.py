@@ -9,6 +9,7 @@ privilege escalation, no capabilities, RuntimeDefault seccomp.
 
 from __future__ import annotations
 
+from drydock_operator.config import OperatorSettings
 from drydock_operator.model import Cluster
 from drydock_operator.resources import (
     CERTS_DIR,
@@ -31,7 +32,6 @@ from drydock_operator.resources import (
     replication_secret_name,
     server_secret_name,
 )
-from drydock_operator.settings import OperatorSettings
 
 
 def pvc(cluster: Cluster, settings: OperatorSettings, instance: str) -> Obj:

@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 from kubernetes import client, config
 
-from drydock_operator.settings import OperatorSettings
+from drydock_operator.config import OperatorSettings
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from drydock_operator.config import OperatorSettings
 from drydock_operator.model import Cluster
-from drydock_operator.settings import OperatorSettings
 
 MANAGED_BY = "drydock-operator"
 POSTGRES_UID = 26

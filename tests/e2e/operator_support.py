@@ -302,7 +302,7 @@ def running_operator(
     On exit, any warning or error it logged fails the test; its log stays in `workdir`.
     """
     from drydock_operator import handlers
-    from drydock_operator.settings import load_settings
+    from drydock_operator.config import load_settings
 
     token = controlplane.mint_token(cp.kubeconfig, OPERATOR_NS, OPERATOR_SA, create=False)
     assert token not in cp.kubeconfig.read_text(), "the operator must not run as the admin"

@@ -63,8 +63,8 @@ from pipeline.tools.kubeapi import KubeAPI, KubeAPIError, load_kubeconfig, resou
 # isort: split
 # operator_support put operator/ on sys.path: the operator is its own distribution.
 from drydock_operator import reconcile, resources
+from drydock_operator.config import OperatorSettings
 from drydock_operator.model import parse_cluster
-from drydock_operator.settings import OperatorSettings
 
 pytestmark = pytest.mark.e2e
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from drydock_operator import instances, resources
+from drydock_operator.config import EDB_GROUP, OperatorSettings
 from drydock_operator.model import parse_cluster
-from drydock_operator.settings import EDB_GROUP, OperatorSettings
 from operator_samples import cluster_body
 
 SETTINGS = OperatorSettings()

@@ -21,14 +21,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from drydock_operator import handlers, pki, resources
-from drydock_operator.model import parse_cluster
-from drydock_operator.settings import (
+from drydock_operator.config import (
     CNPG_GROUP,
     EDB_GROUP,
     OperatorSettings,
     SettingsError,
     load_settings,
 )
+from drydock_operator.model import parse_cluster
 from operator_samples import cluster_body
 
 MANIFESTS = REPO / "operator" / "manifests"
