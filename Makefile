@@ -50,6 +50,8 @@ lint: venv
 
 bench: venv host tools
 	$(BIN)/python bench/build_matrix.py
+	$(BIN)/python bench/scan_matrix.py
+	$(BIN)/python bench/nightly.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

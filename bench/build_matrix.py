@@ -42,15 +42,26 @@ def prune() -> None:
 
 
 def plain_loop(settings: Settings, names: list[str]) -> dict[str, float]:
-    """A sequential `docker build` per rendered context (as Drydock left them)."""
+    """A sequential `docker build` per rendered context (as Drydock left them), with the
+    same builder Drydock detected, so both sides build the very same Dockerfiles."""
+    builder = docker.detect_builder(settings.builder)
+    env = {"DOCKER_BUILDKIT": "1" if builder.buildkit else "0"}
     times: dict[str, float] = {}
     for name in names:
         context = settings.work / "contexts" / name
         start = time.monotonic()
         run(
-            ["docker", "build", "--no-cache", "--quiet", "-t", f"bench/plain:{name}", str(context)],
+            [
+                builder.cli,
+                "build",
+                "--no-cache",
+                "--quiet",
+                "-t",
+                f"bench/plain:{name}",
+                str(context),
+            ],
             timeout=3600,
-            env={"DOCKER_BUILDKIT": "0"},
+            env=env,
         )
         times[name] = round(time.monotonic() - start, 1)
         docker.remove(f"bench/plain:{name}")
