@@ -74,9 +74,9 @@ ensure_base_tools() {
 }
 
 ensure_browser() {
-  # The HTML checklist test opens the report in a real headless browser.
-  command -v chromium >/dev/null && return 0
-  apt_install chromium
+  # Test-only packages: the HTML checklist test opens the report in a real headless
+  # browser; the nightly package-delta test builds and signs a small apt repository.
+  apt_install chromium dpkg-dev gnupg
 }
 
 [ $# -eq 0 ] && set -- up
