@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pipeline.build.executor import FINGERPRINT_LABEL
+from pipeline.build.freshness import LOCK_LABEL
 from pipeline.models.publish import PublishedImage
 from pipeline.models.targets import Kind, Target
 from pipeline.publish.registry import RegistryClient
 from pipeline.publish.tags import is_immutable
-
-FINGERPRINT_LABEL = "io.drydock.fingerprint"
-LOCK_LABEL = "io.drydock.packages-lock"
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from pipeline.catalog.apply import apply as apply_catalogs
-from pipeline.catalog.files import write_catalogs
-from pipeline.catalog.generate import CatalogSettings, generate
+from pipeline.catalog.generate import CatalogSettings
 from pipeline.descriptors.load import load_plan
 from pipeline.errors import DrydockError, InputError, Problem
 from pipeline.models.publish import PublishedImage
@@ -31,8 +29,8 @@ from pipeline.publish.registry import RegistryClient
 from pipeline.publish.sign import ensure_key, sign_image
 from pipeline.publish.tags import TagSet
 from pipeline.settings import Settings
+from pipeline.stages.catalogs import publish_catalogs
 from pipeline.tools.cosign import locate_cosign
-from pipeline.tools.kubeapi import KubeAPI, load_kubeconfig
 
 log = logging.getLogger("drydock.progress")
 
@@ -150,18 +148,10 @@ def promote_staged(
     current = [find_current(client, t) for t in plan if t.kind is Kind.OPERAND]
     chosen = [c.image for c in current if c is not None]
     if chosen:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "published.json").write_text(
-            json.dumps([asdict(c) for c in chosen], indent=2, sort_keys=True) + "\n",
-            encoding="utf-8",
-        )
         try:
-            catalogs = generate(chosen, catalog or CatalogSettings())
-            outcome.catalogs = [str(p) for p in write_catalogs(catalogs, out_dir / "catalogs")]
-            if kubeconfig is not None:
-                with KubeAPI(load_kubeconfig(kubeconfig)) as api:
-                    for res in apply_catalogs(api, catalogs):
-                        outcome.applied.append({"name": res.name, "action": res.action})
+            outcome.catalogs, outcome.applied = publish_catalogs(
+                chosen, out_dir, catalog or CatalogSettings(), kubeconfig
+            )
         except DrydockError as err:
             outcome.errors.append(f"catalogs: {err}")
     return outcome

@@ -13,16 +13,14 @@ import datetime as dt
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pipeline.build.events import BuildEvents
 from pipeline.build.executor import BuildResult, build_plan
 from pipeline.build.freshness import LOCK_LABEL, delta, parse_lock
-from pipeline.catalog.apply import apply as apply_catalogs
-from pipeline.catalog.files import write_catalogs
-from pipeline.catalog.generate import CatalogSettings, generate
+from pipeline.catalog.generate import CatalogSettings
 from pipeline.descriptors.load import load_plan
 from pipeline.errors import DrydockError, InputError
 from pipeline.models.compliance import GateReport, VerdictStatus
@@ -37,10 +35,10 @@ from pipeline.publish.tags import tags_for
 from pipeline.report.formats import render
 from pipeline.scan.base import Scanner
 from pipeline.settings import Settings
+from pipeline.stages.catalogs import publish_catalogs
 from pipeline.stages.promote import stage_record, write_staged
 from pipeline.stages.scan import ScanConfig, ScanRun, ScanTarget, scan_images
 from pipeline.tools.cosign import locate_cosign
-from pipeline.tools.kubeapi import KubeAPI, load_kubeconfig
 
 log = logging.getLogger("drydock.progress")
 
@@ -234,20 +232,10 @@ def _catalogs(
     ]
     if not chosen:
         return
-    # What the catalogs are made of, for `drydock catalog generate|diff|apply --published`.
-    published = options.out_dir / "published.json"
-    published.parent.mkdir(parents=True, exist_ok=True)
-    published.write_text(
-        json.dumps([asdict(p) for p in chosen], indent=2, sort_keys=True) + "\n", encoding="utf-8"
-    )
     try:
-        catalogs = generate(chosen, options.catalog)
-        run.catalogs = [str(p) for p in write_catalogs(catalogs, options.out_dir / "catalogs")]
-        if options.kubeconfig is not None:
-            with KubeAPI(load_kubeconfig(options.kubeconfig)) as api:
-                for res in apply_catalogs(api, catalogs):
-                    run.applied.append({"kind": res.kind, "name": res.name, "action": res.action})
-                    log.info("catalog %s/%s: %s", res.kind, res.name, res.action)
+        run.catalogs, run.applied = publish_catalogs(
+            chosen, options.out_dir, options.catalog, options.kubeconfig
+        )
     except DrydockError as err:
         run.errors.append(f"catalogs: {err}")
 
