@@ -138,11 +138,14 @@ def service_account(cluster: Cluster, settings: OperatorSettings) -> Obj:
 
 
 def role_rules(cluster: Cluster, settings: OperatorSettings) -> list[Obj]:
-    """Exactly the instance manager's permissions (CloudNativePG `pkg/specs/roles.go`).
+    """Exactly the instance manager's permissions as the security guide lists them.
 
     ConfigMaps and Secrets are readable by name only, and only the Cluster's own; the
     Cluster itself can be read and its status written; Backups can be listed, read and
-    deleted; events can be posted. Nothing else: no catalogs, no pods, no other Cluster.
+    deleted and their status written; events can be posted. Nothing else: no catalogs,
+    no pods, no other Cluster. CloudNativePG's `pkg/specs/roles.go` also grants get/watch
+    on clusters/status and get on backups/status; those add nothing (reading the parent
+    resource returns the status) so they are left out.
     """
     group = settings.api_group
     return [
@@ -167,7 +170,7 @@ def role_rules(cluster: Cluster, settings: OperatorSettings) -> list[Obj]:
         {
             "apiGroups": [group],
             "resources": ["clusters/status"],
-            "verbs": ["get", "patch", "update", "watch"],
+            "verbs": ["update", "patch"],
             "resourceNames": [cluster.name],
         },
         {
@@ -178,7 +181,7 @@ def role_rules(cluster: Cluster, settings: OperatorSettings) -> list[Obj]:
         {
             "apiGroups": [group],
             "resources": ["backups/status"],
-            "verbs": ["get", "patch", "update"],
+            "verbs": ["update", "patch"],
         },
         {
             "apiGroups": [""],

@@ -48,11 +48,11 @@ def test_role_has_exactly_the_instance_manager_rules() -> None:
         {
             "apiGroups": [g],
             "resources": ["clusters/status"],
-            "verbs": ["get", "patch", "update", "watch"],
+            "verbs": ["update", "patch"],
             "resourceNames": ["pg"],
         },
         {"apiGroups": [g], "resources": ["backups"], "verbs": ["list", "get", "delete"]},
-        {"apiGroups": [g], "resources": ["backups/status"], "verbs": ["get", "patch", "update"]},
+        {"apiGroups": [g], "resources": ["backups/status"], "verbs": ["update", "patch"]},
         {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
     ]
 
