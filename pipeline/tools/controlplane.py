@@ -42,7 +42,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -51,6 +51,7 @@ import yaml
 
 from pipeline.errors import ToolError
 from pipeline.tools import pki
+from pipeline.tools.daemon import gone, is_ours, log_tail, spawn, stop
 from pipeline.tools.kubeapi import KubeAPI, load_kubeconfig, resource_path
 
 log = logging.getLogger(__name__)
@@ -198,101 +199,13 @@ def kubeconfig_text(server: str, ca_pem: bytes, token: str) -> str:
     return yaml.safe_dump(doc, sort_keys=False)
 
 
-# -- processes ---------------------------------------------------------------------------------
-
-
-def _proc_state(pid: int) -> str | None:
-    """The /proc state letter, or None when there is no such process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[0]
-
-
-def _is_ours(pid: int | None, name: str, marker: str) -> bool:
-    """True when pid is a live process of binary `name` whose argv contains marker."""
-    if pid is None:
-        return False
-    state = _proc_state(pid)
-    if state is None or state in {"Z", "X"}:
-        return False
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return Path(os.fsdecode(argv[0])).name.startswith(name) and marker.encode() in argv
-
-
-def _reap(pid: int) -> None:
-    with suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
-
-
-def _gone(pid: int) -> bool:
-    _reap(pid)
-    return _proc_state(pid) in {None, "Z", "X"}
-
-
-def _stop(pid: int, timeout: float) -> None:
-    """SIGTERM, then SIGKILL after timeout; returns when the process is gone."""
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if _gone(pid):
-                return
-            time.sleep(0.1)
-    raise ToolError([str(pid)], None, "", f"process {pid} did not stop")
-
-
-def _spawn(argv: Sequence[str], log_file: Path) -> int:
-    """Start a long-running daemon in its own session, output to log_file; returns its pid.
-
-    The runner's `run`/`stream` wait for their process; a control plane must outlive the
-    call, so this is the one place that starts a detached process. Argument list, no shell;
-    the caller bounds the start with a readiness timeout.
-    """
-    if not Path(argv[0]).is_file():
-        raise ToolError(
-            list(argv),
-            None,
-            "",
-            f"binary not found (build it with: bash scripts/tools.sh {Path(argv[0]).name})",
-        )
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
-    actions = [
-        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-        (os.POSIX_SPAWN_OPEN, 1, str(log_file), flags, 0o600),
-        (os.POSIX_SPAWN_DUP2, 1, 2),
-    ]
-    log.debug("spawn: %s", " ".join(argv))
-    try:
-        return os.posix_spawn(
-            argv[0], list(argv), dict(os.environ), file_actions=actions, setsid=True
-        )
-    except OSError as err:
-        raise ToolError(list(argv), None, "", f"could not be started ({err.strerror})") from err
-
-
-def _log_tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
 def _wait_ready(
     pid: int, *, argv: Sequence[str], url: str, verify: str | bool, log_file: Path, timeout: float
 ) -> None:
     deadline = time.monotonic() + timeout
     while True:
-        if _gone(pid):
-            raise ToolError(list(argv), None, _log_tail(log_file), "exited during start")
+        if gone(pid):
+            raise ToolError(list(argv), None, log_tail(log_file), "exited during start")
         try:
             resp = requests.get(url, verify=verify, timeout=2.0)
             if resp.status_code == 200:
@@ -300,10 +213,8 @@ def _wait_ready(
         except requests.RequestException:
             pass
         if time.monotonic() > deadline:
-            _stop(pid, 5.0)
-            raise ToolError(
-                list(argv), None, _log_tail(log_file), f"not ready after {timeout:.0f}s"
-            )
+            stop(pid, 5.0)
+            raise ToolError(list(argv), None, log_tail(log_file), f"not ready after {timeout:.0f}s")
         time.sleep(0.25)
 
 
@@ -319,7 +230,7 @@ def _start(
     """Spawn and wait until url answers 200; retry a bind race ("address already in use")."""
     attempts = 3
     for attempt in range(1, attempts + 1):
-        pid = _spawn(argv, log_file)
+        pid = spawn(argv, log_file)
         record(pid)
         try:
             _wait_ready(pid, argv=argv, url=url, verify=verify, log_file=log_file, timeout=timeout)
@@ -448,7 +359,7 @@ def up(settings: ControlPlaneSettings | None = None) -> ControlPlane:
 
             return write
 
-        if not _is_ours(st.etcd_pid, "etcd", _etcd_marker(state_dir)):
+        if not is_ours(st.etcd_pid, "etcd", _etcd_marker(state_dir)):
             _start(
                 etcd_args(bins / "etcd", state_dir, st),
                 log_file=state_dir / "logs" / "etcd.log",
@@ -462,8 +373,8 @@ def up(settings: ControlPlaneSettings | None = None) -> ControlPlane:
 
         argv = apiserver_args(bins / "kube-apiserver", state_dir, st)
         logf = state_dir / "logs" / "apiserver.log"
-        if _is_ours(st.apiserver_pid, "kube-apiserver", _apiserver_marker(st)):
-            assert st.apiserver_pid is not None  # noqa: S101 - checked by _is_ours
+        if is_ours(st.apiserver_pid, "kube-apiserver", _apiserver_marker(st)):
+            assert st.apiserver_pid is not None  # noqa: S101 - checked by is_ours
             _wait_ready(  # maybe still starting, from a concurrent `up`
                 st.apiserver_pid,
                 argv=argv,
@@ -511,10 +422,10 @@ def status(settings: ControlPlaneSettings | None = None) -> ControlPlaneStatus:
     st = _read_state(state_dir)
     if st is None:
         return ControlPlaneStatus(state_dir, None, None, ready=False, server=None)
-    etcd = st.etcd_pid if _is_ours(st.etcd_pid, "etcd", _etcd_marker(state_dir)) else None
+    etcd = st.etcd_pid if is_ours(st.etcd_pid, "etcd", _etcd_marker(state_dir)) else None
     api = (
         st.apiserver_pid
-        if _is_ours(st.apiserver_pid, "kube-apiserver", _apiserver_marker(st))
+        if is_ours(st.apiserver_pid, "kube-apiserver", _apiserver_marker(st))
         else None
     )
     server = f"https://127.0.0.1:{st.apiserver_port}"
@@ -551,12 +462,12 @@ def _stop_all(settings: ControlPlaneSettings, state_dir: Path) -> None:
         st = _read_state(state_dir)
         if st is None:
             return
-        if _is_ours(st.apiserver_pid, "kube-apiserver", _apiserver_marker(st)):
-            assert st.apiserver_pid is not None  # noqa: S101 - checked by _is_ours
-            _stop(st.apiserver_pid, settings.stop_timeout)
-        if _is_ours(st.etcd_pid, "etcd", _etcd_marker(state_dir)):
-            assert st.etcd_pid is not None  # noqa: S101 - checked by _is_ours
-            _stop(st.etcd_pid, settings.stop_timeout)
+        if is_ours(st.apiserver_pid, "kube-apiserver", _apiserver_marker(st)):
+            assert st.apiserver_pid is not None  # noqa: S101 - checked by is_ours
+            stop(st.apiserver_pid, settings.stop_timeout)
+        if is_ours(st.etcd_pid, "etcd", _etcd_marker(state_dir)):
+            assert st.etcd_pid is not None  # noqa: S101 - checked by is_ours
+            stop(st.etcd_pid, settings.stop_timeout)
         _write_state(state_dir, State(st.etcd_port, st.peer_port, st.apiserver_port))
         log.info("control plane in %s stopped", state_dir)
 
@@ -564,10 +475,10 @@ def _stop_all(settings: ControlPlaneSettings, state_dir: Path) -> None:
 def kill_apiserver(cp: ControlPlane) -> None:
     """SIGKILL the apiserver (and only it), as a crash would; `up` starts it again."""
     st = _read_state(cp.state_dir)
-    if st is not None and _is_ours(cp.apiserver_pid, "kube-apiserver", _apiserver_marker(st)):
+    if st is not None and is_ours(cp.apiserver_pid, "kube-apiserver", _apiserver_marker(st)):
         os.kill(cp.apiserver_pid, signal.SIGKILL)
         deadline = time.monotonic() + 10.0
-        while not _gone(cp.apiserver_pid) and time.monotonic() < deadline:
+        while not gone(cp.apiserver_pid) and time.monotonic() < deadline:
             time.sleep(0.05)
 
 

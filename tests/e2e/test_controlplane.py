@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from pipeline.tools import controlplane
+from pipeline.tools import controlplane, daemon
 from pipeline.tools.controlplane import ControlPlane, ControlPlaneSettings, mint_token
 from pipeline.tools.kubeapi import KubeAPI, KubeAPIError, load_kubeconfig, resource_path
 
@@ -157,7 +157,7 @@ def test_down_leaves_nothing_running(tmp_path: Path) -> None:
     st = controlplane.status(settings)
     assert not st.running and not st.ready
     for pid in (cp.etcd_pid, cp.apiserver_pid):
-        assert controlplane._gone(pid)
+        assert daemon.gone(pid)
     assert not _port_open(port)
     controlplane.down(settings)  # and so is stopping twice
     again = controlplane.up(settings)  # data and keys survive a stop
