@@ -1,5 +1,7 @@
 """`drydock dev cluster up|down|status`: a local etcd + kube-apiserver for development.
 
+The operator loop on top of it (`dev operator|apply|get|kubelet`) is in dev_loop.py.
+
 A thin shell over pipeline.tools.controlplane; the state (kubeconfig, keys, data, logs)
 lives in $DRYDOCK_CACHE/devcluster unless --state-dir says otherwise.
 """
@@ -132,4 +134,7 @@ def cluster_status(state_dir: Path | None) -> None:
 
 
 def register(main: click.Group) -> None:
+    from pipeline.cli import dev_loop
+
+    dev_loop.attach(dev)
     main.add_command(dev)

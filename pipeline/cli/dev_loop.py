@@ -1,0 +1,232 @@
+"""`drydock dev operator|apply|get|kubelet`: the operator's whole loop on the local plane.
+
+    drydock dev operator up        CRDs, namespace and RBAC, then the operator (kopf) in the
+                                   background, as its own ServiceAccount
+    drydock dev apply -f FILE      server-side apply of manifests (Clusters, catalogs, ...)
+    drydock dev kubelet            stand-in kubelet: pods whose image is pullable get Ready
+    drydock dev get clusters -w    phase, image and instances of every Cluster
+
+All talk to the control plane of `drydock dev cluster` (same --state-dir), as its admin,
+except the operator, which only ever holds its ServiceAccount's token.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from pipeline.cli import exits
+from pipeline.cli.common import repo_root
+from pipeline.devloop import kubelet, manifests, status
+from pipeline.errors import CatalogError, DrydockError
+from pipeline.tools import controlplane, devoperator
+from pipeline.tools.kubeapi import KubeAPI, load_kubeconfig
+
+MANIFESTS = Path("operator") / "manifests"
+INSTALL_FILES = ("namespace.yaml", "rbac.yaml")
+KINDS = (("ClusterImageCatalog", "clusterimagecatalogs"), ("ImageCatalog", "imagecatalogs"))
+
+state_dir_option = click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The dev control plane's state dir (default: $DRYDOCK_CACHE/devcluster).",
+)
+
+
+def admin_kubeconfig(state_dir: Path | None) -> Path:
+    settings = controlplane.ControlPlaneSettings(state_dir=state_dir)
+    if not controlplane.status(settings).ready:
+        raise CatalogError("the control plane is not running: drydock dev cluster up")
+    return settings.resolved_state_dir() / "kubeconfig"
+
+
+def operator_settings(
+    state_dir: Path | None, api_group: str = "postgresql.cnpg.io", resync: float = 30.0
+) -> devoperator.OperatorProcessSettings:
+    base = controlplane.ControlPlaneSettings(state_dir=state_dir).resolved_state_dir()
+    return devoperator.OperatorProcessSettings(
+        state_dir=base / "operator",
+        operator_dir=repo_root() / "operator",
+        api_group=api_group,
+        resync_seconds=resync,
+    )
+
+
+def install_operator(kubeconfig: Path) -> list[str]:
+    """The operator's CRDs, namespace (restricted) and least-privilege RBAC, as shipped."""
+    from pipeline.cli.dev import CRD_DIR, apply_crds
+
+    crds = apply_crds(kubeconfig, repo_root() / CRD_DIR)
+    docs = manifests.load_documents(repo_root() / MANIFESTS / f for f in INSTALL_FILES)
+    with KubeAPI(load_kubeconfig(kubeconfig)) as api:
+        return [f"CustomResourceDefinition/{n}" for n in crds] + manifests.apply_documents(
+            api, docs
+        )
+
+
+@click.group("operator")
+def operator() -> None:
+    """The included operator, run from this checkout against the local control plane."""
+
+
+@operator.command("install")
+@state_dir_option
+@exits
+def operator_install(state_dir: Path | None) -> None:
+    """Apply the operator's CRDs, namespace and RBAC (operator/manifests)."""
+    for line in install_operator(admin_kubeconfig(state_dir)):
+        click.echo(f"applied {line}")
+
+
+@operator.command("up")
+@state_dir_option
+@click.option("--resync", type=click.FloatRange(min=1.0), default=30.0, show_default=True)
+@exits
+def operator_up(state_dir: Path | None, resync: float) -> None:
+    """Install (idempotent), then start the operator in the background as its ServiceAccount."""
+    kubeconfig = admin_kubeconfig(state_dir)
+    install_operator(kubeconfig)
+    settings = operator_settings(state_dir, resync=resync)
+    before = devoperator.status(settings)
+    proc = devoperator.up(kubeconfig, settings)
+    verb = "already running" if before.pid else "running"
+    click.echo(
+        f"operator {verb} (pid {proc.pid}) as "
+        f"{devoperator.OPERATOR_NAMESPACE}/{devoperator.OPERATOR_SERVICE_ACCOUNT}; "
+        f"log: {proc.log_file}"
+    )
+
+
+@operator.command("down")
+@state_dir_option
+@exits
+def operator_down(state_dir: Path | None) -> None:
+    """Stop the operator (harmless when it does not run)."""
+    stopped = devoperator.down(operator_settings(state_dir))
+    click.echo("operator stopped" if stopped else "operator was not running")
+
+
+@operator.command("status")
+@state_dir_option
+@exits
+def operator_status(state_dir: Path | None) -> None:
+    """Say whether the operator runs and is live (exit 3 when not)."""
+    st = devoperator.status(operator_settings(state_dir))
+    click.echo(f"operator: {'pid ' + str(st.pid) if st.pid else 'not running'}")
+    click.echo(f"live: {'yes' if st.ready else 'no'}")
+    click.echo(f"log: {st.log_file}")
+    if not st.ready:
+        raise SystemExit(3)
+
+
+@click.command("apply")
+@click.option(
+    "-f",
+    "--filename",
+    "files",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+)
+@click.option("-n", "--namespace", default="default", show_default=True)
+@state_dir_option
+@exits
+def apply_cmd(files: tuple[Path, ...], namespace: str, state_dir: Path | None) -> None:
+    """Server-side apply manifests to the local control plane (all checked before any write)."""
+    docs = manifests.load_documents(files)
+    with KubeAPI(load_kubeconfig(admin_kubeconfig(state_dir))) as api:
+        for line in manifests.apply_documents(api, docs, namespace):
+            click.echo(f"applied {line}")
+
+
+@click.group("get")
+def get() -> None:
+    """Show objects of the local control plane."""
+
+
+@get.command("clusters")
+@click.option("-n", "--namespace", default=None, help="One namespace (default: all).")
+@click.option("-w", "--watch", is_flag=True, help="Print again whenever something changes.")
+@click.option("--interval", type=click.FloatRange(min=0.2), default=1.0, show_default=True)
+@click.option("--api-group", default="postgresql.cnpg.io", show_default=True)
+@state_dir_option
+@exits
+def get_clusters(
+    namespace: str | None, watch: bool, interval: float, api_group: str, state_dir: Path | None
+) -> None:
+    """Every Cluster: phase, the image it reports, and each instance's image and readiness."""
+    where = f"/namespaces/{namespace}" if namespace else ""
+    prefix = api_group.removeprefix("postgresql.")
+    with KubeAPI(load_kubeconfig(admin_kubeconfig(state_dir))) as api:
+        shown = ""
+        while True:
+            clusters = api.request("GET", f"/apis/{api_group}/v1{where}/clusters").json()
+            pods = api.request(
+                "GET", f"/api/v1{where}/pods", params={"labelSelector": kubelet.MANAGED}
+            ).json()
+            text = status.render(status.rows(clusters["items"], pods["items"], prefix))
+            if text != shown:
+                click.echo((time.strftime("%H:%M:%S ") if watch else "") + text)
+                shown = text
+            if not watch:
+                return
+            try:
+                time.sleep(interval)
+            except KeyboardInterrupt:
+                return
+
+
+@get.command("catalogs")
+@click.option("--api-group", default="postgresql.cnpg.io", show_default=True)
+@state_dir_option
+@exits
+def get_catalogs(api_group: str, state_dir: Path | None) -> None:
+    """Every ClusterImageCatalog and ImageCatalog: major -> image."""
+    with KubeAPI(load_kubeconfig(admin_kubeconfig(state_dir))) as api:
+        found = [
+            {**item, "kind": kind}  # list answers leave out each item's kind
+            for kind, plural in KINDS
+            for item in api.request("GET", f"/apis/{api_group}/v1/{plural}").json()["items"]
+        ]
+    click.echo(status.render_catalogs(found))
+
+
+@click.command("kubelet")
+@click.option("--once", is_flag=True, help="One pass, then exit.")
+@click.option("--interval", type=click.FloatRange(min=0.2), default=1.0, show_default=True)
+@click.option(
+    "--no-pull-check",
+    is_flag=True,
+    help="Mark pods Ready without asking their registry for the image.",
+)
+@state_dir_option
+@exits
+def kubelet_cmd(once: bool, interval: float, no_pull_check: bool, state_dir: Path | None) -> None:
+    """Stand in for a kubelet: instance pods whose image is pullable are reported Ready."""
+    check = kubelet.always_pullable if no_pull_check else kubelet.registry_check()
+    told: set[str] = set()
+    with KubeAPI(load_kubeconfig(admin_kubeconfig(state_dir))) as api:
+        while True:
+            try:
+                for change in kubelet.sync_once(api, check):
+                    if str(change) not in told:
+                        click.echo(str(change))
+                        told.add(str(change))
+            except DrydockError as err:
+                if once:
+                    raise
+                click.echo(f"kubelet: {err} (retrying)", err=True)
+            if once:
+                return
+            try:
+                time.sleep(interval)
+            except KeyboardInterrupt:
+                return
+
+
+def attach(dev: click.Group) -> None:
+    for command in (operator, apply_cmd, get, kubelet_cmd):
+        dev.add_command(command)
