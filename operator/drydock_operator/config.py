@@ -18,6 +18,7 @@ SUPPORTED_GROUPS = (CNPG_GROUP, EDB_GROUP)
 ENV_API_GROUP = "DRYDOCK_OPERATOR_API_GROUP"
 ENV_REQUEST_TIMEOUT = "DRYDOCK_OPERATOR_REQUEST_TIMEOUT"
 ENV_RESYNC_SECONDS = "DRYDOCK_OPERATOR_RESYNC_SECONDS"
+ENV_WORKERS = "DRYDOCK_OPERATOR_WORKERS"
 
 
 class SettingsError(ValueError):
@@ -39,6 +40,10 @@ class OperatorSettings:
 
     resync_seconds: float = 30.0
     """How often every Cluster is reconciled even without an event (level-triggered)."""
+
+    workers: int = 4
+    """Clusters reconciled at once after a catalog change or on resync (API round trips
+    overlap; each Cluster still has its own lock)."""
 
     field_manager: str = "drydock-operator"
     """The name written as the manager of every field the operator sets."""
@@ -75,4 +80,12 @@ def load_settings(env: Mapping[str, str]) -> OperatorSettings:
         api_group=group,
         request_timeout=_positive_float(env, ENV_REQUEST_TIMEOUT, 10.0),
         resync_seconds=_positive_float(env, ENV_RESYNC_SECONDS, 30.0),
+        workers=_workers(env),
     )
+
+
+def _workers(env: Mapping[str, str]) -> int:
+    raw = env.get(ENV_WORKERS) or "4"
+    if not raw.isdigit() or not 1 <= int(raw) <= 32:
+        raise SettingsError(f"{ENV_WORKERS}={raw!r} must be a whole number from 1 to 32")
+    return int(raw)

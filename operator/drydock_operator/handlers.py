@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
@@ -29,13 +30,23 @@ from drydock_operator.config import OperatorSettings, load_settings
 log = logging.getLogger(__name__)
 
 
+def _reconcile_one(memo: kopf.Memo, target: tuple[str, str]) -> None:
+    namespace, name = target
+    try:
+        controller.reconcile_cluster(memo.kube, memo.settings, memo.locks, namespace, name)
+    except (k8s.ApiError, ValueError) as err:
+        log.error("Cluster %s/%s: reconcile failed: %s", namespace, name, err)
+
+
 def _reconcile_many(memo: kopf.Memo, targets: list[tuple[str, str]]) -> None:
-    """Reconcile each (namespace, name); one Cluster failing does not stop the others."""
-    for namespace, name in targets:
-        try:
-            controller.reconcile_cluster(memo.kube, memo.settings, memo.locks, namespace, name)
-        except (k8s.ApiError, ValueError) as err:
-            log.error("Cluster %s/%s: reconcile failed: %s", namespace, name, err)
+    """Reconcile each (namespace, name), up to `workers` at once (a catalog shared by many
+    Clusters reaches all of them sooner); one Cluster failing does not stop the others."""
+    if len(targets) <= 1 or memo.settings.workers == 1:
+        for target in targets:
+            _reconcile_one(memo, target)
+        return
+    with ThreadPoolExecutor(max_workers=memo.settings.workers) as pool:
+        list(pool.map(lambda target: _reconcile_one(memo, target), targets))
 
 
 async def _resync(memo: kopf.Memo, interval: float) -> None:

@@ -108,6 +108,7 @@ def load_configuration(env: Mapping[str, str]) -> client.Configuration:
         config.load_kube_config(  # type: ignore[no-untyped-call]
             config_file=env.get("KUBECONFIG"), client_configuration=cfg
         )
+    cfg.connection_pool_maxsize = 32  # kopf's handler threads plus the reconcile workers
     return cfg
 
 

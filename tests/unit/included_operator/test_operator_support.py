@@ -40,6 +40,7 @@ def test_settings_default_to_cnpg_and_switch_to_edb() -> None:
     assert load_settings({}).label_prefix == "cnpg.io"
     edb = load_settings({"DRYDOCK_OPERATOR_API_GROUP": EDB_GROUP})
     assert (edb.api_group, edb.label_prefix) == (EDB_GROUP, "k8s.enterprisedb.io")
+    assert load_settings({"DRYDOCK_OPERATOR_WORKERS": "8"}).workers == 8
 
 
 @pytest.mark.parametrize(
@@ -48,6 +49,8 @@ def test_settings_default_to_cnpg_and_switch_to_edb() -> None:
         {"DRYDOCK_OPERATOR_API_GROUP": "example.com"},
         {"DRYDOCK_OPERATOR_REQUEST_TIMEOUT": "0"},
         {"DRYDOCK_OPERATOR_RESYNC_SECONDS": "soon"},
+        {"DRYDOCK_OPERATOR_WORKERS": "0"},
+        {"DRYDOCK_OPERATOR_WORKERS": "many"},
     ],
 )
 def test_bad_settings_are_refused(env: dict[str, str]) -> None:
