@@ -56,7 +56,7 @@ from pipeline.tools.kubeapi import KubeAPI, load_kubeconfig, resource_path
 
 log = logging.getLogger(__name__)
 
-SERVICE_CIDR = "10.0.0.0/24"
+SERVICE_CIDR = "10.0.0.0/16"  # room for the Services of hundreds of Clusters
 EPHEMERAL_RANGE = "/proc/sys/net/ipv4/ip_local_port_range"
 PORT_FLOOR = 20000
 SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
