@@ -48,6 +48,12 @@ from pipeline.stages.run import RunOptions, run_pipeline
     is_flag=True,
     help="Stage and verify only (CI shards); `drydock promote` promotes after every shard.",
 )
+@click.option(
+    "--rebuild",
+    is_flag=True,
+    help="Rebuild and republish the chosen targets even when their inputs are unchanged "
+    "(a new digest that rolls every Cluster using it). Bases are reused.",
+)
 @exits
 def run_cmd(
     targets: tuple[str, ...],
@@ -64,6 +70,7 @@ def run_cmd(
     signing_key: Path | None,
     no_update_check: bool,
     stage_only: bool,
+    rebuild: bool,
 ) -> None:
     """Plan, build what changed, scan, gate, publish, sign and write (apply) catalogs."""
     settings = settings_from(jobs=jobs, builder=builder, registry=registry)
@@ -80,6 +87,7 @@ def run_cmd(
         signing_key=signing_key,
         check_updates=not no_update_check,
         stage_only=stage_only,
+        rebuild=rebuild,
     )
     with contextlib.ExitStack() as stack:
         events: BuildEvents = PlainEvents()

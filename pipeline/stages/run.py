@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,7 @@ class RunOptions:
     check_updates: bool = True
     today: dt.date | None = None
     stage_only: bool = False  # CI shards: stage and verify only; `drydock promote` follows
+    rebuild: bool = False  # build even targets whose inputs equal the published image's
 
 
 @dataclass
@@ -220,16 +222,23 @@ def _publish_all(
             run.errors.append(f"{name}: {out.reason}")
 
 
+def catalog_images(
+    targets: Sequence[Target], promoted: Sequence[PublishedImage], current: Mapping[str, Current]
+) -> list[PublishedImage]:
+    """What the catalogs name: per operand of `targets` (every operand of the plan, not only
+    those this run chose), the image promoted now, else the one published before."""
+    newest = {p.target: p for p in promoted}
+    return [
+        newest.get(t.name) or current[t.name].image
+        for t in targets
+        if t.kind is Kind.OPERAND and (t.name in newest or t.name in current)
+    ]
+
+
 def _catalogs(
     run: RunOutcome, images: list[Target], current: dict[str, Current], options: RunOptions
 ) -> None:
-    """Newest promoted image per operand, else what was published before."""
-    newest = {p.target: p for p in run.published}
-    chosen = [
-        newest.get(t.name) or current[t.name].image
-        for t in images
-        if t.kind is Kind.OPERAND and (t.name in newest or t.name in current)
-    ]
+    chosen = catalog_images(images, run.published, current)
     if not chosen:
         return
     try:
@@ -244,7 +253,7 @@ def run_pipeline(settings: Settings, options: RunOptions, events: BuildEvents) -
     """Run every stage; never raises for per-target failures (see RunOutcome.exit_code)."""
     start = time.monotonic()
     run = RunOutcome()
-    plan = load_plan(settings.descriptors, settings.templates)
+    full_plan = plan = load_plan(settings.descriptors, settings.templates)
     if options.targets:
         unknown = [t for t in options.targets if t not in plan.names()]
         if unknown:
@@ -263,6 +272,7 @@ def run_pipeline(settings: Settings, options: RunOptions, events: BuildEvents) -
         plan,
         settings,
         events,
+        rebuild=options.rebuild,
         published={n: c.fingerprint for n, c in current.items()},
         raise_on_failure=False,
     )
@@ -280,7 +290,11 @@ def run_pipeline(settings: Settings, options: RunOptions, events: BuildEvents) -
     if options.stage_only:
         write_staged(run.staged, options.out_dir)
     else:
-        _catalogs(run, images, current, options)
+        # A catalog lists every major of its flavour and release, chosen or not: targets
+        # left out of this run keep their published image (else their major would vanish).
+        everything = _operands_and_operator(full_plan)
+        others = [t for t in everything if t.name not in run.outcomes]
+        _catalogs(run, everything, {**current, **_current(client, others)}, options)
     run.seconds = time.monotonic() - start
     run.record, run.summary = write_record(run, options.out_dir)
     return run

@@ -7,7 +7,10 @@ One module-scoped story in three runs against a registry of its own:
   2. the same run again: nothing changed, so the clean operand is not built, scanned or
      pushed, and the catalog names the same digest;
   3. the clean flavour gains sudo: its inputs change, it is rebuilt, fails its gate, is
-     not promoted, and its catalog entry keeps the previous digest.
+     not promoted, and its catalog entry keeps the previous digest;
+  4. sudo is gone again and `--rebuild` asks for the clean flavour only: its inputs equal
+     the published image's, yet it is built again, gated and promoted under a new digest
+     that the catalog now names (how a roll is rehearsed without waiting for Debian).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CLEAN = "postgresql-15-minimal-bookworm"
 LOOSE = "postgresql-15-loose-bookworm"
 REPO = "drydock/postgresql"
+TAGS: list[dict[str, str | None]] = []  # the release repository's tags after each run
 
 OPERAND = """
 kind: operand
@@ -82,20 +86,25 @@ def story(
     settings = Settings(root=root, cache=default_cache(), registry=registry.address, jobs=2)
     outcomes: list[RunOutcome] = []
     outs: list[Path] = []
+    client = RegistryClient(registry.address)
 
-    def run_once(minimal_packages: str) -> None:
+    def run_once(minimal_packages: str, rebuild: bool = False) -> None:
         write_root(root, minimal_packages)
         out = tmp_path_factory.mktemp("run-out")
         options = RunOptions(
             out_dir=out,
             scanners=make_scanners(DEFAULT_SCANNERS, scan_settings(settings, "local", False)),
+            targets=(CLEAN,) if rebuild else (),
+            rebuild=rebuild,
         )
         outcomes.append(run_pipeline(settings, options, Silent()))
         outs.append(out)
+        TAGS.append({t: client.digest(REPO, t) for t in client.list_tags(REPO)})  # after run i
 
     run_once('["postgresql-{major}"]')
     run_once('["postgresql-{major}"]')
     run_once('["postgresql-{major}", "sudo"]')
+    run_once('["postgresql-{major}"]', rebuild=True)
     yield settings, outcomes, outs
 
 
@@ -122,16 +131,14 @@ def test_first_run_publishes_the_gated_image_with_every_tag(
     )
     assert m, ref
     minor, stamp, digest = m.groups()
-    for tag in (
-        f"{minor}-{stamp}-minimal-bookworm",
-        f"{minor}-minimal-bookworm",
-        "15-minimal-bookworm",
-    ):
-        assert client.digest(REPO, tag) == digest, tag
+    immutable = f"{minor}-{stamp}-minimal-bookworm"
+    for tag in (immutable, f"{minor}-minimal-bookworm", "15-minimal-bookworm"):
+        assert TAGS[0][tag] == digest, tag
+    assert client.digest(REPO, immutable) == digest  # still, after every later run
     assert catalog_image(outs[0]) == ref
     cosign = locate_cosign(insecure_registry=True)
     verified = verify_image(
-        cosign, client, f"{registry.address}/{REPO}:15-minimal-bookworm", ensure_key(cosign).public
+        cosign, client, f"{registry.address}/{REPO}:{immutable}", ensure_key(cosign).public
     )
     assert verified.digest == digest
 
@@ -160,8 +167,8 @@ def test_second_run_with_nothing_changed_does_nothing(
     assert outcomes[1].build is not None
     assert outcomes[1].build.images[CLEAN].published  # not built
     assert catalog_image(outs[1]) == catalog_image(outs[0])
-    release_tags = [t for t in RegistryClient(registry.address).list_tags(REPO) if "minimal" in t]
-    assert len(release_tags) == 3  # one immutable tag and two rolling ones: nothing new
+    assert TAGS[1] == TAGS[0]  # one immutable tag and two rolling ones: nothing new
+    assert len([t for t in TAGS[1] if "minimal" in t]) == 3
 
 
 def test_failed_rebuild_keeps_the_previous_catalog_digest(
@@ -172,9 +179,28 @@ def test_failed_rebuild_keeps_the_previous_catalog_digest(
     assert third.decision == "failed-gate"
     assert outcomes[2].build is not None and not outcomes[2].build.images[CLEAN].published
     assert catalog_image(outs[2]) == outcomes[0].outcomes[CLEAN].published
-    client = RegistryClient(registry.address)
     first_digest = outcomes[0].outcomes[CLEAN].published.rsplit("@", 1)[1]
-    assert client.digest(REPO, "15-minimal-bookworm") == first_digest
+    assert TAGS[2]["15-minimal-bookworm"] == first_digest
+    assert TAGS[2] == TAGS[0]
+
+
+def test_rebuild_republishes_unchanged_inputs_under_a_new_digest(
+    story: tuple[Settings, list[RunOutcome], list[Path]], registry: RegistryServer
+) -> None:
+    _, outcomes, outs = story
+    first, fourth = outcomes[0].outcomes[CLEAN], outcomes[3].outcomes[CLEAN]
+    assert list(outcomes[3].outcomes) == [CLEAN]  # only the chosen target
+    assert fourth.decision == "built" and fourth.signed
+    assert outcomes[3].build is not None and outcomes[0].build is not None
+    rebuilt = outcomes[3].build.images[CLEAN]
+    assert not rebuilt.published and not rebuilt.reused
+    assert rebuilt.fingerprint == outcomes[0].build.images[CLEAN].fingerprint  # same inputs
+    new_digest = fourth.published.rsplit("@", 1)[1]
+    assert new_digest != first.published.rsplit("@", 1)[1]
+    assert catalog_image(outs[3]) == fourth.published
+    assert TAGS[3]["15-minimal-bookworm"] == new_digest
+    release = [[t for t in tags if not t.startswith("sha256-")] for tags in TAGS]  # no .sig/.att
+    assert len(release[3]) == len(release[2]) + 1  # a second immutable tag; the first stays
 
 
 def test_sharded_stage_only_then_promote(tmp_path_factory: pytest.TempPathFactory) -> None:
