@@ -52,6 +52,7 @@ bench: venv host tools
 	$(BIN)/python bench/build_matrix.py
 	$(BIN)/python bench/scan_matrix.py
 	$(BIN)/python bench/nightly.py
+	$(BIN)/python bench/operator_roll.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -48,6 +48,7 @@ class OperatorProcessSettings:
     operator_dir: Path  # the checkout's operator/ (put on PYTHONPATH)
     api_group: str = "postgresql.cnpg.io"
     resync_seconds: float = 30.0
+    workers: int = 4
     start_timeout: float = 60.0
     stop_timeout: float = 30.0
 
@@ -84,6 +85,7 @@ def environment(settings: OperatorProcessSettings, kubeconfig: Path) -> dict[str
             "KUBECONFIG": str(kubeconfig),
             "DRYDOCK_OPERATOR_API_GROUP": settings.api_group,
             "DRYDOCK_OPERATOR_RESYNC_SECONDS": f"{settings.resync_seconds:g}",
+            "DRYDOCK_OPERATOR_WORKERS": str(settings.workers),
         }
     )
     return env

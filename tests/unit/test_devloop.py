@@ -116,12 +116,13 @@ def test_operator_process_gets_its_own_kubeconfig_and_little_else(
     monkeypatch.setenv("KUBECONFIG", "/admin/kubeconfig")
     monkeypatch.setenv("REGISTRY_PASSWORD", "hunter2")
     settings = devoperator.OperatorProcessSettings(
-        state_dir=tmp_path, operator_dir=tmp_path / "operator", resync_seconds=5
+        state_dir=tmp_path, operator_dir=tmp_path / "operator", resync_seconds=5, workers=2
     )
     env = devoperator.environment(settings, tmp_path / "kubeconfig")
     assert env["KUBECONFIG"] == str(tmp_path / "kubeconfig")
     assert env["PYTHONPATH"] == str(tmp_path / "operator")
     assert env["DRYDOCK_OPERATOR_RESYNC_SECONDS"] == "5"
+    assert env["DRYDOCK_OPERATOR_WORKERS"] == "2"
     assert "REGISTRY_PASSWORD" not in env
     args = devoperator.argv(8123)
     assert args[1:4] == ["-m", "kopf", "run"] and devoperator.MARKER in args
