@@ -87,6 +87,12 @@ def short(image: str) -> str:
     return f"{name}@{digest[:19]}" if at else image
 
 
+def _digest(image: str) -> str:
+    """`sha256:0123456789ab` of a reference by digest, else the whole reference."""
+    _, at, digest = image.partition("@")
+    return digest[:19] if at else image
+
+
 def render(table: Sequence[ClusterRow]) -> str:
     if not table:
         return "no Clusters"
@@ -98,7 +104,7 @@ def render(table: Sequence[ClusterRow]) -> str:
         )
         lines.append(f"  image: {short(row.image)}")
         for inst in row.instances:
-            same = "" if inst.image == row.image else f"  (was {short(inst.image)})"
+            same = "" if inst.image == row.image else f"  (still {_digest(inst.image)})"
             lines.append(
                 f"  {inst.name:<16} {'primary' if inst.primary else 'replica':<8}"
                 f" {'Ready' if inst.ready else 'not ready':<9}{same}"

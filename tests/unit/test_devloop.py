@@ -88,8 +88,8 @@ def test_cluster_rows_pair_pods_by_label_and_show_the_roll() -> None:
     assert text.splitlines()[0] == "demo/pg  2/3 ready  Upgrading cluster"
     assert f"image: 127.0.0.1:5000/postgresql@sha256:{'b' * 12}" in text
     lines = {line.split()[0]: line for line in text.splitlines()[2:]}
-    assert "primary" in lines["pg-1"] and "(was " in lines["pg-1"]
-    assert "not ready" in lines["pg-2"] and "(was" not in lines["pg-2"]
+    assert "primary" in lines["pg-1"] and f"(still sha256:{'a' * 12})" in lines["pg-1"]
+    assert "not ready" in lines["pg-2"] and "(still" not in lines["pg-2"]
     assert status.render([]) == "no Clusters"
 
 
