@@ -19,8 +19,10 @@ PYTHON_BY_RELEASE = {"bullseye": "3.9", "bookworm": "3.11", "trixie": "3.13"}
 
 
 def wheelhouse(app_dir: Path, dest: Path, release: str) -> list[Path]:
-    """Fill dest with the app's wheel and its dependencies' manylinux wheels."""
-    dest.mkdir(parents=True, exist_ok=True)
+    """Fill dest with the app's wheel and its dependencies' manylinux wheels (only those:
+    a wheel left from an earlier resolution would change the build context)."""
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
     # Build from a copy: setuptools writes build/ and *.egg-info beside the sources, and
     # nothing may be written into the checkout.
     source = dest.parent / "app-source"
@@ -39,7 +41,7 @@ def wheelhouse(app_dir: Path, dest: Path, release: str) -> list[Path]:
             "--quiet",
             "--wheel-dir",
             str(dest),
-            str(app_dir),
+            str(source),
         ],
         timeout=PIP_TIMEOUT,
         env=env,

@@ -100,6 +100,16 @@ def test_labels_record_and_packages(foundation_build: BuildResult) -> None:
     assert any(p["name"] == "python3" for p in operator)
 
 
+def test_building_the_operator_writes_nothing_into_the_checkout(
+    foundation_build: BuildResult,
+) -> None:
+    """setuptools writes build/ and *.egg-info next to the sources it builds from."""
+    assert "operator" in foundation_build.images
+    leftovers = [p.name for p in (ROOT / "operator").iterdir() if p.name == "build"]
+    leftovers += [p.name for p in (ROOT / "operator").glob("*.egg-info")]
+    assert leftovers == []
+
+
 def test_unchanged_inputs_are_reused_not_rebuilt(
     foundation_build: BuildResult, foundation_settings: Settings
 ) -> None:
