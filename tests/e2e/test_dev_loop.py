@@ -2,22 +2,24 @@
 
 Aspects: `drydock dev operator up` installs the shipped CRDs and RBAC and starts the
 operator as a separate process that holds only its ServiceAccount's token; `drydock dev
-apply -f` creates a restricted namespace, a catalog and a Cluster (and refuses a file with
-a bad document, applying nothing from it); the stand-in kubelet reports a pod Ready only
-when its image is in the registry at that digest; publishing a new digest and applying
-the changed catalog rolls every instance onto it, which `drydock dev get clusters` shows;
+apply -f` creates a restricted namespace and a Cluster (and refuses a file with a bad
+document, applying nothing from it); the stand-in kubelet reports a pod Ready only when
+its image is in the registry at that digest; pushing a new digest and `drydock catalog
+apply` of it rolls every instance onto it, which `drydock dev get clusters` shows;
 `drydock dev operator down` stops the process.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from catalog_support import push_image, require_registry
+from catalog_support import published, require_registry
 from click.testing import CliRunner
 from operator_support import wait_until
 
@@ -31,7 +33,7 @@ pytestmark = pytest.mark.e2e
 
 NS = "e2e-devloop"
 GROUP_VERSION = "postgresql.cnpg.io/v1"
-REPO = "127.0.0.1:5000/drydock-e2e/postgresql"
+CATALOG = "postgresql-minimal-bookworm"  # what `drydock catalog apply` names it
 CRD_NAMES = (
     "clusters.postgresql.cnpg.io",
     "imagecatalogs.postgresql.cnpg.io",
@@ -40,7 +42,11 @@ CRD_NAMES = (
 
 
 def drydock(*args: str, state_dir: Path) -> tuple[int, str]:
-    result = CliRunner().invoke(main, [*args, "--state-dir", str(state_dir)])
+    return drydock_plain(*args, "--state-dir", str(state_dir))
+
+
+def drydock_plain(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
     return result.exit_code, result.output
 
 
@@ -71,7 +77,8 @@ def operator_up(state_dir: Path, admin: KubeAPI) -> Iterator[str]:
         )
 
 
-def manifests(tmp: Path, image: str, name: str = "loop", instances: int = 2) -> Path:
+def manifests(tmp: Path, name: str = "loop", instances: int = 2) -> Path:
+    """A restricted namespace and a Cluster on the catalog `drydock catalog apply` writes."""
     path = tmp / f"{name}.yaml"
     path.write_text(
         textwrap.dedent(f"""\
@@ -82,12 +89,6 @@ def manifests(tmp: Path, image: str, name: str = "loop", instances: int = 2) -> 
               labels: {{pod-security.kubernetes.io/enforce: restricted}}
             ---
             apiVersion: {GROUP_VERSION}
-            kind: ClusterImageCatalog
-            metadata: {{name: e2e-devloop}}
-            spec:
-              images: [{{major: 17, image: "{image}"}}]
-            ---
-            apiVersion: {GROUP_VERSION}
             kind: Cluster
             metadata: {{name: {name}, namespace: {NS}}}
             spec:
@@ -95,7 +96,7 @@ def manifests(tmp: Path, image: str, name: str = "loop", instances: int = 2) -> 
               imageCatalogRef:
                 apiGroup: postgresql.cnpg.io
                 kind: ClusterImageCatalog
-                name: e2e-devloop
+                name: {CATALOG}
                 major: 17
             """),
         encoding="utf-8",
@@ -158,41 +159,40 @@ def test_bad_manifest_file_applies_nothing(
     assert admin.get(resource_path("v1", "configmaps", "should-not-exist", "default")) is None
 
 
-def test_new_digest_in_the_catalog_rolls_the_cluster(
+def publish(tmp: Path, stamp: str) -> tuple[Path, str]:
+    """Push a real image and describe it as `drydock run` records a promoted image."""
+    (image,) = published(tmp, stamp, majors=(17,), flavours=("minimal",))
+    record = tmp / f"published-{stamp}.json"
+    record.write_text(json.dumps([dataclasses.asdict(image)]), encoding="utf-8")
+    return record, image.reference
+
+
+def test_new_digest_through_catalog_apply_rolls_the_cluster(
     operator_up: str, state_dir: Path, admin: KubeAPI, tmp_path: Path
 ) -> None:
     require_registry()
-    old = f"{REPO}@{push_image(tmp_path, 'devloop-old', 'old')}"
-    code, out = drydock("dev", "apply", "-f", str(manifests(tmp_path, old)), state_dir=state_dir)
-    assert code == 0, out
-    assert f"Cluster/loop in {NS}" in out and "ClusterImageCatalog/e2e-devloop" in out
-
-    first = play_kubelet_until(
-        admin,
-        "2 Ready pods on the old image",
-        lambda p: (
-            len(p) == 2
-            and all(
-                kubelet.is_ready(x) and x["spec"]["containers"][0]["image"] == old
-                for x in p.values()
-            )
-        ),
+    kubeconfig = str(state_dir / "kubeconfig")
+    first, old = publish(tmp_path, "202611270100")
+    code, out = drydock_plain(
+        "catalog", "apply", "--published", str(first), "--kubeconfig", kubeconfig
     )
-    uids = {n: p["metadata"]["uid"] for n, p in first.items()}
+    assert code == 0, out
+    code, out = drydock("dev", "apply", "-f", str(manifests(tmp_path)), state_dir=state_dir)
+    assert code == 0, out
+    assert f"Cluster/loop in {NS}" in out
 
-    new = f"{REPO}@{push_image(tmp_path, 'devloop-new', 'new')}"
-    code, out = drydock("dev", "apply", "-f", str(manifests(tmp_path, new)), state_dir=state_dir)
+    before = play_kubelet_until(
+        admin, "2 Ready pods on the old image", lambda p: all_ready_on(p, old)
+    )
+    uids = {n: p["metadata"]["uid"] for n, p in before.items()}
+
+    second, new = publish(tmp_path, "202611270200")
+    code, out = drydock_plain(
+        "catalog", "apply", "--published", str(second), "--kubeconfig", kubeconfig
+    )
     assert code == 0, out
     rolled = play_kubelet_until(
-        admin,
-        "both pods re-created on the new image and Ready",
-        lambda p: (
-            len(p) == 2
-            and all(
-                kubelet.is_ready(x) and x["spec"]["containers"][0]["image"] == new
-                for x in p.values()
-            )
-        ),
+        admin, "both pods re-created on the new image and Ready", lambda p: all_ready_on(p, new)
     )
     assert all(rolled[n]["metadata"]["uid"] != uids[n] for n in uids)
 
@@ -209,7 +209,7 @@ def test_kubelet_keeps_a_pod_whose_image_is_not_in_the_registry_pending(
     operator_up: str, state_dir: Path, admin: KubeAPI
 ) -> None:
     require_registry()
-    missing = f"{REPO}@sha256:{'0' * 64}"
+    missing = f"127.0.0.1:5000/drydock-e2e/postgresql@sha256:{'0' * 64}"
     cluster = {
         "apiVersion": GROUP_VERSION,
         "kind": "Cluster",
