@@ -199,8 +199,13 @@ def test_new_digest_through_catalog_apply_rolls_the_cluster(
     def shown() -> str:
         return drydock("dev", "get", "clusters", "-n", NS, state_dir=state_dir)[1]
 
-    table = wait_until("the table to show the roll done", shown, lambda t: "2/2 ready" in t)
-    assert new.split("@")[1][:19] in table and "Cluster in healthy state" in table
+    # pods turn Ready first; the operator's next reconcile then reports the phase
+    table = wait_until(
+        "the table to show the roll done",
+        shown,
+        lambda t: "2/2 ready  Cluster in healthy state" in t,
+    )
+    assert new.split("@")[1][:19] in table
     code, out = drydock("dev", "get", "catalogs", state_dir=state_dir)
     assert code == 0 and f"17: {new}" in out
 
