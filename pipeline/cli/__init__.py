@@ -88,9 +88,10 @@ def _register() -> None:
     from pipeline.cli import trivydb
 
     trivydb.register(main)
-    from pipeline.cli import dev
+    from pipeline.cli import dev, dev_loop
 
     dev.register(main)
+    dev_loop.register(main)
     from pipeline.cli import catalog
 
     catalog.register(main)

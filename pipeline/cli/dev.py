@@ -134,7 +134,4 @@ def cluster_status(state_dir: Path | None) -> None:
 
 
 def register(main: click.Group) -> None:
-    from pipeline.cli import dev_loop
-
-    dev_loop.attach(dev)
     main.add_command(dev)

@@ -19,6 +19,7 @@ import click
 
 from pipeline.cli import exits
 from pipeline.cli.common import repo_root
+from pipeline.cli.dev import CRD_DIR, apply_crds, dev
 from pipeline.devloop import kubelet, manifests, status
 from pipeline.errors import CatalogError, DrydockError
 from pipeline.tools import controlplane, devoperator
@@ -57,8 +58,6 @@ def operator_settings(
 
 def install_operator(kubeconfig: Path) -> list[str]:
     """The operator's CRDs, namespace (restricted) and least-privilege RBAC, as shipped."""
-    from pipeline.cli.dev import CRD_DIR, apply_crds
-
     crds = apply_crds(kubeconfig, repo_root() / CRD_DIR)
     docs = manifests.load_documents(repo_root() / MANIFESTS / f for f in INSTALL_FILES)
     with KubeAPI(load_kubeconfig(kubeconfig)) as api:
@@ -227,6 +226,7 @@ def kubelet_cmd(once: bool, interval: float, no_pull_check: bool, state_dir: Pat
                 return
 
 
-def attach(dev: click.Group) -> None:
+def register(_main: click.Group) -> None:
+    """Add these commands to `drydock dev` (registered by pipeline.cli.dev)."""
     for command in (operator, apply_cmd, get, kubelet_cmd):
         dev.add_command(command)

@@ -95,20 +95,26 @@ class Resources:
         return self._known[api_version].get(kind)
 
 
-def object_path(resources: Resources, doc: Document, default_namespace: str) -> str:
+@dataclass(frozen=True)
+class Resolved:
+    path: str
+    body: Mapping[str, Any]  # with metadata.namespace filled in for namespaced kinds
+    description: str  # `Kind/name` or `Kind/name in ns`
+
+
+def resolve(resources: Resources, doc: Document, default_namespace: str) -> Resolved:
+    """Where the document goes; InputError when the server does not serve its kind."""
     found = resources.lookup(doc.api_version, doc.kind)
     if found is None:
         raise InputError([Problem(doc.source, "kind", f"{doc.api_version} {doc.kind}: not served")])
     plural, namespaced = found
+    if not namespaced:
+        path = resource_path(doc.api_version, plural, doc.name)
+        return Resolved(path, doc.body, f"{doc.kind}/{doc.name}")
     namespace = str(doc.body["metadata"].get("namespace") or default_namespace)
-    return resource_path(doc.api_version, plural, doc.name, namespace if namespaced else None)
-
-
-def describe(doc: Document, default_namespace: str, resources: Resources) -> str:
-    found = resources.lookup(doc.api_version, doc.kind)
-    namespaced = bool(found and found[1])
-    ns = str(doc.body["metadata"].get("namespace") or default_namespace)
-    return f"{doc.kind}/{doc.name}" + (f" in {ns}" if namespaced else "")
+    body = {**doc.body, "metadata": {**doc.body["metadata"], "namespace": namespace}}
+    path = resource_path(doc.api_version, plural, doc.name, namespace)
+    return Resolved(path, body, f"{doc.kind}/{doc.name} in {namespace}")
 
 
 def apply_documents(
@@ -121,15 +127,7 @@ def apply_documents(
     """
     resources = Resources(api)
     ordered = sorted(docs, key=lambda d: d.kind != "Namespace")
-    paths = [object_path(resources, d, default_namespace) for d in ordered]  # all before any
-    applied: list[str] = []
-    for doc, path in zip(ordered, paths, strict=True):
-        body = dict(doc.body)
-        found = resources.lookup(doc.api_version, doc.kind)
-        if found and found[1]:
-            meta = dict(body["metadata"])
-            meta.setdefault("namespace", default_namespace)
-            body["metadata"] = meta
-        api.apply(path, body, field_manager=FIELD_MANAGER)
-        applied.append(describe(doc, default_namespace, resources))
-    return applied
+    resolved = [resolve(resources, d, default_namespace) for d in ordered]  # all before any
+    for item in resolved:
+        api.apply(item.path, item.body, field_manager=FIELD_MANAGER)
+    return [item.description for item in resolved]

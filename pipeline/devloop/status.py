@@ -81,16 +81,16 @@ def rows(
     return out
 
 
-def short(image: str) -> str:
-    """`registry/repo:tag@sha256:0123456789ab` (the digest cut to 12 hex digits)."""
-    name, at, digest = image.partition("@")
-    return f"{name}@{digest[:19]}" if at else image
-
-
 def _digest(image: str) -> str:
     """`sha256:0123456789ab` of a reference by digest, else the whole reference."""
     _, at, digest = image.partition("@")
     return digest[:19] if at else image
+
+
+def short(image: str) -> str:
+    """`registry/repo:tag@sha256:0123456789ab` (the digest cut to 12 hex digits)."""
+    name, at, _ = image.partition("@")
+    return f"{name}@{_digest(image)}" if at else image
 
 
 def render(table: Sequence[ClusterRow]) -> str:

@@ -51,7 +51,7 @@ import yaml
 
 from pipeline.errors import ToolError
 from pipeline.tools import pki
-from pipeline.tools.daemon import gone, is_ours, log_tail, spawn, stop
+from pipeline.tools.daemon import gone, is_ours, spawn, stop, wait_ready
 from pipeline.tools.kubeapi import KubeAPI, load_kubeconfig, resource_path
 
 log = logging.getLogger(__name__)
@@ -199,25 +199,6 @@ def kubeconfig_text(server: str, ca_pem: bytes, token: str) -> str:
     return yaml.safe_dump(doc, sort_keys=False)
 
 
-def _wait_ready(
-    pid: int, *, argv: Sequence[str], url: str, verify: str | bool, log_file: Path, timeout: float
-) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if gone(pid):
-            raise ToolError(list(argv), None, log_tail(log_file), "exited during start")
-        try:
-            resp = requests.get(url, verify=verify, timeout=2.0)
-            if resp.status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        if time.monotonic() > deadline:
-            stop(pid, 5.0)
-            raise ToolError(list(argv), None, log_tail(log_file), f"not ready after {timeout:.0f}s")
-        time.sleep(0.25)
-
-
 def _start(
     argv: Sequence[str],
     *,
@@ -233,7 +214,7 @@ def _start(
         pid = spawn(argv, log_file)
         record(pid)
         try:
-            _wait_ready(pid, argv=argv, url=url, verify=verify, log_file=log_file, timeout=timeout)
+            wait_ready(pid, argv=argv, url=url, verify=verify, log_file=log_file, timeout=timeout)
         except ToolError as err:
             if "address already in use" not in err.stderr_tail or attempt == attempts:
                 raise
@@ -375,7 +356,7 @@ def up(settings: ControlPlaneSettings | None = None) -> ControlPlane:
         logf = state_dir / "logs" / "apiserver.log"
         if is_ours(st.apiserver_pid, "kube-apiserver", _apiserver_marker(st)):
             assert st.apiserver_pid is not None  # noqa: S101 - checked by is_ours
-            _wait_ready(  # maybe still starting, from a concurrent `up`
+            wait_ready(  # maybe still starting, from a concurrent `up`
                 st.apiserver_pid,
                 argv=argv,
                 url=f"{server}/readyz",

@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from pathlib import Path
 
+import requests
+
 from pipeline.errors import ToolError
 
 log = logging.getLogger(__name__)
@@ -108,3 +110,24 @@ def log_tail(path: Path, lines: int = 30) -> str:
         return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
+
+
+def wait_ready(
+    pid: int, *, argv: Sequence[str], url: str, verify: str | bool, log_file: Path, timeout: float
+) -> None:
+    """Poll url until it answers 200; a process that exits, or a timeout (after which the
+    process is stopped), raises ToolError with the tail of its log."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if gone(pid):
+            raise ToolError(list(argv), None, log_tail(log_file), "exited during start")
+        try:
+            resp = requests.get(url, verify=verify, timeout=2.0)
+            if resp.status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            stop(pid, 5.0)
+            raise ToolError(list(argv), None, log_tail(log_file), f"not ready after {timeout:.0f}s")
+        time.sleep(0.25)

@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +29,7 @@ import requests
 
 from pipeline.errors import ToolError
 from pipeline.tools import controlplane
-from pipeline.tools.daemon import gone, is_ours, log_tail, spawn, stop
+from pipeline.tools.daemon import is_ours, spawn, stop, wait_ready
 from pipeline.tools.kubeapi import load_kubeconfig
 from pipeline.tools.registry_server import free_port
 
@@ -145,16 +144,14 @@ def up(admin_kubeconfig: Path, settings: OperatorProcessSettings) -> OperatorPro
     (settings.state_dir / "state.json").write_text(
         json.dumps({"pid": pid, "port": port}) + "\n", encoding="utf-8"
     )
-    deadline = time.monotonic() + settings.start_timeout
-    while not _healthy(port):
-        if gone(pid):
-            raise ToolError(args, None, log_tail(logf), "the operator exited during start")
-        if time.monotonic() > deadline:
-            stop(pid, 5.0)
-            raise ToolError(
-                args, None, log_tail(logf), f"not live after {settings.start_timeout:.0f}s"
-            )
-        time.sleep(0.25)
+    wait_ready(
+        pid,
+        argv=args,
+        url=f"http://127.0.0.1:{port}/healthz",
+        verify=False,
+        log_file=logf,
+        timeout=settings.start_timeout,
+    )
     log.info("operator running (pid %d) as %s", pid, OPERATOR_SERVICE_ACCOUNT)
     return OperatorProcessStatus(pid, True, logf)
 
