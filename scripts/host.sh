@@ -69,8 +69,9 @@ EOF
 
 ensure_base_tools() {
   # debuerreotype builds the Debian base images; the archive keyring verifies them.
-  command -v debuerreotype-init >/dev/null && [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] && return 0
-  apt_install debuerreotype debian-archive-keyring
+  # debootstrap is only a Recommends of debuerreotype, and apt_install skips recommends:
+  # name it, or debuerreotype-init fails on a fresh machine ("failed to execute debootstrap").
+  apt_install debuerreotype debootstrap debian-archive-keyring
 }
 
 ensure_browser() {

@@ -18,7 +18,7 @@ from pipeline.tools.kubeapi import KubeAPI, KubeAPIError, resource_path
 from pipeline.tools.runner import run
 
 REPO = Path(__file__).parents[2]
-CNPG = REPO.parent / "shared" / "fixtures" / "cnpg"
+CNPG = REPO / "tests" / "fixtures" / "cnpg"
 REGISTRY = "127.0.0.1:5000"
 E2E_REPOSITORY = "drydock-e2e/postgresql"
 CRD_COLLECTION = resource_path("apiextensions.k8s.io/v1", "customresourcedefinitions")

@@ -23,7 +23,7 @@ REPO = Path(__file__).parents[2]
 if str(REPO / "operator") not in sys.path:
     sys.path.insert(0, str(REPO / "operator"))  # the operator is its own small distribution
 
-CNPG = REPO.parent / "shared" / "fixtures" / "cnpg"
+CNPG = REPO / "tests" / "fixtures" / "cnpg"
 MANIFESTS = REPO / "operator" / "manifests"
 NAMESPACE = "e2e-operator"
 OPERATOR_NS = "postgresql-operator-system"

@@ -19,7 +19,7 @@ from pipeline.catalog.crd import (
 from pipeline.catalog.validate import problems_in
 
 REPO = Path(__file__).parents[2]
-CNPG = REPO.parent / "shared" / "fixtures" / "cnpg"
+CNPG = REPO / "tests" / "fixtures" / "cnpg"
 CRD_DIR = REPO / "operator" / "manifests" / "crds"
 
 

@@ -30,7 +30,7 @@ from pipeline.scan.clair import (
     split_reference,
 )
 
-SAMPLES = Path(__file__).parents[2].parent / "shared" / "fixtures" / "scanner-outputs"
+SAMPLES = Path(__file__).parents[1] / "fixtures" / "scanner-outputs"
 EXAMPLES: dict[str, Any] = json.loads(
     (SAMPLES / "clair__httptransport_api_v1_openapi.json__schema_examples.json").read_text()
 )

@@ -12,7 +12,7 @@ from pipeline.errors import ScanError
 from pipeline.models.findings import Kind, Severity, Source
 from pipeline.scan.dockle import parse_dockle, parse_dockle_sarif
 
-SAMPLES = Path(__file__).parents[2].parent / "shared" / "fixtures" / "scanner-outputs"
+SAMPLES = Path(__file__).parents[1] / "fixtures" / "scanner-outputs"
 README_JSON = SAMPLES / "dockle__README.md__json_output.json"
 V031_JSON = SAMPLES / "dockle__thunder-spb_dh-docker-scanner__README.md__dockle_v0.3.1_json.json"
 README_SARIF = SAMPLES / "dockle__README.md__sarif_output.sarif.json"

@@ -12,7 +12,7 @@ from pipeline.models.findings import Finding, Kind, Severity, Source, Status
 from pipeline.scan.sbom import parse_cyclonedx, parse_spdx
 from pipeline.scan.trivy import parse_trivy, parse_trivy_sarif
 
-SAMPLES = Path(__file__).parents[2].parent / "shared" / "fixtures" / "scanner-outputs"
+SAMPLES = Path(__file__).parents[1] / "fixtures" / "scanner-outputs"
 ALPINE_310 = SAMPLES / "trivy__integration_testdata__alpine-310.json.golden"
 ALPINE_310_SARIF = SAMPLES / "trivy__integration_testdata__alpine-310.sarif.golden"
 ALPINE_39 = SAMPLES / "trivy__integration_testdata__alpine-39-high-critical.json.golden"

@@ -12,7 +12,7 @@ OPERATOR_DIR = REPO / "operator"
 if str(OPERATOR_DIR) not in sys.path:
     sys.path.insert(0, str(OPERATOR_DIR))
 
-CNPG_FIXTURES = REPO.parent / "shared" / "fixtures" / "cnpg"
+CNPG_FIXTURES = REPO / "tests" / "fixtures" / "cnpg"
 
 
 @pytest.fixture
