@@ -26,7 +26,12 @@ from pipeline.stages.run import RunOptions, run_pipeline
 @click.option(
     "--builder", type=click.Choice(["auto", "buildx", "buildkit", "legacy"]), default="auto"
 )
-@click.option("--registry", help="Registry to publish to (default: 127.0.0.1:5000).")
+@click.option(
+    "--registry",
+    envvar="DRYDOCK_REGISTRY",
+    help="Where to publish: host[:port][/namespace], e.g. ghcr.io/acme "
+    "(default: 127.0.0.1:5000; env DRYDOCK_REGISTRY).",
+)
 @click.option("--shard", "shard_spec", help="Run shard I/N of the matrix (CI fan-out).")
 @click.option(
     "--out",
@@ -111,7 +116,11 @@ def run_cmd(
     required=True,
     type=click.Path(path_type=Path, file_okay=False, exists=True),
 )
-@click.option("--registry", help="Registry (default: 127.0.0.1:5000).")
+@click.option(
+    "--registry",
+    envvar="DRYDOCK_REGISTRY",
+    help="host[:port][/namespace] (default: 127.0.0.1:5000; env DRYDOCK_REGISTRY).",
+)
 @click.option(
     "--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=Path("out")
 )

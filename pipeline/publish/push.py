@@ -23,9 +23,9 @@ from tenacity import wait_random_exponential as jittered
 from pipeline.errors import PublishError, ToolError
 from pipeline.models.publish import PublishedImage
 from pipeline.models.targets import Target
-from pipeline.publish.registry import RegistryClient
 from pipeline.publish.tags import TagSet
 from pipeline.tools import docker_push
+from pipeline.tools.registry import RegistryClient
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,10 @@ from pathlib import Path
 
 from pipeline.errors import PublishError, VerificationFailed
 from pipeline.models.publish import PublishedImage
-from pipeline.publish.registry import RegistryClient
+from pipeline.models.reference import ImageReference
 from pipeline.tools.cosign import Cosign
 from pipeline.tools.locate import cache_root
+from pipeline.tools.registry import RegistryClient
 
 log = logging.getLogger(__name__)
 
@@ -124,22 +125,16 @@ def sign_image(cosign: Cosign, image: PublishedImage, key: SigningKey, sbom: Pat
 
 
 def split_reference(image: str) -> tuple[str, str, str]:
-    """`host:port/repo/name:tag` or `...@sha256:..` -> (registry, repository, tag-or-digest)."""
-    registry, sep, rest = image.partition("/")
-    if (
-        not sep
-        or not rest
-        or ("." not in registry and ":" not in registry and registry != "localhost")
-    ):
+    """`host[:port]/repo/name:tag` or `...@sha256:..` -> (host, repository, tag-or-digest).
+
+    The image must name its registry (signatures live beside the image in that registry)."""
+    try:
+        ref = ImageReference.parse(image)
+    except ValueError as err:
+        raise PublishError(f"{image!r}: {err}") from err
+    if "/" not in image or image.strip().split("/", 1)[0].lower() != ref.host:
         raise PublishError(f"{image!r} must name its registry, e.g. 127.0.0.1:5000/repo:tag")
-    if "@" in rest:
-        repository, _, reference = rest.partition("@")
-        repository = repository.rsplit(":", 1)[0] if ":" in repository else repository
-    elif ":" in rest.rsplit("/", 1)[-1]:
-        repository, _, reference = rest.rpartition(":")
-    else:
-        repository, reference = rest, "latest"
-    return registry, repository, reference
+    return ref.host, ref.repository, ref.digest or ref.tag
 
 
 def verify_image(

@@ -25,12 +25,12 @@ from pipeline.models.publish import PublishedImage
 from pipeline.models.targets import Kind
 from pipeline.publish.current import find_current
 from pipeline.publish.push import STAGING_PREFIX, Release, promote
-from pipeline.publish.registry import RegistryClient
 from pipeline.publish.sign import ensure_key, sign_image
 from pipeline.publish.tags import TagSet
 from pipeline.settings import Settings
 from pipeline.stages.catalogs import publish_catalogs
 from pipeline.tools.cosign import locate_cosign
+from pipeline.tools.registry import RegistryClient
 
 log = logging.getLogger("drydock.progress")
 

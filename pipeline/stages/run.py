@@ -30,7 +30,6 @@ from pipeline.models.publish import PublishedImage
 from pipeline.models.targets import Kind, Plan, Target
 from pipeline.publish.current import Current, find_current
 from pipeline.publish.push import PushRetry, Release, publish, push_to_staging
-from pipeline.publish.registry import RegistryClient
 from pipeline.publish.sign import ensure_key, sign_image
 from pipeline.publish.tags import tags_for
 from pipeline.report.formats import render
@@ -40,6 +39,7 @@ from pipeline.stages.catalogs import publish_catalogs
 from pipeline.stages.promote import stage_record, write_staged
 from pipeline.stages.scan import ScanConfig, ScanRun, ScanTarget, scan_images
 from pipeline.tools.cosign import locate_cosign
+from pipeline.tools.registry import RegistryClient
 
 log = logging.getLogger("drydock.progress")
 

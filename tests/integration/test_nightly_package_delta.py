@@ -34,11 +34,11 @@ from pipeline.build.events import Silent
 from pipeline.build.freshness import LOCK_LABEL, parse_lock
 from pipeline.cli.scan_cmd import scan_settings
 from pipeline.descriptors.load import load_plan
-from pipeline.publish.registry import RegistryClient
 from pipeline.scan.scanners import DEFAULT_SCANNERS, make_scanners
 from pipeline.settings import Settings, default_cache
 from pipeline.stages.run import RunOptions, RunOutcome, run_pipeline
 from pipeline.tools import docker, docker_push
+from pipeline.tools.registry import RegistryClient
 from pipeline.tools.registry_server import RegistryServer
 from pipeline.tools.runner import run
 

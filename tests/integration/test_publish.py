@@ -27,11 +27,11 @@ from pipeline.errors import PublishError, ToolError, VerificationFailed
 from pipeline.models.publish import PublishedImage
 from pipeline.publish import sign
 from pipeline.publish.push import PushRetry, Release, promote, publish, push_to_staging
-from pipeline.publish.registry import RegistryClient
 from pipeline.publish.tags import TagSet, operand_tags
 from pipeline.tools import docker_push
 from pipeline.tools.cosign import Cosign, locate_cosign
 from pipeline.tools.locate import locate
+from pipeline.tools.registry import RegistryClient
 from pipeline.tools.registry_server import RegistryServer
 from pipeline.tools.runner import run
 
