@@ -37,7 +37,7 @@ from pipeline.descriptors.load import load_plan
 from pipeline.scan.scanners import DEFAULT_SCANNERS, make_scanners
 from pipeline.settings import Settings, default_cache
 from pipeline.stages.run import RunOptions, RunOutcome, run_pipeline
-from pipeline.tools import docker, docker_push
+from pipeline.tools import docker
 from pipeline.tools.registry import RegistryClient
 from pipeline.tools.registry_server import RegistryServer
 from pipeline.tools.runner import run
@@ -185,7 +185,7 @@ def build_test_base(
         labels={},
         on_line=lambda line: None,
     )
-    digest = docker_push.push(name)
+    digest = docker.push(name)
     assert digest.startswith("sha256:"), f"docker push {name} reported no digest"
     ref = f"{registry.address}/{TEST_BASE_REPO}@{digest}"
     # The engine recorded the pushed digest, so FROM/`docker run` of ref need no pull.
