@@ -42,11 +42,7 @@ test-unit: venv
 	$(BIN)/pytest -q tests/unit
 
 lint: venv
-	$(BIN)/ruff check pipeline tests bench operator
-	$(BIN)/ruff format --check pipeline tests bench operator
-	$(BIN)/mypy
-	$(BIN)/lint-imports
-	bash scripts/lint-workflows.sh
+	bash scripts/lint.sh
 
 bench: venv host tools
 	$(BIN)/python bench/build_matrix.py

@@ -102,8 +102,8 @@ class SigningKey:
 
 
 def gpg(home: Path, *args: str | Path) -> str:
-    argv = ["gpg", "--batch", "--homedir", home, "--pinentry-mode", "loopback", "--passphrase", ""]
-    return run([*argv, *args], timeout=TOOL_TIMEOUT).stdout
+    argv: list[str | Path] = ["gpg", "--batch", "--homedir", home, "--pinentry-mode", "loopback"]
+    return run([*argv, "--passphrase", "", *args], timeout=TOOL_TIMEOUT).stdout
 
 
 def make_readable(top: Path) -> None:

@@ -78,8 +78,9 @@ def _scan(tmp_path: Path, *args: str) -> tuple[Result, dict[str, object] | None]
 
 def _scanned(doc: dict[str, object] | None) -> tuple[str, str]:
     assert doc is not None
-    (image,) = doc["images"]  # type: ignore[misc]
-    return str(image["image"]), str(image["digest"])
+    images = doc["images"]
+    assert isinstance(images, list) and len(images) == 1
+    return str(images[0]["image"]), str(images[0]["digest"])
 
 
 def test_a_local_name_without_a_tag_is_scanned_as_latest(
