@@ -83,8 +83,8 @@ def parse_pins(text: str) -> dict[str, str]:
     return pins
 
 
-def pinned_version(name: str, pins: Path | None = None) -> str:
-    path = pins or pins_file()
+def pinned_version(name: str, pins_path: Path | None = None) -> str:
+    path = pins_path or pins_file()
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
