@@ -16,7 +16,7 @@ from pipeline.cli.common import settings_from
 from pipeline.cli.progress import PlainEvents, RichEvents
 from pipeline.descriptors.load import load_plan
 from pipeline.errors import InputError, Problem
-from pipeline.models.targets import Kind, Plan
+from pipeline.models.targets import Plan
 
 
 def plan_rows(plan: Plan) -> list[dict[str, object]]:
@@ -81,7 +81,7 @@ def plan_cmd(targets: tuple[str, ...], fmt: str, shards: int, images: Path | Non
     if fmt == "json":
         click.echo(json.dumps({"targets": plan_rows(plan)}, indent=2))
     elif fmt == "github-matrix":
-        n = min(shards, max(1, sum(1 for t in plan if t.kind is not Kind.BASE)))
+        n = min(shards, max(1, len(plan.families())))
         matrix = {"include": [{"shard": f"{i}/{n}", "index": i} for i in range(1, n + 1)]}
         click.echo(json.dumps(matrix, separators=(",", ":")))
     else:

@@ -14,6 +14,7 @@ from pathlib import Path
 import jinja2
 
 from pipeline.errors import DescriptorError, Problem
+from pipeline.models.excludes import EXCLUDES_FILE, exclude_lines
 from pipeline.models.targets import Target
 
 SOURCE_URL = "https://example.invalid/drydock"  # overridable per run; no machine names
@@ -70,6 +71,8 @@ def render(target: Target, options: RenderOptions, templates_dir: Path) -> str:
             ),
             apt_keep=APT_KEEP if options.buildkit else "",
             apt_done=APT_RESTORE if options.buildkit else "apt-get clean",
+            dpkg_excludes=exclude_lines(target.excludes),
+            excludes_file=EXCLUDES_FILE,
         )
     except jinja2.TemplateNotFound as err:
         raise DescriptorError(

@@ -28,7 +28,7 @@ from pipeline.models.compliance import GateReport, VerdictStatus
 from pipeline.models.images import BuiltImage
 from pipeline.models.publish import PublishedImage
 from pipeline.models.targets import Kind, Plan, Target
-from pipeline.publish.current import Current, find_current
+from pipeline.publish.current import Current, find_current, pull_published
 from pipeline.publish.push import PushRetry, Release, publish, push_to_staging
 from pipeline.publish.sign import make_signer, sign_image
 from pipeline.publish.tags import tags_for
@@ -279,7 +279,8 @@ def run_pipeline(settings: Settings, options: RunOptions, events: BuildEvents) -
         settings,
         events,
         rebuild=options.rebuild,
-        published={n: c.fingerprint for n, c in current.items()},
+        published={n: c.state for n, c in current.items()},
+        pull=pull_published,
         raise_on_failure=False,
     )
     _note_build(run, run.build, current)
