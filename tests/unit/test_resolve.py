@@ -90,7 +90,10 @@ def test_one_container_per_base_image_whoever_asks(plan: Plan) -> None:
 
 
 def test_simulation_sections_are_all_required() -> None:
-    out = "noise\n@@drydock-set dist-upgrade\nInst a [1] (2 x [amd64])\n@@drydock-set 0\nInst b (1 x)\n"
+    out = (
+        "noise\n@@drydock-set dist-upgrade\nInst a [1] (2 x [amd64])\n"
+        "@@drydock-set 0\nInst b (1 x)\n"
+    )
     upgrade, installs = split_simulations(out, 1)
     assert upgrade == "Inst a [1] (2 x [amd64])" and installs == ["Inst b (1 x)"]
     with pytest.raises(ToolError, match="incomplete"):
