@@ -114,7 +114,13 @@ def build_image(target: Target, images: dict[str, BuiltImage], ctx: BuildContext
     files = {**inputs.files, LOCK_FILE: scratch / LOCK_FILE}
     text = render(
         target,
-        RenderOptions(base_ref, ctx.builder.buildkit, settings.source_url, inputs.requirement),
+        RenderOptions(
+            base_ref,
+            ctx.builder.buildkit,
+            settings.source_url,
+            inputs.requirement,
+            settings.cache_namespace,
+        ),
         settings.templates,
     )
     context = write_context(settings.work / "contexts" / target.name, text, files)

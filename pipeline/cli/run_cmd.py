@@ -18,6 +18,7 @@ from pipeline.cli.scan_cmd import scan_settings
 from pipeline.scan.scanners import DEFAULT_SCANNERS, SCANNERS, make_scanners
 from pipeline.stages.promote import promote_staged
 from pipeline.stages.run import RunOptions, run_pipeline
+from pipeline.tools.provision import RUN_TOOLS, Prefetch
 
 
 @click.command("run")
@@ -87,6 +88,8 @@ def run_cmd(
     """Plan, build what changed, scan, gate, publish, sign and write (apply) catalogs."""
     settings = settings_from(jobs=jobs, builder=builder, registry=registry)
     shard_of = parse_shard(shard_spec) if shard_spec else None
+    # The tools of the later steps compile while the bases and images build.
+    Prefetch(RUN_TOOLS if not no_sign else RUN_TOOLS[:-1]).start()
     chosen = make_scanners(scanners or DEFAULT_SCANNERS, scan_settings(settings, trivy_db, False))
     options = RunOptions(
         out_dir=out_dir,
