@@ -25,7 +25,7 @@ PKG_BASES=(debuerreotype debootstrap debian-archive-keyring)
 # Test-only: the HTML checklist opens in a real headless browser; the nightly package-delta
 # test builds and signs a small apt repository.
 PKG_TESTS=(chromium dpkg-dev gnupg)
-PROGRAMS=(python3 make git curl tar xz docker dockerd docker-registry debootstrap
+PROGRAMS=(bash python3 make git curl tar xz docker dockerd docker-registry debootstrap
   debuerreotype-init debuerreotype-minimizing-config debuerreotype-apt-get
   debuerreotype-slimify debuerreotype-tar chromium dpkg-deb dpkg-scanpackages gpg gpgconf gpgv)
 
