@@ -20,7 +20,7 @@ from pathlib import Path
 from pipeline.build.base import build_base
 from pipeline.build.events import BuildEvents
 from pipeline.build.freshness import LOCK_FILE, LOCK_LABEL, label_value, lock_text
-from pipeline.build.inputs import context_files
+from pipeline.build.inputs import ContextFiles, context_files
 from pipeline.build.inventory import inventory
 from pipeline.build.resolve import Resolver, root_of
 from pipeline.errors import BuildError, DescriptorError, DrydockError
@@ -96,13 +96,21 @@ class BuildContext:
     rebuild: bool = False
     published: Mapping[str, PublishedState] = field(default_factory=dict)
     pull: Pull | None = None
+    # Context files being prepared ahead (the operator's wheelhouse downloads while the
+    # bases build); a target without an entry prepares its own.
+    prepared: Mapping[str, Future[ContextFiles]] = field(default_factory=dict)
+
+    def inputs(self, target: Target) -> ContextFiles:
+        if target.name in self.prepared:
+            return self.prepared[target.name].result()
+        return context_files(target, self.settings, self.plan.base_max_age_hours, self.rebuild)
 
 
 def build_image(target: Target, images: dict[str, BuiltImage], ctx: BuildContext) -> BuiltImage:
     start = time.monotonic()
     settings, events = ctx.settings, ctx.events
     base_ref, base_id = _base_of(target, images)
-    inputs = context_files(target, settings, ctx.plan.base_max_age_hours, ctx.rebuild)
+    inputs = ctx.inputs(target)
     if inputs.wheelhouse_reused:
         events.step(target.name, "wheelhouse unchanged, reused")
     events.step(target.name, "resolving package versions")
@@ -215,12 +223,27 @@ def build_plan(
     builder = docker.detect_builder(settings.builder)
     log.info("builder: %s (%s), jobs: %d", builder.kind, builder.cli, settings.jobs)
     result = BuildResult(builder=builder.kind)
+    ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare")
+    prepared = {
+        t.name: ahead.submit(context_files, t, settings, plan.base_max_age_hours, rebuild)
+        for t in plan
+        if t.kind is Kind.OPERATOR
+    }
     ctx = BuildContext(
-        plan, settings, builder, events, created, Resolver(plan), rebuild, published or {}, pull
+        plan,
+        settings,
+        builder,
+        events,
+        created,
+        Resolver(plan),
+        rebuild,
+        published or {},
+        pull,
+        prepared,
     )
     pending = list(plan.targets)
     running: dict[Future[BuiltImage], Target] = {}
-    with ThreadPoolExecutor(max_workers=max(1, settings.jobs)) as pool:
+    with ahead, ThreadPoolExecutor(max_workers=max(1, settings.jobs)) as pool:
         while pending or running:
             for target in list(pending):
                 blocked = [
