@@ -78,6 +78,7 @@ class TargetOutcome:
     staged: str = ""
     published: str = ""
     signed: bool = False
+    size: int = 0  # bytes, as the engine counts them; 0 when the image is not local
 
 
 @dataclass
@@ -183,6 +184,7 @@ def _note_build(run: RunOutcome, result: BuildResult, current: dict[str, Current
         if name not in run.outcomes:
             continue
         out = run.outcomes[name]
+        out.size = image.size
         if name in current:
             new_lock = parse_lock(image.label(LOCK_LABEL))
             out.package_delta = delta(parse_lock(current[name].lock), new_lock)
@@ -321,6 +323,7 @@ def _record(run: RunOutcome) -> dict[str, Any]:
                 "staged": o.staged,
                 "published": o.published,
                 "signed": o.signed,
+                "size_bytes": o.size or None,
             }
             for name, o in sorted(run.outcomes.items())
         },
@@ -339,12 +342,14 @@ def summary_markdown(run: RunOutcome) -> str:
         "",
         f"{len(run.outcomes)} target(s) in {run.seconds:.0f}s; exit code {run.exit_code}.",
         "",
-        "| target | decision | published | why |",
-        "|---|---|---|---|",
+        "| target | decision | size | published | why |",
+        "|---|---|---|---|---|",
     ]
     for name, o in sorted(run.outcomes.items()):
         why = o.reason + ("; " + ", ".join(o.package_delta) if o.package_delta else "")
-        lines.append(f"| {name} | {o.decision} | {o.published or o.staged or '-'} | {why} |")
+        size = f"{o.size / 1_000_000:.0f} MB" if o.size else "-"
+        published = o.published or o.staged or "-"
+        lines.append(f"| {name} | {o.decision} | {size} | {published} | {why} |")
     if run.applied:
         lines += ["", "Catalogs: " + ", ".join(f"{a['name']} {a['action']}" for a in run.applied)]
     if run.errors:
