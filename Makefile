@@ -30,9 +30,10 @@ tools:
 	bash scripts/tools.sh
 
 # Build, scan, gate and publish to the local registry, then write the catalogs and apply
-# them to the local control plane (started here; `drydock dev cluster down` stops it).
+# them to the local control plane (started here, without its node: the README's loop uses
+# the stand-in kubelet; `drydock dev cluster down` stops it).
 build-images: venv host tools
-	$(BIN)/drydock dev cluster up --install-crds
+	$(BIN)/drydock dev cluster up --no-node --install-crds
 	$(BIN)/drydock run --jobs $(JOBS) --kubeconfig "$$($(BIN)/drydock dev cluster kubeconfig)"
 
 test: venv host tools
@@ -53,6 +54,7 @@ bench: venv host tools
 	$(BIN)/python bench/scan_matrix.py
 	$(BIN)/python bench/nightly.py
 	$(BIN)/python bench/operator_roll.py
+	$(BIN)/python bench/node_start.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Bring up what Drydock needs on the host, idempotently: a Docker engine and a local
-# registry on 127.0.0.1:5000. Does nothing for a service that already answers.
+# Bring up what Drydock needs on the host, idempotently: a Docker engine, a local
+# registry on 127.0.0.1:5000, and the Debian packages of the local Kubernetes node.
+# Does nothing for a service that already answers.
 # Installs Debian packages only when running as root with apt; otherwise it says what is
 # missing and exits 3.
 set -euo pipefail
@@ -74,6 +75,15 @@ ensure_base_tools() {
   apt_install debuerreotype debootstrap debian-archive-keyring
 }
 
+ensure_node() {
+  # The local node (pipeline/tools/node*.py): Debian's containerd and runc (a containerd of
+  # its own, not Docker's), the CNI plugins (bridge, host-local, loopback, portmap),
+  # iptables/iproute2 for its namespace, link and chains, util-linux's nsenter/unshare and
+  # mount for its namespaces, and gcc + libc6-dev for scripts/tools.sh to build pause.c.
+  apt_install containerd runc containernetworking-plugins iptables iproute2 util-linux mount \
+    gcc libc6-dev
+}
+
 ensure_browser() {
   # Test-only packages: the HTML checklist test opens the report in a real headless
   # browser; the nightly package-delta test builds and signs a small apt repository.
@@ -83,10 +93,11 @@ ensure_browser() {
 [ $# -eq 0 ] && set -- up
 for what in "$@"; do
   case "$what" in
-    up) ensure_docker; ensure_registry; ensure_base_tools ;;
+    up) ensure_docker; ensure_registry; ensure_base_tools; ensure_node ;;
     docker) ensure_docker ;;
+    node) ensure_node ;;
     registry) ensure_registry ;;
     browser) ensure_browser ;;
-    *) echo "usage: scripts/host.sh [up|docker|registry|browser]..." >&2; exit 2 ;;
+    *) echo "usage: scripts/host.sh [up|docker|registry|node|browser]..." >&2; exit 2 ;;
   esac
 done

@@ -212,6 +212,7 @@ def kube_proxy_config(layout: NodeLayout, kubeconfig_path: Path) -> str:
         "bindAddress": layout.node_ip,
         "healthzBindAddress": f"{layout.node_ip}:{PROXY_HEALTHZ_PORT}",
         "metricsBindAddress": f"{layout.node_ip}:{PROXY_METRICS_PORT}",
+        "nodePortAddresses": ["primary"],  # NodePorts on the node's own address only
         # nf_conntrack_max is host-wide (read-only in a namespace): leave conntrack alone.
         "conntrack": {
             "maxPerCore": 0,
