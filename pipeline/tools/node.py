@@ -152,14 +152,16 @@ def _locked(state_dir: Path) -> Iterator[None]:
 
 
 def _new_state(state_dir: Path) -> State:
-    """A node id from the state dir, and the first /30 of the link block the host does not use."""
+    """A node id from the state dir, and the first slot whose link /30 and pod /20 the host
+    does not use (another node's are routes to its link)."""
     node_id = node_id_for(state_dir)
     host.remove_network(NodeLayout(node_id, 0, state_dir))  # a purged node's, if any
     used = host.host_networks()
     for attempt in range(64):
         slot = link_slot_for(node_id, attempt)
-        link = NodeLayout(node_id, slot, state_dir).link
-        if not any(link.overlaps(net) for net in used):
+        candidate = NodeLayout(node_id, slot, state_dir)
+        mine = (candidate.link, candidate.pod_cidr)
+        if not any(net.overlaps(other) for net in mine for other in used):
             return State(node_id, slot)
     raise ToolError(["ip", "addr"], None, "", "no free /30 for the node's link in 10.213.0.0/16")
 
@@ -233,7 +235,7 @@ def _write_configs(
         for name, text in entries:
             if _write(layout.config(name), text):
                 changed.add(part)
-    _write(layout.cni_conf_dir / "10-drydock.conflist", cfg.cni_conflist())
+    _write(layout.cni_conf_dir / "10-drydock.conflist", cfg.cni_conflist(layout))
     hosts = layout.registry_hosts_dir / registry / "hosts.toml"
     _write(hosts, cfg.registry_hosts_toml(layout, registry))  # read at each pull
     return changed
@@ -295,7 +297,7 @@ def up(settings: NodeSettings | None = None) -> Node:
         fresh_namespaces = not host.holder_alive(layout, st.holder)
         api_port = int(urlsplit(cp.server).port or 443)
         registry_port = int(settings.registry.rsplit(":", 1)[1])
-        host.ensure_network(layout, forwards=(api_port, registry_port))
+        host.ensure_network(layout, (api_port, registry_port), registry_port)
         host.ensure_cgroups(layout)
         st = _ensure_holder(layout, st)
         _write_state(state_dir, st)

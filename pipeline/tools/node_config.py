@@ -34,7 +34,6 @@ from pipeline.tools.node_layout import (
     CONTROLLER_MANAGER_PORT,
     KUBELET_HEALTHZ_PORT,
     KUBELET_PORT,
-    POD_CIDR,
     PROXY_HEALTHZ_PORT,
     PROXY_METRICS_PORT,
     SCHEDULER_PORT,
@@ -100,7 +99,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 """
 
 
-def cni_conflist() -> str:
+def cni_conflist(layout: NodeLayout) -> str:
     """A bridge with host-local IPAM, masquerading to the link, hairpin for Service loops."""
     doc = {
         "cniVersion": "1.0.0",
@@ -114,7 +113,7 @@ def cni_conflist() -> str:
                 "hairpinMode": True,
                 "ipam": {
                     "type": "host-local",
-                    "ranges": [[{"subnet": POD_CIDR}]],
+                    "ranges": [[{"subnet": str(layout.pod_cidr)}]],
                     "routes": [{"dst": "0.0.0.0/0"}],
                 },
             },
@@ -207,7 +206,7 @@ def kube_proxy_config(layout: NodeLayout, kubeconfig_path: Path) -> str:
         "kind": "KubeProxyConfiguration",
         "clientConnection": {"kubeconfig": str(kubeconfig_path)},
         "mode": "iptables",
-        "clusterCIDR": POD_CIDR,
+        "clusterCIDR": str(layout.pod_cidr),
         "hostnameOverride": layout.name,
         "bindAddress": layout.node_ip,
         "healthzBindAddress": f"{layout.node_ip}:{PROXY_HEALTHZ_PORT}",

@@ -107,8 +107,8 @@ def _link_has(layout: NodeLayout) -> bool:
     return any(a.get("local") == layout.host_ip for e in entries for a in e.get("addr_info", []))
 
 
-def ensure_network(layout: NodeLayout, forwards: Iterable[int]) -> None:
-    """Namespace, link, addresses, routes and host chains; harmless when all exist."""
+def ensure_network(layout: NodeLayout, forwards: Iterable[int], registry_port: int) -> None:
+    """Namespace, link, addresses, routes and chains; harmless when all exist."""
     netns_path = NETNS_DIR / layout.netns
     if not netns_path.exists() or not _link_has(layout):
         remove_network(layout)
@@ -124,10 +124,15 @@ def ensure_network(layout: NodeLayout, forwards: Iterable[int]) -> None:
         in_netns(layout, "ip", "link", "set", "lo", "up")
         in_netns(layout, "ip", "route", "add", "default", "via", layout.host_ip)
         in_netns(layout, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
-        log.info("node %s: namespace %s, link %s", layout.name, layout.netns, layout.link)
+        # The host reaches pods as a cluster's control plane would (goes with the link).
+        _run(
+            "ip", "route", "add", str(layout.pod_cidr), "via", layout.node_ip, "dev", layout.host_if
+        )
+        log.info("node %s: link %s, pods %s", layout.name, layout.link, layout.pod_cidr)
     # DNAT to 127.0.0.1 is routed only where route_localnet allows it: this link alone.
     Path(f"/proc/sys/net/ipv4/conf/{layout.host_if}/route_localnet").write_text("1\n")
     _ensure_chains(layout, forwards)
+    _ensure_pod_rule(layout, registry_port)
 
 
 def _iptables(table: str, *args: str, check: bool = True) -> Completed:
@@ -176,6 +181,25 @@ def _ensure_chains(layout: NodeLayout, forwards: Iterable[int]) -> None:
     for table, parent in (("nat", "PREROUTING"), ("filter", "INPUT"), ("filter", "FORWARD")):
         if _iptables(table, "-C", parent, "-i", link, "-j", chain, check=False).returncode:
             _iptables(table, "-I", parent, "1", "-i", link, "-j", chain)
+
+
+def pod_rule(layout: NodeLayout, registry_port: int) -> list[str]:
+    """The node's own containerd pulls from the registry; its pods may not (pure).
+
+    In the namespace's mangle FORWARD, after any Service DNAT and before kube-proxy's filter
+    chains, so no Service can route a pod around it.
+    """
+    return [
+        "-s", str(layout.pod_cidr), "-d", f"{layout.host_ip}/32", "-p", "tcp", "-m", "tcp",
+        "--dport", str(registry_port), "-j", "DROP",
+    ]  # fmt: skip
+
+
+def _ensure_pod_rule(layout: NodeLayout, registry_port: int) -> None:
+    rule = pod_rule(layout, registry_port)
+    base = ("iptables", "-w", "5", "-t", "mangle")
+    if in_netns(layout, *base, "-C", "FORWARD", *rule, check=False).returncode:
+        in_netns(layout, *base, "-I", "FORWARD", "1", *rule)
 
 
 def remove_network(layout: NodeLayout) -> None:

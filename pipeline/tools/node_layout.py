@@ -8,15 +8,18 @@ pod veths, kube-proxy's and CNI's iptables chains, the kubelet's and kube-proxy'
 private to it; what is still host-global is named after the node id here:
 
     netns        drydock-<id>          (ip netns), holds the bridge, pods' veths, KUBE-*/CNI-*
-    host link    dd-<id> <-> eth0      a veth pair; the host side has link_host_ip, the node
-                                       side link_node_ip (a /30 of LINK_BLOCK per node)
+    host link    dd-<id> <-> eth0      a veth pair; the host side has host_ip, the node side
+                                       node_ip (a /30 of LINK_BLOCK per node)
+    pod CIDR     a /20 of POD_BLOCK    routed by the host to node_ip, so host processes (the
+                                       API server's proxy, an operator run from a checkout,
+                                       tests) reach pods as they would in a cluster
     host chains  DRYDOCK-<ID>          nat (DNAT to the API server and the registry) and filter
                                        (the node reaches nothing else on or through the host)
     cgroup root  /drydock-<id>         in every cgroup hierarchy; the kubelet's kubepods under it
     state        <state_dir>           containerd root and socket, kubelet root, configs, logs
 
-Inside the namespace the addresses are the same for every node (POD_CIDR, the bridge name,
-the kubelet's ports), since no other node can see them.
+Inside the namespace the names and ports are the same for every node (the bridge, the
+kubelet's ports), since no other node can see them.
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ from pathlib import Path
 
 LINK_BLOCK = ipaddress.IPv4Network("10.213.0.0/16")  # one /30 per node, host side .1
 LINK_SLOTS = LINK_BLOCK.num_addresses // 4
-POD_CIDR = "10.244.0.0/16"
+POD_BLOCK = ipaddress.IPv4Network("10.128.0.0/12")  # one /20 (4094 pods) per node
+POD_PREFIX = 20
+POD_SLOTS = 2 ** (POD_PREFIX - POD_BLOCK.prefixlen)
 BRIDGE = "drydock0"
 NODE_IF = "eth0"  # the node side of the link, inside the namespace
 CLUSTER_DOMAIN = "cluster.local"
@@ -103,6 +108,12 @@ class NodeLayout:
     def link(self) -> ipaddress.IPv4Network:
         base = int(LINK_BLOCK.network_address) + 4 * self.link_slot
         return ipaddress.IPv4Network((base, 30))
+
+    @property
+    def pod_cidr(self) -> ipaddress.IPv4Network:
+        size = 2 ** (32 - POD_PREFIX)
+        base = int(POD_BLOCK.network_address) + size * (self.link_slot % POD_SLOTS)
+        return ipaddress.IPv4Network((base, POD_PREFIX))
 
     @property
     def host_ip(self) -> str:

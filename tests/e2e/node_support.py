@@ -41,7 +41,7 @@ WEB_SCRIPT = (
     "mkdir -p /tmp/www && cd /tmp/www"
     " && { echo uid=$(id -u); grep -E '^(Seccomp|CapEff):' /proc/self/status;"
     " if touch /probe 2>/dev/null; then echo rootfs=rw; else echo rootfs=ro; fi; } > index.html"
-    " && exec busybox httpd -f -p 8080 -h /tmp/www"
+    " && exec busybox httpd -f -v -p 8080 -h /tmp/www"
 )
 
 

@@ -5,7 +5,10 @@ Aspects, each on the session's real node (kubelet, containerd, kube-proxy, CoreD
   seccomp), from an image built here and pulled BY DIGEST from the local registry, runs and
   serves; what it serves is what it sees from inside (its uid, Seccomp mode, capabilities,
   whether / is writable), so a laxer security context would show in the answer;
-- another pod reaches it through its Service's ClusterIP and through its DNS name;
+- another pod reaches it through its Service's ClusterIP and through its DNS name, but not
+  the registry the node pulls from;
+- the host reaches pods by IP, the API server proxies to them and reads their logs from the
+  kubelet, and in-cluster clients (CoreDNS) reach the API with an automounted token;
 - a pod naming a digest the registry does not have never starts (ErrImagePull/BackOff);
 - a privileged container is refused by the API server (--allow-privileged=false), and a pod
   in the host's network namespace with NET_ADMIN, as root, is refused by a restricted
@@ -25,6 +28,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 from catalog_support import REGISTRY
 from node_support import (
     RESTRICTED,
@@ -102,7 +106,7 @@ def run_to_completion(api: KubeAPI, name: str, image: str, script: str) -> dict[
 
 
 def test_restricted_pod_from_a_digest_serves_through_its_service_and_dns_name(
-    api: KubeAPI, served: dict[str, Any], web: str
+    api: KubeAPI, served: dict[str, Any], web: str, node_settings: NodeSettings
 ) -> None:
     web_pod = served["pod"]
     status = web_pod["status"]["containerStatuses"][0]
@@ -110,16 +114,21 @@ def test_restricted_pod_from_a_digest_serves_through_its_service_and_dns_name(
     assert web_pod["spec"]["containers"][0]["image"] == web
     assert status["imageID"].endswith(digest), status["imageID"]
     cluster_ip = served["service"]["spec"]["clusterIP"]
+    registry = f"http://{node.layout(node_settings).host_ip}:{REGISTRY.rsplit(':', 1)[1]}/v2/"
     script = (
         "set -e; {"
         f" echo via-cluster-ip; timeout 10 busybox wget -q -O - http://{cluster_ip}/;"
         f" echo via-dns; timeout 10 busybox wget -q -O - http://web.{NS}.svc.cluster.local/;"
+        f" if timeout 3 busybox wget -q -O - {registry}; then echo registry=reachable;"
+        " else echo registry=unreachable; fi;"
         " } > /dev/termination-log 2>&1"
     )
     done = run_to_completion(api, "client", web, script)
     terminated = container_state(done)["terminated"]
     message = terminated.get("message", "")
     assert done["status"]["phase"] == "Succeeded", message
+    # The node's containerd pulls from the registry over the link; its pods cannot reach it.
+    assert "registry=unreachable" in message, message
     via_ip, via_dns = message.split("via-dns")
     for answer in (via_ip, via_dns):
         # What the web container saw from inside: the restricted profile, really applied.
@@ -127,6 +136,28 @@ def test_restricted_pod_from_a_digest_serves_through_its_service_and_dns_name(
         assert "Seccomp:\t2" in answer, message  # 2 = a seccomp filter (RuntimeDefault)
         assert "CapEff:\t0000000000000000" in answer, message
         assert "rootfs=ro" in answer, message
+
+
+def test_the_host_and_the_api_server_reach_pods_as_in_a_cluster(
+    api: KubeAPI, served: dict[str, Any]
+) -> None:
+    # The host routes the node's pod CIDR (an operator run from a checkout polls pods so).
+    pod_ip = served["pod"]["status"]["podIP"]
+    assert "uid=26" in requests.get(f"http://{pod_ip}:8080/", timeout=10).text
+    # The API server proxies to the pod, and reads its log from the kubelet (client cert,
+    # webhook authorization on the kubelet's side).
+    proxied = api.request("GET", f"/api/v1/namespaces/{NS}/pods/web:8080/proxy/")
+    assert "uid=26" in proxied.text
+    logs = api.request("GET", f"/api/v1/namespaces/{NS}/pods/web/log").text
+    assert "response:200" in logs, logs
+    # In-cluster clients reach the API through the `kubernetes` Service with an automounted
+    # token: CoreDNS is Ready only once its kubernetes plugin has listed Services that way.
+    dns = api.request(
+        "GET", "/api/v1/namespaces/kube-system/pods", params={"labelSelector": "k8s-app=kube-dns"}
+    ).json()["items"]
+    assert dns and all(pod_ready(p) for p in dns)
+    volumes = [v["name"] for v in dns[0]["spec"]["volumes"]]
+    assert any(v.startswith("kube-api-access-") for v in volumes), volumes
 
 
 def test_a_digest_the_registry_does_not_have_never_starts(api: KubeAPI) -> None:

@@ -18,7 +18,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pipeline.tools import node_addons, node_config, node_layout, pki
 from pipeline.tools.controlplane import ControlPlane, State, apiserver_args
 from pipeline.tools.node import apiserver_overrides
-from pipeline.tools.node_host import chain_rules
+from pipeline.tools.node_host import chain_rules, pod_rule
 from pipeline.tools.node_layout import LINK_BLOCK, NodeLayout
 from pipeline.tools.node_leftovers import iptables_lines
 from pipeline.tools.node_parts import PARTS
@@ -48,7 +48,9 @@ def test_the_link_is_a_slash_30_of_the_block_with_distinct_ends(layout: NodeLayo
     assert layout.link.prefixlen == 30 and layout.link.subnet_of(LINK_BLOCK)
     host, node = ipaddress.ip_address(layout.host_ip), ipaddress.ip_address(layout.node_ip)
     assert host != node and host in layout.link and node in layout.link
-    assert not ipaddress.ip_network(node_layout.POD_CIDR).overlaps(layout.link)
+    assert layout.pod_cidr.subnet_of(node_layout.POD_BLOCK) and layout.pod_cidr.prefixlen == 20
+    assert not layout.pod_cidr.overlaps(layout.link)
+    assert not layout.pod_cidr.overlaps(ipaddress.ip_network("10.0.0.0/16"))  # Services
     slots = {node_layout.link_slot_for(layout.node_id, a) for a in range(4)}
     assert len(slots) == 4  # a clash moves to another /30
 
@@ -91,7 +93,7 @@ def test_kube_proxy_leaves_host_wide_conntrack_alone(layout: NodeLayout) -> None
     assert doc["mode"] == "iptables"
     assert doc["conntrack"]["maxPerCore"] == 0 and doc["conntrack"]["min"] == 0
     assert doc["bindAddress"] == layout.node_ip
-    assert doc["clusterCIDR"] == node_layout.POD_CIDR
+    assert doc["clusterCIDR"] == str(layout.pod_cidr)
 
 
 def test_every_part_is_recognised_by_a_flag_naming_this_nodes_own_file(
@@ -120,6 +122,18 @@ def test_host_chains_accept_only_forwarded_ports_then_drop(layout: NodeLayout) -
         "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
         "-m conntrack --ctstate DNAT -j ACCEPT",
     ]
+
+
+def test_pods_may_not_reach_the_registry_the_node_pulls_from(layout: NodeLayout) -> None:
+    rule = " ".join(pod_rule(layout, 5000))
+    assert rule == (
+        f"-s {layout.pod_cidr} -d {layout.host_ip}/32 -p tcp -m tcp --dport 5000 -j DROP"
+    )
+
+
+def test_neighbouring_slots_get_disjoint_links_and_pod_cidrs(tmp_path: Path) -> None:
+    a, b = NodeLayout("000001", 1, tmp_path), NodeLayout("000002", 2, tmp_path)
+    assert not a.link.overlaps(b.link) and not a.pod_cidr.overlaps(b.pod_cidr)
 
 
 def test_iptables_save_lines_of_a_node_are_found(layout: NodeLayout) -> None:
