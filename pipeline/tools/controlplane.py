@@ -1,8 +1,10 @@
 """A local Kubernetes control plane (etcd + kube-apiserver) for development and e2e tests.
 
 Why: catalogs and the included operator must be proven against a real API server (CEL
-rules, server-side apply, RBAC, ServiceAccount tokens), not a mock. There is no kubelet,
-scheduler or controller-manager: objects are stored and validated, nothing runs.
+rules, server-side apply, RBAC, ServiceAccount tokens), not a mock. On its own it has no
+kubelet, scheduler or controller-manager: objects are stored and validated, nothing runs.
+tools/node.py adds a real node, and the API server flags a node needs
+(`ControlPlaneSettings.apiserver_overrides`; `up` restarts an apiserver whose flags differ).
 
 Stable API (the operator's e2e tests use it; change it only together with them):
 

@@ -36,14 +36,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from pipeline.errors import ToolError
-from pipeline.tools import controlplane, node_leftovers, pki
-from pipeline.tools import node_config as cfg
+from pipeline.tools import controlplane, node_files, node_leftovers
 from pipeline.tools import node_host as host
 from pipeline.tools.controlplane import ControlPlane, ControlPlaneSettings
 from pipeline.tools.daemon import cmdline, is_ours, spawn, stop, wait_until
-from pipeline.tools.node_addons import KUBELET_CLIENT_USER
 from pipeline.tools.node_images import ScratchImage, ensure_image
-from pipeline.tools.node_layout import NodeLayout, link_slot_for, node_id_for, service_ip
+from pipeline.tools.node_layout import NodeLayout, link_slot_for, node_id_for
 from pipeline.tools.node_parts import PARTS, Part, apply_addons, node_ready
 
 log = logging.getLogger(__name__)
@@ -71,7 +69,9 @@ class NodeSettings:
     def plane(self) -> ControlPlaneSettings:
         """The control plane's settings with the API server flags a node needs."""
         pki_dir = self.control_plane.resolved_state_dir() / "pki"
-        return replace(self.control_plane, apiserver_overrides=apiserver_overrides(pki_dir))
+        return replace(
+            self.control_plane, apiserver_overrides=node_files.apiserver_overrides(pki_dir)
+        )
 
 
 @dataclass(frozen=True)
@@ -106,22 +106,6 @@ class State:
     holder: int | None = None
     mnt_inode: int | None = None
     pids: dict[str, int] = field(default_factory=dict)
-
-
-def apiserver_overrides(pki_dir: Path) -> tuple[tuple[str, str | None], ...]:
-    """Node authorization, client certificates, the ServiceAccount admission, kubelet access."""
-    return (
-        ("--authorization-mode", "Node,RBAC"),
-        ("--enable-admission-plugins", "NodeRestriction,PodSecurity"),
-        # The controller-manager now creates every namespace's `default` ServiceAccount,
-        # so the ServiceAccount admission plugin (token automount) is on, as in a real cluster.
-        ("--disable-admission-plugins", None),
-        ("--client-ca-file", str(pki_dir / "ca.crt")),
-        ("--kubelet-client-certificate", str(pki_dir / "apiserver-kubelet-client.crt")),
-        ("--kubelet-client-key", str(pki_dir / "apiserver-kubelet-client.key")),
-        ("--kubelet-certificate-authority", str(pki_dir / "ca.crt")),
-        ("--kubelet-preferred-address-types", "InternalIP"),
-    )
 
 
 # -- state -----------------------------------------------------------------------------------
@@ -167,78 +151,6 @@ def _new_state(state_dir: Path) -> State:
 
 
 # -- up ----------------------------------------------------------------------------------------
-
-
-def _ensure_pki(layout: NodeLayout, cp_pki: Path) -> None:
-    pki.ensure(cp_pki)
-    pki.issue(cp_pki, cp_pki, "apiserver-kubelet-client", KUBELET_CLIENT_USER)
-    node_pki = layout.pki_dir
-    pki.issue(cp_pki, node_pki, "kubelet", f"system:node:{layout.name}", orgs=("system:nodes",))
-    pki.issue(
-        cp_pki, node_pki, "kubelet-serving", layout.name, ips=(layout.node_ip,), dns=(layout.name,)
-    )
-    for part in ("kube-proxy", "kube-scheduler", "kube-controller-manager"):
-        pki.issue(cp_pki, node_pki, part, f"system:{part}")
-    for part in ("kube-scheduler", "kube-controller-manager"):
-        pki.issue(cp_pki, node_pki, f"{part}-serving", part, ips=(layout.node_ip,))
-    ca = (cp_pki / "ca.crt").read_bytes()
-    if not (node_pki / "ca.crt").exists() or (node_pki / "ca.crt").read_bytes() != ca:
-        (node_pki / "ca.crt").write_bytes(ca)
-
-
-def _write(path: Path, text: str, mode: int = 0o644) -> bool:
-    """Write text unless path already holds it; True when it changed."""
-    try:
-        if path.read_text(encoding="utf-8") == text:
-            return False
-    except OSError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch(mode=mode)
-    path.write_text(text, encoding="utf-8")
-    return True
-
-
-def _write_configs(
-    layout: NodeLayout, cp: ControlPlane, api_port: int, sandbox: str, registry: str
-) -> set[str]:
-    """Every config file; returns the names of the parts whose configuration changed."""
-    ca = cp.ca_file
-    server = f"https://{layout.host_ip}:{api_port}"
-    changed: set[str] = set()
-    users = {"kubelet": f"system:node:{layout.name}"}
-    for part in ("kubelet", "kube-proxy", "kube-scheduler", "kube-controller-manager"):
-        text = cfg.kubeconfig(
-            server,
-            ca.read_bytes(),
-            (layout.pki_dir / f"{part}.crt").read_bytes(),
-            (layout.pki_dir / f"{part}.key").read_bytes(),
-            users.get(part, f"system:{part}"),
-        )
-        if _write(layout.config(f"{part}.kubeconfig"), text, 0o600):
-            changed.add(part)
-    dns = service_ip(controlplane.SERVICE_CIDR, 10)
-    files = {
-        "containerd": [("containerd.toml", cfg.containerd_toml(layout, sandbox))],
-        "kubelet": [
-            ("kubelet.yaml", cfg.kubelet_config(layout, ca, dns)),
-            ("resolv.conf", cfg.resolv_conf()),
-        ],
-        "kube-proxy": [
-            (
-                "kube-proxy.yaml",
-                cfg.kube_proxy_config(layout, layout.config("kube-proxy.kubeconfig")),
-            )
-        ],
-    }
-    for part, entries in files.items():
-        for name, text in entries:
-            if _write(layout.config(name), text):
-                changed.add(part)
-    _write(layout.cni_conf_dir / "10-drydock.conflist", cfg.cni_conflist(layout))
-    hosts = layout.registry_hosts_dir / registry / "hosts.toml"
-    _write(hosts, cfg.registry_hosts_toml(layout, registry))  # read at each pull
-    return changed
 
 
 def _ensure_holder(layout: NodeLayout, st: State) -> State:
@@ -290,7 +202,7 @@ def up(settings: NodeSettings | None = None) -> Node:
     with _locked(state_dir):
         st = _read_state(state_dir) or _new_state(state_dir)
         layout = NodeLayout(st.node_id, st.link_slot, state_dir)
-        _ensure_pki(layout, settings.control_plane.resolved_state_dir() / "pki")
+        node_files.ensure_pki(layout, settings.control_plane.resolved_state_dir() / "pki")
         cp = controlplane.up(settings.plane())
         started = time.monotonic()
         wall = dt.datetime.now(dt.UTC)
@@ -316,7 +228,7 @@ def up(settings: NodeSettings | None = None) -> Node:
             settings.registry,
             images,
         )
-        changed = _write_configs(layout, cp, api_port, sandbox, settings.registry)
+        changed = node_files.write_configs(layout, cp, api_port, sandbox, settings.registry)
         did_start = kubelet_started = False
         for part in PARTS:
             argv = part.argv(bins, layout, cp)

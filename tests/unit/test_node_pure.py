@@ -17,7 +17,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from pipeline.tools import node_addons, node_config, node_layout, pki
 from pipeline.tools.controlplane import ControlPlane, State, apiserver_args
-from pipeline.tools.node import apiserver_overrides
+from pipeline.tools.node_files import apiserver_overrides
 from pipeline.tools.node_host import chain_rules, pod_rule
 from pipeline.tools.node_layout import LINK_BLOCK, NodeLayout
 from pipeline.tools.node_leftovers import iptables_lines
