@@ -180,6 +180,9 @@ def _ensure_holder(layout: NodeLayout, st: State) -> State:
 
 def _start_part(part: Part, layout: NodeLayout, st: State, argv: list[str], timeout: float) -> int:
     assert st.holder is not None  # noqa: S101 - the holder runs before any part
+    if not Path(argv[0]).is_file():
+        how = "scripts/host.sh node" if part.name == "containerd" else "scripts/tools.sh"
+        raise ToolError(argv, None, "", f"binary not found (install it with: bash {how})")
     wrapped = [host.tool("nsenter"), "-t", str(st.holder), "-n", "-m", "--", *argv]
     log_file = layout.logs / f"{part.name}.log"
     pid = spawn(wrapped, log_file, env={"PATH": DAEMON_PATH, "HOME": str(layout.state_dir)})
@@ -199,6 +202,14 @@ def up(settings: NodeSettings | None = None) -> Node:
     settings = settings or NodeSettings()
     state_dir = settings.resolved_state_dir()
     bins = settings.resolved_bin_dir()
+    if os.geteuid() != 0:
+        raise ToolError(
+            ["node up"],
+            None,
+            "",
+            "a node needs root (namespaces, iptables, "
+            "cgroups): run as root, or start the control plane alone (--no-node)",
+        )
     with _locked(state_dir):
         st = _read_state(state_dir) or _new_state(state_dir)
         layout = NodeLayout(st.node_id, st.link_slot, state_dir)
