@@ -183,7 +183,8 @@ def _start_part(part: Part, layout: NodeLayout, st: State, argv: list[str], time
     if not Path(argv[0]).is_file():
         how = "scripts/host.sh node" if part.name == "containerd" else "scripts/tools.sh"
         raise ToolError(argv, None, "", f"binary not found (install it with: bash {how})")
-    wrapped = [host.tool("nsenter"), "-t", str(st.holder), "-n", "-m", "--", *argv]
+    nsenter = [host.tool("nsenter"), "-t", str(st.holder), "-n", "-m", "--"]
+    wrapped = [*nsenter, *argv] if part.in_node else argv
     log_file = layout.logs / f"{part.name}.log"
     pid = spawn(wrapped, log_file, env={"PATH": DAEMON_PATH, "HOME": str(layout.state_dir)})
     wait_until(
@@ -243,7 +244,7 @@ def up(settings: NodeSettings | None = None) -> Node:
         did_start = kubelet_started = False
         for part in PARTS:
             argv = part.argv(bins, layout, cp)
-            if not _running(part, st, argv) or part.name in changed:
+            if not _running(part, layout, st, argv) or part.name in changed:
                 old = st.pids.get(part.name)
                 if is_ours(old, part.binary, part.marker(layout)):
                     assert old is not None  # noqa: S101 - checked by is_ours
@@ -271,9 +272,9 @@ def up(settings: NodeSettings | None = None) -> Node:
         return Node(cp, layout.name, layout, dict(st.pids), seconds)
 
 
-def _running(part: Part, st: State, argv: list[str]) -> bool:
+def _running(part: Part, layout: NodeLayout, st: State, argv: list[str]) -> bool:
     pid = st.pids.get(part.name)
-    return is_ours(pid, part.binary, argv[1]) and cmdline(pid) == argv
+    return is_ours(pid, part.binary, part.marker(layout)) and cmdline(pid) == argv
 
 
 def _version(bins: Path, name: str) -> str:

@@ -1,4 +1,5 @@
-"""The objects a node needs in the API (pure specs): CoreDNS, the API server's endpoint, RBAC.
+"""The objects a node needs in the API (pure specs): CoreDNS, the API server's endpoint, RBAC,
+the default StorageClass.
 
 Why: pods find Services by name through CoreDNS, and in-cluster clients (CoreDNS itself, an
 instance manager) reach the API server through the `kubernetes` Service. Both are ordinary
@@ -17,11 +18,13 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.tools.node_layout import CLUSTER_DOMAIN, DNS_TARGET_PORT
+from pipeline.tools.node_storage import PROVISIONER_USER, storage_class
 
 JSON = dict[str, Any]
 DNS_NAMESPACE = "kube-system"
 DNS_NAME = "coredns"
 KUBELET_CLIENT_USER = "kube-apiserver-kubelet-client"
+RBAC_GROUP = "rbac.authorization.k8s.io"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "drydock-node"}
 RESTRICTED = {
     "pod-security.kubernetes.io/enforce": "restricted",
@@ -92,6 +95,37 @@ def kubelet_api_access() -> JSON:
             {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": KUBELET_CLIENT_USER}
         ],
     }
+
+
+def storage_objects() -> list[tuple[str, str, str | None, JSON]]:
+    """The default StorageClass and what its provisioner may do: read claims, manage volumes."""
+    rbac = "rbac.authorization.k8s.io/v1"
+    name = "drydock:local-provisioner"
+    role = {
+        "apiVersion": rbac,
+        "kind": "ClusterRole",
+        "metadata": {"name": name, "labels": MANAGED_BY},
+        "rules": [
+            {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["get", "list"]},
+            {
+                "apiGroups": [""],
+                "resources": ["persistentvolumes"],
+                "verbs": ["get", "list", "create", "delete"],
+            },
+        ],
+    }
+    binding = {
+        "apiVersion": rbac,
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": name, "labels": MANAGED_BY},
+        "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": name},
+        "subjects": [{"apiGroup": RBAC_GROUP, "kind": "User", "name": PROVISIONER_USER}],
+    }
+    return [
+        ("storage.k8s.io/v1", "storageclasses", None, storage_class()),
+        (rbac, "clusterroles", None, role),
+        (rbac, "clusterrolebindings", None, binding),
+    ]
 
 
 def _restricted_container(image: str) -> JSON:

@@ -16,6 +16,7 @@ from pipeline.tools import node_config as cfg
 from pipeline.tools.controlplane import ControlPlane
 from pipeline.tools.node_addons import KUBELET_CLIENT_USER
 from pipeline.tools.node_layout import NodeLayout, service_ip
+from pipeline.tools.node_storage import PROVISIONER_USER
 
 
 def apiserver_overrides(pki_dir: Path) -> tuple[tuple[str, str | None], ...]:
@@ -46,6 +47,7 @@ def ensure_pki(layout: NodeLayout, cp_pki: Path) -> None:
         pki.issue(cp_pki, node_pki, part, f"system:{part}")
     for part in ("kube-scheduler", "kube-controller-manager"):
         pki.issue(cp_pki, node_pki, f"{part}-serving", part, ips=(layout.node_ip,))
+    pki.issue(cp_pki, node_pki, "local-provisioner", PROVISIONER_USER)
     ca = (cp_pki / "ca.crt").read_bytes()
     if not (node_pki / "ca.crt").exists() or (node_pki / "ca.crt").read_bytes() != ca:
         (node_pki / "ca.crt").write_bytes(ca)
@@ -71,10 +73,11 @@ def write_configs(
     ca = cp.ca_file
     server = f"https://{layout.host_ip}:{api_port}"
     changed: set[str] = set()
-    users = {"kubelet": f"system:node:{layout.name}"}
-    for part in ("kubelet", "kube-proxy", "kube-scheduler", "kube-controller-manager"):
+    users = {"kubelet": f"system:node:{layout.name}", "local-provisioner": PROVISIONER_USER}
+    parts = ("kubelet", "kube-proxy", "kube-scheduler", "kube-controller-manager")
+    for part in (*parts, "local-provisioner"):
         text = cfg.kubeconfig(
-            server,
+            cp.server if part == "local-provisioner" else server,  # it runs on the host
             ca.read_bytes(),
             (layout.pki_dir / f"{part}.crt").read_bytes(),
             (layout.pki_dir / f"{part}.key").read_bytes(),

@@ -259,6 +259,11 @@ def _mount_points(holder: int) -> set[str]:
     return {line.split()[4] for line in text.splitlines()}
 
 
+def _subdirs(root: Path) -> list[Path]:
+    """root and every directory below it; ones that vanish meanwhile are skipped."""
+    return [Path(top) for top, _dirs, _files in os.walk(root, onerror=lambda _err: None)]
+
+
 def cgroup_dirs(layout: NodeLayout) -> list[Path]:
     """The node's cgroup root in every mounted hierarchy (v1 controllers and unified)."""
     try:
@@ -284,11 +289,8 @@ def remove_cgroups(layout: NodeLayout, timeout: float = 10.0) -> None:
     for root in cgroup_dirs(layout):
         if not root.exists():
             continue
-        for folder in sorted(
-            (p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)
-        ):
+        for folder in sorted(_subdirs(root), key=lambda p: -len(p.parts)):
             _rmdir(folder, deadline)
-        _rmdir(root, deadline)
 
 
 def _rmdir(folder: Path, deadline: float) -> None:
@@ -315,10 +317,9 @@ def cgroup_pids(layout: NodeLayout) -> set[int]:
     """The processes in the node's cgroups: its pods' containers."""
     pids: set[int] = set()
     for root in cgroup_dirs(layout):
-        if root.exists():
-            for procs in root.rglob("cgroup.procs"):
-                with suppress(OSError, ValueError):
-                    pids.update(int(x) for x in procs.read_text().split())
+        for folder in _subdirs(root):
+            with suppress(OSError, ValueError):
+                pids.update(int(x) for x in (folder / "cgroup.procs").read_text().split())
     return pids
 
 

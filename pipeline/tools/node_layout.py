@@ -138,6 +138,11 @@ class NodeLayout:
         return self.state_dir / "kubelet"
 
     @property
+    def volumes(self) -> Path:
+        """Where the node's local PersistentVolumes live (node_storage.py)."""
+        return self.state_dir / "volumes"
+
+    @property
     def pod_logs(self) -> Path:
         return self.state_dir / "pod-logs"
 

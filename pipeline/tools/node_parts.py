@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import socket
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,7 @@ from pipeline.tools.node_addons import (
     coredns_objects,
     kubelet_api_access,
     kubernetes_endpoints,
+    storage_objects,
 )
 from pipeline.tools.node_layout import (
     CONTROLLER_MANAGER_PORT,
@@ -68,6 +71,7 @@ class Part:
     marker_flag: str  # e.g. "--config=kubelet.yaml": flag and the config file it names
     build: Callable[[Path, NodeLayout, ControlPlane], list[str]]
     ready: Callable[[NodeLayout], bool]
+    in_node: bool = True  # run in the node's namespaces (else on the host)
 
     def marker(self, layout: NodeLayout) -> str:
         flag, name = self.marker_flag.split("=", 1)
@@ -75,8 +79,26 @@ class Part:
 
     def argv(self, bins: Path, layout: NodeLayout, cp: ControlPlane) -> list[str]:
         argv = self.build(bins, layout, cp)
-        assert argv[1] == self.marker(layout), argv  # noqa: S101 - a programming error
+        assert self.marker(layout) in argv, argv  # noqa: S101 - a programming error
         return argv
+
+
+def _fresh(path: Path, seconds: float = 3.0) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime < seconds
+    except OSError:
+        return False
+
+
+def provisioner_argv(layout: NodeLayout) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "pipeline.tools.node_storage",
+        f"--kubeconfig={layout.config('local-provisioner.kubeconfig')}",
+        f"--root={layout.volumes}",
+        f"--node={layout.name}",
+    ]
 
 
 PARTS: tuple[Part, ...] = (
@@ -104,6 +126,14 @@ PARTS: tuple[Part, ...] = (
         lambda lay: _http_ok(f"https://{lay.node_ip}:{CONTROLLER_MANAGER_PORT}/healthz", lay),
     ),
     Part(
+        "local-provisioner",
+        "python",
+        "--kubeconfig=local-provisioner.kubeconfig",
+        lambda bins, lay, cp: provisioner_argv(lay),
+        lambda lay: _fresh(lay.volumes / ".ready"),
+        in_node=False,
+    ),
+    Part(
         "kubelet",
         "kubelet",
         "--config=kubelet.yaml",
@@ -124,6 +154,7 @@ def apply_addons(kubeconfig: Path, layout: NodeLayout, api_port: int, dns_image:
     """The `kubernetes` endpoint, the API server's kubelet access and CoreDNS (server-side)."""
     docs = kubernetes_endpoints(layout.host_ip, api_port)
     docs += [("rbac.authorization.k8s.io/v1", "clusterrolebindings", None, kubelet_api_access())]
+    docs += storage_objects()
     docs += coredns_objects(dns_image, service_ip(controlplane.SERVICE_CIDR, 10))
     with KubeAPI(load_kubeconfig(kubeconfig)) as api:
         for api_version, plural, namespace, obj in docs:

@@ -9,6 +9,8 @@ Aspects, each on the session's real node (kubelet, containerd, kube-proxy, CoreD
   the registry the node pulls from;
 - the host reaches pods by IP, the API server proxies to them and reads their logs from the
   kubelet, and in-cluster clients (CoreDNS) reach the API with an automounted token;
+- a claim of the default class gets a local volume the pod writes to as uid 26 (with its
+  fsGroup), and the volume and its directory go when the claim does;
 - a pod naming a digest the registry does not have never starts (ErrImagePull/BackOff);
 - a privileged container is refused by the API server (--allow-privileged=false), and a pod
   in the host's network namespace with NET_ADMIN, as root, is refused by a restricted
@@ -25,6 +27,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -46,7 +49,7 @@ from node_support import (
 from operator_support import wait_for, wait_until
 
 from pipeline.tools import node, node_host, node_leftovers
-from pipeline.tools.kubeapi import KubeAPI, KubeAPIError, load_kubeconfig
+from pipeline.tools.kubeapi import KubeAPI, KubeAPIError, load_kubeconfig, resource_path
 from pipeline.tools.node import NodeSettings
 
 pytestmark = pytest.mark.e2e
@@ -158,6 +161,51 @@ def test_the_host_and_the_api_server_reach_pods_as_in_a_cluster(
     assert dns and all(pod_ready(p) for p in dns)
     volumes = [v["name"] for v in dns[0]["spec"]["volumes"]]
     assert any(v.startswith("kube-api-access-") for v in volumes), volumes
+
+
+def test_a_claim_gets_a_local_volume_that_goes_with_it(api: KubeAPI, web: str) -> None:
+    claims = resource_path("v1", "persistentvolumeclaims", namespace=NS)
+    api.create(
+        claims,
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "data"},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "16Mi"}},
+            },
+        },
+    )
+    spec = pod(
+        "writer",
+        web,
+        ["sh", "-c", "id -u > /data/proof && ls -ln /data > /dev/termination-log"],
+        restartPolicy="Never",
+    )
+    spec["spec"]["securityContext"]["fsGroup"] = 26
+    spec["spec"]["containers"][0]["volumeMounts"].append({"name": "data", "mountPath": "/data"})
+    spec["spec"]["volumes"].append({"name": "data", "persistentVolumeClaim": {"claimName": "data"}})
+    create(api, NS, spec)
+    done = wait_until(
+        "the writer finished",
+        lambda: get_pod(api, NS, "writer"),
+        lambda p: p.get("status", {}).get("phase") in {"Succeeded", "Failed"},
+        timeout=POD_TIMEOUT,
+    )
+    assert done["status"]["phase"] == "Succeeded", container_state(done)
+    claim = api.get(f"{claims}/data") or {}
+    assert claim["spec"]["storageClassName"] == "drydock-local"  # the default class
+    volume = api.get(resource_path("v1", "persistentvolumes", claim["spec"]["volumeName"])) or {}
+    folder = Path(volume["spec"]["local"]["path"])
+    assert (folder / "proof").read_text().strip() == "26"  # written by the pod, as uid 26
+    assert (folder / "proof").stat().st_gid == 26  # the kubelet applied the pod's fsGroup
+    api.delete(resource_path("v1", "pods", "writer", NS))
+    api.delete(f"{claims}/data")
+    api.wait_gone(
+        resource_path("v1", "persistentvolumes", volume["metadata"]["name"]), timeout=POD_TIMEOUT
+    )
+    assert not folder.exists()
 
 
 def test_a_digest_the_registry_does_not_have_never_starts(api: KubeAPI) -> None:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import ipaddress
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from pipeline.tools import node_addons, node_config, node_layout, pki
+from pipeline.tools import node_addons, node_config, node_layout, node_storage, pki
 from pipeline.tools.controlplane import ControlPlane, State, apiserver_args
 from pipeline.tools.node_files import apiserver_overrides
 from pipeline.tools.node_host import chain_rules, pod_rule
@@ -104,8 +105,9 @@ def test_every_part_is_recognised_by_a_flag_naming_this_nodes_own_file(
     )
     for part in PARTS:
         argv = part.argv(tmp_path / "bin", layout, cp)
-        assert argv[1] == part.marker(layout)
-        assert str(layout.state_dir) in argv[1]
+        assert part.marker(layout) in argv
+        assert str(layout.state_dir) in part.marker(layout)
+        assert part.in_node == (part.name != "local-provisioner")  # only it runs on the host
     names = [p.name for p in PARTS]
     assert names.index("containerd") < names.index("kubelet") < names.index("kube-proxy")
 
@@ -214,3 +216,44 @@ def test_issued_certificates_name_the_user_its_groups_or_the_served_address(
     sans = serving.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert sans.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("10.213.0.2")]
     assert (tmp_path / "out" / "kubelet.key").stat().st_mode & 0o077 == 0
+
+
+def _claim(**changes: Any) -> dict[str, Any]:
+    claim: dict[str, Any] = {
+        "metadata": {
+            "name": "pg-1",
+            "namespace": "demo",
+            "uid": "1234",
+            "annotations": {"volume.kubernetes.io/storage-provisioner": node_storage.PROVISIONER},
+        },
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+        "status": {"phase": "Pending"},
+    }
+    claim.update(changes)
+    return claim
+
+
+def test_the_provisioner_takes_only_pending_claims_handed_to_it() -> None:
+    assert node_storage.wants_volume(_claim())
+    assert not node_storage.wants_volume(_claim(status={"phase": "Bound"}))
+    other = _claim()
+    other["metadata"]["annotations"] = {"volume.kubernetes.io/storage-provisioner": "other.io/x"}
+    assert not node_storage.wants_volume(other)
+    block = _claim()
+    block["spec"]["volumeMode"] = "Block"
+    assert not node_storage.wants_volume(block)
+
+
+def test_a_provisioned_volume_is_bound_to_its_claim_on_this_node_only(tmp_path: Path) -> None:
+    pv = node_storage.volume_for(_claim(), "drydock-abc123", tmp_path)
+    spec = pv["spec"]
+    assert pv["metadata"]["name"] == "pvc-1234"
+    ref = spec["claimRef"]
+    assert (ref["namespace"], ref["name"], ref["uid"]) == ("demo", "pg-1", "1234")
+    assert spec["local"]["path"] == str(tmp_path / "pvc-1234")
+    assert (
+        spec["capacity"] == {"storage": "1Gi"} and spec["persistentVolumeReclaimPolicy"] == "Delete"
+    )
+    term = spec["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"][0]
+    assert term == {"key": "kubernetes.io/hostname", "operator": "In", "values": ["drydock-abc123"]}
+    assert node_storage.storage_class()["provisioner"] == node_storage.PROVISIONER
