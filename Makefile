@@ -1,6 +1,6 @@
 # Thin wrappers over scripts/ and the drydock CLI. `make build-images` is the main job;
 # `make test` runs every test tier on real components (engine, registry, scanners,
-# kube-apiserver + etcd), provisioning them first.
+# kube-apiserver + etcd, a real node), provisioning them first.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv

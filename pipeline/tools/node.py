@@ -219,6 +219,8 @@ def up(settings: NodeSettings | None = None) -> Node:
         started = time.monotonic()
         wall = dt.datetime.now(dt.UTC)
         fresh_namespaces = not host.holder_alive(layout, st.holder)
+        if fresh_namespaces:  # whatever is left of an earlier life of this node goes first
+            host.kill_all(layout, st.mnt_inode)
         api_port = int(urlsplit(cp.server).port or 443)
         registry_port = int(settings.registry.rsplit(":", 1)[1])
         host.ensure_network(layout, (api_port, registry_port), registry_port)
