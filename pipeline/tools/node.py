@@ -220,6 +220,7 @@ def up(settings: NodeSettings | None = None) -> Node:
         wall = dt.datetime.now(dt.UTC)
         fresh_namespaces = not host.holder_alive(layout, st.holder)
         if fresh_namespaces:  # whatever is left of an earlier life of this node goes first
+            _stop_parts(layout, st, settings.stop_timeout)
             host.kill_all(layout, st.mnt_inode)
         api_port = int(urlsplit(cp.server).port or 443)
         registry_port = int(settings.registry.rsplit(":", 1)[1])
@@ -272,6 +273,15 @@ def up(settings: NodeSettings | None = None) -> Node:
         seconds = time.monotonic() - started
         log.info("node %s ready in %.1fs", layout.name, seconds)
         return Node(cp, layout.name, layout, dict(st.pids), seconds)
+
+
+def _stop_parts(layout: NodeLayout, st: State, timeout: float) -> None:
+    """SIGTERM each recorded part that still runs (the host's ones too), last started first."""
+    for part in reversed(PARTS):
+        pid = st.pids.get(part.name)
+        if is_ours(pid, part.binary, part.marker(layout)):
+            assert pid is not None  # noqa: S101 - checked by is_ours
+            stop(pid, timeout)
 
 
 def _running(part: Part, layout: NodeLayout, st: State, argv: list[str]) -> bool:
@@ -350,11 +360,7 @@ def down(settings: NodeSettings | None = None, *, purge: bool = False) -> None:
         return
     layout = NodeLayout(st.node_id, st.link_slot, state_dir)
     with _locked(state_dir):
-        for part in reversed(PARTS):
-            pid = st.pids.get(part.name)
-            if part.name != "containerd" and is_ours(pid, part.binary, part.marker(layout)):
-                assert pid is not None  # noqa: S101 - checked by is_ours
-                stop(pid, settings.stop_timeout)
+        _stop_parts(layout, st, settings.stop_timeout)
         host.kill_all(layout, st.mnt_inode)  # containers, containerd and its shims, the holder
         host.remove_cgroups(layout)
         host.remove_network(layout)
