@@ -24,7 +24,7 @@ stand-in must not share pods. Missing binaries FAIL the run: build them with
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -54,9 +54,9 @@ NODE_BINARIES = (
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
-) -> Iterator[None] | pytest.TestReport:
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """On a failure, attach the tails of the control plane's logs to the report."""
-    report: pytest.TestReport = yield
+    report = yield
     if not report.failed:
         return report
     logs: list[tuple[str, Path]] = []
@@ -65,7 +65,7 @@ def pytest_runtest_makereport(
         folder = settings.resolved_state_dir() / "logs"
         logs += [("control plane", folder / n) for n in ("apiserver.log", "etcd.log")]
     node_settings = item.config.stash.get(NODE_KEY, None)
-    if node_settings is not None and "node_cluster" in getattr(item, "fixturenames", ()):
+    if node_settings is not None and "node_settings" in getattr(item, "fixturenames", ()):
         folder = node_settings.resolved_state_dir() / "logs"
         logs += [("node", folder / f"{n}.log") for n in ("kubelet", "containerd", "kube-proxy")]
     for label, path in logs:

@@ -20,7 +20,7 @@ from pipeline.build.events import Silent
 from pipeline.build.executor import build_plan
 from pipeline.descriptors.load import load_plan
 from pipeline.settings import Settings, default_cache
-from pipeline.tools import docker, docker_push
+from pipeline.tools import docker
 from pipeline.tools.kubeapi import KubeAPI, KubeAPIError, resource_path
 
 REPO = Path(__file__).parents[2]
@@ -57,11 +57,11 @@ def web_image(work: Path) -> str:
     builder = docker.detect_builder()
     docker.build(builder, context, local, build_args={}, labels={}, on_line=lambda _line: None)
     ref = f"{REGISTRY}/{WEB_REPOSITORY}:{int(time.time())}"
-    docker_push.tag(local, ref)
+    docker.tag(local, ref)
     try:
-        digest = docker_push.push(ref)
+        digest = docker.push(ref)
     finally:
-        docker_push.untag(ref)
+        docker.untag(ref)
     assert digest.startswith("sha256:"), digest
     return f"{REGISTRY}/{WEB_REPOSITORY}@{digest}"
 
