@@ -1,6 +1,6 @@
 # Thin wrappers over scripts/ and the drydock CLI. `make build-images` is the main job;
 # `make test` runs every test tier on real components (engine, registry, scanners,
-# kube-apiserver + etcd), provisioning them first.
+# kube-apiserver + etcd, a real node), provisioning them first.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -33,14 +33,15 @@ tools:
 	bash scripts/tools.sh
 
 # Build, scan, gate and publish to the local registry, then write the catalogs and apply
-# them to the local control plane (started here; `drydock dev cluster down` stops it).
+# them to the local control plane (started here, without its node: the README's loop uses
+# the stand-in kubelet; `drydock dev cluster down` stops it).
 # No `tools` prerequisite: `drydock run` builds the pinned tools its later steps need in the
 # background while the bases and images build, and the control plane's after publishing.
 # The run's exit code (1: a gate failed) is the target's, after the catalogs of what was
 # published are applied.
 build-images: venv host
 	rc=0; $(BIN)/drydock run --jobs $(JOBS) || rc=$$?; \
-	$(BIN)/drydock dev cluster up --install-crds && \
+	$(BIN)/drydock dev cluster up --no-node --install-crds && \
 	$(BIN)/drydock catalog apply --kubeconfig "$$($(BIN)/drydock dev cluster kubeconfig)" && \
 	exit $$rc
 
@@ -64,6 +65,7 @@ bench: venv host tools
 	$(BIN)/python bench/scan_matrix.py
 	$(BIN)/python bench/nightly.py
 	$(BIN)/python bench/operator_roll.py
+	$(BIN)/python bench/node_start.py
 
 # The nightly workflow's jobs (.github/workflows/nightly.yml calls exactly these), handing
 # artifacts through $(NIGHTLY_OUT). SHARDS, TARGETS, RUN_FLAGS and DRYDOCK_REGISTRY pass through.
