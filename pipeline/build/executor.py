@@ -1,9 +1,12 @@
 """Build a plan as a DAG: bases first, then every image on them, with bounded parallelism.
 
-A target starts as soon as the targets it depends on are built; at most `jobs` builds run
-at once. A failed target fails only its dependents; the others go on, and the run record
-says what failed and why. An image whose fingerprint matches the one already in the
-local engine is reused, not rebuilt.
+A target starts as soon as the targets it depends on are built; at most `jobs` image
+builds run at once, and every base starts at once (a base is mostly downloads, and each
+release's images wait only for their own). A failed target fails only its dependents; the
+others go on, and the run record says what failed and why. An image whose fingerprint
+matches the one already in the local engine is reused, not rebuilt; the work a build
+needs besides the engine (apt's versions, the operator's wheelhouse, dpkg inventories) is
+asked for once (pipeline.build.resolve, .inputs, .inventory).
 """
 
 from __future__ import annotations
@@ -243,7 +246,15 @@ def build_plan(
     )
     pending = list(plan.targets)
     running: dict[Future[BuiltImage], Target] = {}
-    with ahead, ThreadPoolExecutor(max_workers=max(1, settings.jobs)) as pool:
+    # Bases start at once, all of them (each release's image builds wait only for their own
+    # base): they take no image-build slot, so `jobs` bounds the image builds alone.
+    workers = max(1, settings.jobs) + sum(1 for t in plan if t.kind is Kind.BASE)
+
+    def free_slot(target: Target) -> bool:
+        busy = sum(1 for t in running.values() if t.kind is not Kind.BASE)
+        return target.kind is Kind.BASE or busy < settings.jobs
+
+    with ahead, ThreadPoolExecutor(max_workers=workers) as pool:
         while pending or running:
             for target in list(pending):
                 blocked = [
@@ -253,10 +264,7 @@ def build_plan(
                     pending.remove(target)
                     result.skipped[target.name] = f"depends on {', '.join(blocked)}, which failed"
                     events.skipped(target.name, result.skipped[target.name])
-                elif (
-                    all(d in result.images for d in target.depends_on)
-                    and len(running) < settings.jobs
-                ):
+                elif all(d in result.images for d in target.depends_on) and free_slot(target):
                     pending.remove(target)
                     events.started(target.name)
                     fut = pool.submit(_build_one, target, dict(result.images), ctx, force_base)
