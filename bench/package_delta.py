@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
+import test_nightly_package_delta as scenario  # noqa: E402
 from test_nightly_package_delta import (  # noqa: E402
     MARKED,
     MINIMAL,
@@ -37,7 +38,6 @@ from test_nightly_package_delta import (  # noqa: E402
     build_marker_deb,
     build_test_base,
     gpg,
-    write_root,
 )
 
 from pipeline.build.base import build_base  # noqa: E402
@@ -56,6 +56,15 @@ RESULTS = ROOT / "bench" / "results"
 
 def loadavg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
+
+
+def write_root(root: Path, marked_base: str | None) -> None:
+    """The scenario's repository root, its image repositories renamed (deltabench-*) so
+    the integration test, if it runs meanwhile, and this never share a local tag."""
+    scenario.write_root(root, marked_base)
+    for path in (root / "images").glob("*.yaml"):
+        text = path.read_text(encoding="utf-8")
+        path.write_text(text.replace("repository: nightly", "repository: deltabench-nightly"))
 
 
 def signing_key(home: Path) -> SigningKey:
