@@ -122,7 +122,14 @@ def _scan(
     ]
     if not todo:
         return None
-    bases = frozenset(img.image_id for name, img in built.items() if name.startswith("base-"))
+    # The bases Drydock built, and the images of this plan others are built on (standard
+    # FROM minimal): each was built here from a trusted base, and is gated itself.
+    parents = {t.parent for t in plan if t.parent}
+    bases = frozenset(
+        img.image_id
+        for name, img in built.items()
+        if (name.startswith("base-") or name in parents) and img.image_id
+    )
     targets = [ScanTarget(img.tag, flavour=plan.get(img.target).flavour or "") for img in todo]
     log.info(
         "scanning %d image(s) with %s", len(targets), ", ".join(s.name for s in options.scanners)
