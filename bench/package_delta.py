@@ -117,8 +117,12 @@ def main() -> None:
                 build_base(plan.get("base-bookworm"), work, plan.base_max_age_hours, lambda _: None)
                 debs = [build_marker_deb("1.0-1", work)]
 
+                bases: dict[str, str] = {}
+
                 def timed(name: str, base_tag: str) -> None:
-                    write_root(root, build_test_base(work, debs, key, registry, base_tag))
+                    if base_tag not in bases:
+                        bases[base_tag] = build_test_base(work, debs, key, registry, base_tag)
+                    write_root(root, bases[base_tag])
                     options = RunOptions(
                         out_dir=tmp / f"out-{name}",
                         scanners=make_scanners(
