@@ -47,9 +47,11 @@ DOWNLOADS = 4  # concurrent .deb downloads
 class FeedRequest:
     """What to derive: releases, the sources the images hold, and where to read."""
 
-    releases: tuple[str, ...]  # codenames, e.g. ("bookworm", "trixie")
+    releases: tuple[str, ...]  # codenames, e.g. ("bookworm", "trixie"): must be covered
     wanted: Mapping[str, frozenset[str]]  # release -> source packages installed in images
     mirrors: Mirrors
+    optional: tuple[str, ...] = ()  # releases covered when the archive has them (images
+    # of releases outside the matrix); one it lacks is left out, not an error
     arch: str = "amd64"  # whose Packages index names the binaries changelogs come from
 
 
@@ -193,6 +195,47 @@ def _wanted(cache_dir: Path, request: FeedRequest) -> dict[str, set[str]]:
     return known
 
 
+def _release(
+    deriver: _Deriver, release: str, wanted: set[str]
+) -> tuple[list[SuiteState], list[tuple[_Upload, str, Mapping[str, list[list[Any]]] | None]]]:
+    """The verified suites of one release, and the uploads newer than its point release."""
+    mirrors = deriver.request.mirrors
+    point = deriver.client.release(mirrors.archive, release)
+    major = point.release.major
+    base = deriver.newest_versions(point)
+    suites = [_state(point, release, major)]
+    work: list[tuple[_Upload, str, Mapping[str, list[list[Any]]] | None]] = []
+    for url, suite_name in (
+        (mirrors.security, f"{release}-security"),
+        (mirrors.archive, f"{release}-updates"),
+    ):
+        suite = deriver.client.release(url, suite_name)
+        suites.append(_state(suite, release, major))
+        newer = {
+            src: _Upload(suite, src, ver, base.get(src, ""))
+            for src, ver in deriver.newest_versions(suite).items()
+            if not base.get(src) or compare_versions(ver, base[src]) > 0
+        }
+        needs_log = {src for src in newer if src in wanted}
+        binaries = deriver.binaries(suite) if needs_log else None
+        work += [
+            (u, major, binaries if src in needs_log else None) for src, u in sorted(newer.items())
+        ]
+    return suites, work
+
+
+def _state(verified: VerifiedRelease, release: str, major: str) -> SuiteState:
+    return SuiteState(
+        verified.suite,
+        release,
+        major,
+        verified.url,
+        verified.inrelease_sha256,
+        verified.release.date,
+        verified.release.valid_until,
+    )
+
+
 def update_feed(
     cache_dir: Path,
     request: FeedRequest,
@@ -209,48 +252,16 @@ def update_feed(
     wanted = _wanted(cache_dir, request)
     suites: list[SuiteState] = []
     work: list[tuple[_Upload, str, Mapping[str, list[list[Any]]] | None]] = []
-    for release in request.releases:
-        point = client.release(request.mirrors.archive, release)
-        major = point.release.major
-        base = deriver.newest_versions(point)
-        for url, suite_name in (
-            (request.mirrors.security, f"{release}-security"),
-            (request.mirrors.archive, f"{release}-updates"),
-        ):
-            suite = client.release(url, suite_name)
-            suites.append(
-                SuiteState(
-                    suite_name,
-                    release,
-                    major,
-                    suite.url,
-                    suite.inrelease_sha256,
-                    suite.release.date,
-                    suite.release.valid_until,
-                )
-            )
-            newer = {
-                src: _Upload(suite, src, ver, base.get(src, ""))
-                for src, ver in deriver.newest_versions(suite).items()
-                if not base.get(src) or compare_versions(ver, base[src]) > 0
-            }
-            needs_log = {src for src in newer if src in wanted.get(release, ())}
-            binaries = deriver.binaries(suite) if needs_log else None
-            work += [
-                (u, major, binaries if src in needs_log else None)
-                for src, u in sorted(newer.items())
-            ]
-        suites.append(
-            SuiteState(
-                release,
-                release,
-                major,
-                point.url,
-                point.inrelease_sha256,
-                point.release.date,
-                point.release.valid_until,
-            )
-        )
+    for release in (*request.releases, *request.optional):
+        try:
+            found, items = _release(deriver, release, wanted.get(release, set()))
+        except ArchiveError as err:
+            if release not in request.optional:
+                raise
+            log.warning("release %s left out of the feed: %s", release, err)
+            continue
+        suites += found
+        work += items
 
     def derive(item: tuple[_Upload, str, Mapping[str, list[list[Any]]] | None]) -> list[Advisory]:
         upload, major, binaries = item

@@ -18,18 +18,21 @@ import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
-from pipeline.archive.feed import Feed
+from pipeline.archive.client import ArchiveClient
+from pipeline.archive.feed import Feed, current_feed
+from pipeline.archive.update import FeedRequest, update_feed
 from pipeline.archive.version import compare_versions
-from pipeline.errors import InputError, Problem, ScanError
+from pipeline.errors import ArchiveError, InputError, Problem, ScanError
 from pipeline.models.provenance import VulnDbInfo, VulnDbSource
 from pipeline.scan import trivydb
 from pipeline.scan.boltdb import platform_counts
+from pipeline.scan.dbspec import ArchiveFeedSettings
 
 log = logging.getLogger(__name__)
 
@@ -199,3 +202,23 @@ def feed_detail(feed: Feed) -> tuple[str, ...]:
     return tuple(
         f"{s.suite}: Release of {s.date:%Y-%m-%d %H:%M} UTC ({s.url})" for s in feed.suites
     )
+
+
+def archive_feed(settings: ArchiveFeedSettings, inventory: Mapping[str, frozenset[str]]) -> Feed:
+    """Today's feed: updated from the archive when it answers and verifies, else the one
+    last cached (its age then tells how stale it is; the gate judges that age)."""
+    if settings.update:
+        extra = tuple(sorted(set(inventory) - set(settings.releases)))
+        request = FeedRequest(settings.releases, dict(inventory), settings.mirrors, extra)
+        client = ArchiveClient(settings.feed_cache, keyring=settings.keyring)
+        try:
+            return update_feed(settings.feed_cache, request, client)
+        except ArchiveError as err:
+            log.warning("debian-archive feed not updated (%s): using the cached one", err)
+    feed = current_feed(settings.feed_cache)
+    if feed is None:
+        raise ScanError(
+            "debian-archive: the Debian archive could not be read and no feed is cached "
+            f"in {settings.feed_cache}: nothing to scan against"
+        )
+    return feed

@@ -33,6 +33,7 @@ from pipeline.publish.push import PushRetry, Release, publish, push_to_staging
 from pipeline.publish.registry import RegistryClient
 from pipeline.publish.sign import ensure_key, sign_image
 from pipeline.publish.tags import tags_for
+from pipeline.report import provenance
 from pipeline.report.formats import render
 from pipeline.scan.base import Scanner
 from pipeline.settings import Settings
@@ -135,6 +136,7 @@ def _scan(
         known_bases=bases,
         check_updates=options.check_updates,
         on_done=lambda s: log.info("scanned %s (%d findings)", s.image, len(s.findings)),
+        postgres_eol=plan.postgres_eol,
     )
 
 
@@ -257,7 +259,11 @@ def run_pipeline(settings: Settings, options: RunOptions, events: BuildEvents) -
     if options.targets:
         unknown = [t for t in options.targets if t not in plan.names()]
         if unknown:
-            raise InputError(f"unknown target(s): {', '.join(unknown)} (see `drydock plan`)")
+            why = [
+                f"{t} (retired: {plan.retired_reason(t)})" if plan.retired_reason(t) else t
+                for t in unknown
+            ]
+            raise InputError(f"unknown target(s): {', '.join(why)} (see `drydock plan`)")
         plan = plan.select(options.targets)
     if options.shard is not None:
         plan = plan.shard(*options.shard)
@@ -317,6 +323,7 @@ def _record(run: RunOutcome) -> dict[str, Any]:
         },
         "build_record": str(run.build.record) if run.build and run.build.record else "",
         "gate": ("pass" if run.gate.passed else "fail") if run.gate else "not run",
+        "provenance": provenance.document(run.gate) if run.gate else None,
         "catalogs": run.catalogs,
         "applied": run.applied,
         "errors": run.errors,
@@ -336,6 +343,8 @@ def summary_markdown(run: RunOutcome) -> str:
     for name, o in sorted(run.outcomes.items()):
         why = o.reason + ("; " + ", ".join(o.package_delta) if o.package_delta else "")
         lines.append(f"| {name} | {o.decision} | {o.published or o.staged or '-'} | {why} |")
+    if run.gate is not None:
+        lines += ["", *(f"{line}  " for line in provenance.lines(run.gate))]
     if run.applied:
         lines += ["", "Catalogs: " + ", ".join(f"{a['name']} {a['action']}" for a in run.applied)]
     if run.errors:
