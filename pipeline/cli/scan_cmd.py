@@ -31,10 +31,12 @@ VULN_DB_HELP = (
     "Vulnerability DB: auto (public if reachable, else the policy's mirror, else "
     "debian-archive), public, debian-archive (Drydock's feed from Debian's signed archive) "
     "or mirror:REF (a Trivy DB copy in your registry). Default: the policy's "
-    "vulnerability_db.source."
+    "vulnerability_db.source. Environment: DRYDOCK_VULN_DB."
 )
 
-vuln_db_option = click.option("--vuln-db", "vuln_db", metavar="SOURCE", help=VULN_DB_HELP)
+vuln_db_option = click.option(
+    "--vuln-db", "vuln_db", metavar="SOURCE", envvar="DRYDOCK_VULN_DB", help=VULN_DB_HELP
+)
 
 
 def scan_settings(settings: Settings, db: VulnDbSpec, ignore_unfixed: bool) -> ScanSettings:

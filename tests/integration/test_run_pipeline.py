@@ -26,10 +26,13 @@ import yaml
 
 from pipeline.build.events import Silent
 from pipeline.cli.scan_cmd import scan_settings
+from pipeline.models.compliance import Policy
 from pipeline.publish.sign import ensure_key, verify_image
+from pipeline.scan.dbspec import VulnDbSpec
 from pipeline.scan.scanners import DEFAULT_SCANNERS, make_scanners
 from pipeline.settings import Settings, default_cache
 from pipeline.stages.run import RunOptions, RunOutcome, run_pipeline
+from pipeline.stages.vulndb import vuln_db_spec
 from pipeline.tools.cosign import locate_cosign
 from pipeline.tools.registry import RegistryClient
 from pipeline.tools.registry_server import RegistryServer
@@ -58,6 +61,11 @@ flavours:
 majors:
   - {major: 15, source: debian}
 """
+
+
+def archive_db(settings: Settings) -> VulnDbSpec:
+    """The Debian-archive DB, as `drydock run` chooses it on machines without Trivy's DB."""
+    return vuln_db_spec("debian-archive", settings, Policy())
 
 
 def write_root(root: Path, minimal_packages: str) -> None:
@@ -93,7 +101,9 @@ def story(
         out = tmp_path_factory.mktemp("run-out")
         options = RunOptions(
             out_dir=out,
-            scanners=make_scanners(DEFAULT_SCANNERS, scan_settings(settings, "local", False)),
+            scanners=make_scanners(
+                DEFAULT_SCANNERS, scan_settings(settings, archive_db(settings), False)
+            ),
             targets=(CLEAN,) if rebuild else (),
             rebuild=rebuild,
         )
@@ -214,7 +224,9 @@ def test_sharded_stage_only_then_promote(tmp_path_factory: pytest.TempPathFactor
         out = tmp_path_factory.mktemp("shard-out")
         options = RunOptions(
             out_dir=out,
-            scanners=make_scanners(DEFAULT_SCANNERS, scan_settings(settings, "local", False)),
+            scanners=make_scanners(
+                DEFAULT_SCANNERS, scan_settings(settings, archive_db(settings), False)
+            ),
             shard=(2, 2),  # flavours sort loose, minimal: shard 2 of 2 is the minimal one
             stage_only=True,
         )

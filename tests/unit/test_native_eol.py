@@ -6,7 +6,7 @@ import datetime as dt
 
 from compliance_helpers import dpkg_status, file, image_fs
 
-from pipeline.compliance.native import NativeInputs, run_native_checks
+from pipeline.compliance.native import NativeInputs, NativeResult, run_native_checks
 from pipeline.compliance.native_eol import CHECKS
 from pipeline.models.compliance import NativeSettings, ran_native
 
@@ -14,7 +14,9 @@ EOL = ((13, dt.date(2025, 11, 13)), (15, dt.date(2027, 11, 11)))
 TODAY = dt.date(2026, 12, 2)
 
 
-def _run(*packages: tuple[str, str], eol: tuple[tuple[int, dt.date], ...] | None = EOL):
+def _run(
+    *packages: tuple[str, str], eol: tuple[tuple[int, dt.date], ...] | None = EOL
+) -> NativeResult:
     fs = image_fs(None, [file("var/lib/dpkg/status", dpkg_status(*packages))])
     return run_native_checks(
         fs, NativeSettings(), NativeInputs(postgres_eol=eol, today=TODAY), CHECKS
