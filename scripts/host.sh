@@ -25,9 +25,10 @@ PKG_BASES=(debuerreotype debootstrap debian-archive-keyring)
 # Test-only: the HTML checklist opens in a real headless browser; the nightly package-delta
 # test builds and signs a small apt repository.
 PKG_TESTS=(chromium dpkg-dev gnupg)
-PROGRAMS=(python3 make git curl tar xz docker dockerd docker-registry debootstrap
+PROGRAMS=(bash python3 make git curl tar xz docker dockerd docker-registry debootstrap
   debuerreotype-init debuerreotype-minimizing-config debuerreotype-apt-get
-  debuerreotype-slimify debuerreotype-tar chromium dpkg-deb dpkg-scanpackages gpg gpgconf gpgv)
+  debuerreotype-slimify debuerreotype-tar chromium dpkg-deb dpkg-scanpackages gpg gpgconf gpgv
+  unshare)
 
 log() { printf '[host] %s\n' "$*" >&2; }
 die() { printf '[host] error: %s\n' "$*" >&2; exit 3; }

@@ -62,6 +62,12 @@ from pipeline.stages.vulndb import vuln_db_spec
     help="Stage and verify only (CI shards); `drydock promote` promotes after every shard.",
 )
 @click.option(
+    "--no-regate",
+    is_flag=True,
+    help="Do not gate the published images of unchanged targets again against today's "
+    "vulnerability DB (by default a fixable finding rebuilds them).",
+)
+@click.option(
     "--rebuild",
     is_flag=True,
     help="Rebuild and republish the chosen targets even when their inputs are unchanged "
@@ -84,6 +90,7 @@ def run_cmd(
     keyless: bool,
     no_update_check: bool,
     stage_only: bool,
+    no_regate: bool,
     rebuild: bool,
 ) -> None:
     """Plan, build what changed, scan, gate, publish, sign and write (apply) catalogs."""
@@ -104,6 +111,7 @@ def run_cmd(
         check_updates=not no_update_check,
         stage_only=stage_only,
         rebuild=rebuild,
+        regate=not no_regate,
     )
     with contextlib.ExitStack() as stack:
         events: BuildEvents = PlainEvents()

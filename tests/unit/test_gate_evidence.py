@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -207,25 +208,21 @@ def test_end_of_life_fails_disa_2_15() -> None:
 
 
 def test_requires_is_validated_like_any_other_field() -> None:
-    doc = {
-        "version": 1,
-        "controls": [
-            {
-                "id": "CIS-4.4",
-                "title": "t",
-                "automated": True,
-                "mandatory": True,
-                "evidence": {"trivy": [{"class": "vulnerability"}]},
-                "requires": ["trivy:vulnerability | clair", "trivy:nope", "native:DD-NOPE"],
-            }
-        ],
+    control: dict[str, Any] = {
+        "id": "CIS-4.4",
+        "title": "t",
+        "automated": True,
+        "mandatory": True,
+        "evidence": {"trivy": [{"class": "vulnerability"}]},
+        "requires": ["trivy:vulnerability | clair", "trivy:nope", "native:DD-NOPE"],
     }
+    doc = {"version": 1, "controls": [control]}
     with pytest.raises(PolicyError) as info:
         parse_controls(doc, "controls.yaml")
     problems = [str(p) for p in info.value.problems]
     assert problems[0].startswith("controls.yaml: controls.0.requires.1: unknown evidence")
     assert problems[1] == "controls.yaml: controls.0.requires.2: unknown native check 'DD-NOPE'"
-    ok = parse_controls({**doc, "controls": [{**doc["controls"][0], "requires": ["clair"]}]})
+    ok = parse_controls({"version": 1, "controls": [{**control, "requires": ["clair"]}]})
     assert ok.controls[0].requires == ((RAN_CLAIR,),)
 
 
