@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
@@ -18,7 +19,10 @@ from pipeline.models.compliance import (
 )
 from pipeline.models.findings import Finding, Kind, Severity, Source, Status
 from pipeline.models.provenance import OsFacts, ScanProvenance, VulnDbInfo
-from pipeline.stages.regate import ERROR, KEPT, PASS, REBUILD, classify
+from pipeline.models.publish import PublishedImage
+from pipeline.publish.current import Current
+from pipeline.stages.regate import ERROR, KEPT, PASS, REBUILD, Regate, classify
+from pipeline.stages.run import RunOutcome, _withdraw
 
 SCAN_CONFIG = Path(__file__).resolve().parents[2] / "scan-config"
 CONTROLS = load_controls(SCAN_CONFIG / "controls.yaml")
@@ -81,3 +85,28 @@ def test_a_db_that_cannot_see_keeps_the_image_with_the_reason() -> None:
 
 def test_a_scanner_failure_is_an_error() -> None:
     assert classify("pg", REF, _verdict(errors=True)).outcome == ERROR
+
+
+def _current(target: str, digest: str) -> Current:
+    image = PublishedImage(
+        target, "127.0.0.1:5000", "drydock/postgresql", "15.20-1-minimal-bookworm", digest, True
+    )
+    return Current(image, "fingerprint", "")
+
+
+def test_the_catalogs_stop_naming_an_image_that_failed_with_a_fixable_finding() -> None:
+    failed = _current("pg-15", "sha256:" + "1" * 64)
+    replaced = _current("pg-17", "sha256:" + "2" * 64)
+    kept = _current("pg-16", "sha256:" + "3" * 64)
+    run = RunOutcome()
+    run.regate = {
+        "pg-15": Regate("pg-15", REF, REBUILD, fixable=("CVE-2026-84782 (libssl3)",)),
+        "pg-17": Regate("pg-17", REF, REBUILD, fixable=("CVE-2026-1 (zlib1g)",)),
+        "pg-16": Regate("pg-16", REF, KEPT, ("CVE-2026-2 has no fix",)),
+    }
+    run.published = [dataclasses.replace(replaced.image, digest="sha256:" + "4" * 64)]
+    named = _withdraw(run, {"pg-15": failed, "pg-16": kept, "pg-17": replaced})
+    assert set(named) == {"pg-16", "pg-17"}  # the rebuilt one is replaced by run.published
+    assert run.withdrawn == [
+        f"pg-15: {REF} (published image has fixable vulnerabilities (CVE-2026-84782 (libssl3)))"
+    ]
