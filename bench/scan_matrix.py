@@ -46,7 +46,7 @@ from pipeline.descriptors.load import load_plan  # noqa: E402
 from pipeline.models.compliance import ImageScan  # noqa: E402
 from pipeline.models.targets import Kind, Target  # noqa: E402
 from pipeline.report.formats import render  # noqa: E402
-from pipeline.scan.dbspec import VulnDbSpec  # noqa: E402
+from pipeline.scan.base import VulnDbSpec  # noqa: E402
 from pipeline.scan.scanners import DEFAULT_SCANNERS, make_scanners  # noqa: E402
 from pipeline.scan.trivy import TrivyScanner  # noqa: E402
 from pipeline.settings import Settings, default_cache  # noqa: E402

@@ -18,8 +18,7 @@ from pipeline.compliance.config import load_policy
 from pipeline.errors import GateFailed, InputError, Problem, ScanError
 from pipeline.models.compliance import VerdictStatus
 from pipeline.report.formats import render
-from pipeline.scan.base import ScanSettings
-from pipeline.scan.dbspec import VulnDbSpec
+from pipeline.scan.base import ScanSettings, VulnDbSpec
 from pipeline.scan.resolve import release, resolve_all
 from pipeline.scan.scanners import DEFAULT_SCANNERS, SCANNERS, make_scanners
 from pipeline.settings import Settings

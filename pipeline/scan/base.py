@@ -3,7 +3,9 @@
 A scanner turns an image (a `docker save` tarball plus its reference) into `Finding`s.
 Whatever goes wrong — the tool crashes, times out, or prints something we cannot read —
 becomes a `ScanError` naming the scanner: an image that was not scanned is not proven
-safe, so the gate must never see "no findings" in place of "no scan".
+safe, so the gate must never see "no findings" in place of "no scan". `ScanSettings` is
+what the scanners of a run share, including which vulnerability DB Trivy uses
+(`VulnDbSpec`; `pipeline.scan.vulndb` fetches or builds it).
 """
 
 from __future__ import annotations
@@ -18,15 +20,36 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from pipeline.archive.mirrors import Mirrors
 from pipeline.errors import ScanError, ToolError
 from pipeline.models.findings import Finding
 from pipeline.models.provenance import OsFacts
-from pipeline.scan.dbspec import VulnDbSpec
+from pipeline.tools.gpgv import DEFAULT_KEYRING
 
 log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
 R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class ArchiveFeedSettings:
+    """Where Drydock's Debian-archive feed is read from and kept."""
+
+    feed_cache: Path  # pipeline.archive.feed.feed_dir($DRYDOCK_CACHE)
+    mirrors: Mirrors
+    releases: tuple[str, ...]  # the matrix's releases: the feed must cover them
+    keyring: Path = DEFAULT_KEYRING
+    update: bool = True  # False: never touch the network, use the feed already cached
+
+
+@dataclass(frozen=True)
+class VulnDbSpec:
+    """A resolved vulnerability DB choice (never "auto")."""
+
+    source: str  # VulnDbSource value
+    reference: str = ""  # mirror: the DB's OCI reference
+    archive: ArchiveFeedSettings | None = None  # debian-archive
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,7 @@ from pipeline.errors import ScanError, ToolError
 from pipeline.models.findings import Finding, Kind, Severity, Source, Status
 from pipeline.models.provenance import OsFacts, VulnDbInfo, VulnDbSource
 from pipeline.scan import vulndb
-from pipeline.scan.base import Scanner, ScanOutput, ScanSettings, validate
-from pipeline.scan.dbspec import VulnDbSpec
+from pipeline.scan.base import Scanner, ScanOutput, ScanSettings, VulnDbSpec, validate
 from pipeline.scan.sarif import SarifRule, parse_sarif
 from pipeline.scan.sbom import parse_cyclonedx
 from pipeline.tools import trivy as trivy_tool

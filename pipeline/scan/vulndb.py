@@ -31,8 +31,8 @@ from pipeline.archive.version import compare_versions
 from pipeline.errors import ArchiveError, InputError, Problem, ScanError
 from pipeline.models.provenance import VulnDbInfo, VulnDbSource
 from pipeline.scan import trivydb
+from pipeline.scan.base import ArchiveFeedSettings
 from pipeline.scan.boltdb import platform_counts
-from pipeline.scan.dbspec import ArchiveFeedSettings
 
 log = logging.getLogger(__name__)
 

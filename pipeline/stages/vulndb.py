@@ -19,7 +19,7 @@ from pipeline.errors import DescriptorError
 from pipeline.models.compliance import Policy
 from pipeline.models.provenance import VulnDbSource
 from pipeline.models.targets import Kind, Plan
-from pipeline.scan.dbspec import ArchiveFeedSettings, VulnDbSpec
+from pipeline.scan.base import ArchiveFeedSettings, VulnDbSpec
 from pipeline.scan.vulndb import AUTO, VulnDbChoice, parse_choice, resolve_auto
 from pipeline.settings import Settings
 

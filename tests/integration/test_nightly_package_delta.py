@@ -35,7 +35,7 @@ from pipeline.build.freshness import LOCK_LABEL, parse_lock
 from pipeline.cli.scan_cmd import scan_settings
 from pipeline.descriptors.load import load_plan
 from pipeline.models.compliance import Policy
-from pipeline.scan.dbspec import VulnDbSpec
+from pipeline.scan.base import VulnDbSpec
 from pipeline.scan.scanners import DEFAULT_SCANNERS, make_scanners
 from pipeline.settings import Settings, default_cache
 from pipeline.stages.run import RunOptions, RunOutcome, run_pipeline

@@ -30,7 +30,7 @@ from pipeline.build.events import Silent
 from pipeline.cli.scan_cmd import scan_settings
 from pipeline.models.compliance import Policy
 from pipeline.publish.sign import ensure_key, verify_image
-from pipeline.scan.dbspec import VulnDbSpec
+from pipeline.scan.base import VulnDbSpec
 from pipeline.scan.scanners import DEFAULT_SCANNERS, make_scanners
 from pipeline.settings import Settings, default_cache
 from pipeline.stages.run import RunOptions, RunOutcome, run_pipeline
