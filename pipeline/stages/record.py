@@ -72,9 +72,9 @@ def summary_markdown(run: RunOutcome) -> str:
     if run.withdrawn:
         lines += ["", "Withdrawn from the catalogs (failed today's gate with fixable findings):"]
         lines += [f"- {line}" for line in run.withdrawn]
-    for report in (run.gate, run.regate_report):
+    for label, report in (("Gate of this run's builds", run.gate), ("Re-gate", run.regate_report)):
         if report is not None:
-            lines += ["", *(f"{line}  " for line in provenance.lines(report))]
+            lines += ["", f"{label}:  ", *(f"{line}  " for line in provenance.lines(report))]
     if run.applied:
         lines += ["", "Catalogs: " + ", ".join(f"{a['name']} {a['action']}" for a in run.applied)]
     if run.errors:
