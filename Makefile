@@ -58,6 +58,7 @@ bench: venv host tools
 	$(BIN)/python bench/scan_matrix.py
 	$(BIN)/python bench/nightly.py
 	$(BIN)/python bench/operator_roll.py
+	$(BIN)/python bench/vulnfeed.py
 
 # The nightly workflow's jobs (.github/workflows/nightly.yml calls exactly these), handing
 # artifacts through $(NIGHTLY_OUT). SHARDS, TARGETS, RUN_FLAGS and DRYDOCK_REGISTRY pass through.

@@ -22,9 +22,11 @@ from pipeline.archive.feed import (
     save_feed,
     to_json,
 )
-from pipeline.errors import ArchiveError, InputError
+from pipeline.archive.mirrors import Mirrors
+from pipeline.errors import ArchiveError, InputError, ScanError
 from pipeline.models.provenance import VulnDbSource
-from pipeline.scan.vulndb import feed_advisories, parse_choice, synthetic_id
+from pipeline.scan.base import ArchiveFeedSettings
+from pipeline.scan.vulndb import archive_feed, feed_advisories, parse_choice, synthetic_id
 
 LOG = (
     "openssl (3.0.22-1~deb12u2) bookworm-security; urgency=high\n\n  * CVE-2026-84782\n\n"
@@ -160,3 +162,15 @@ def test_a_bad_vuln_db_choice_names_the_option_and_the_value() -> None:
     assert str(info.value.problems[0]).startswith("--vuln-db: local: unknown vulnerability DB")
     with pytest.raises(InputError, match="mirror needs a reference"):
         parse_choice("mirror")
+
+
+def test_an_unreachable_archive_falls_back_to_the_cached_feed(tmp_path: Path) -> None:
+    dead = Mirrors("http://127.0.0.1:9/debian", "http://127.0.0.1:9/debian-security")
+    settings = ArchiveFeedSettings(tmp_path, dead, ("bookworm",))
+    with pytest.raises(ScanError, match="could not be read and no feed is cached"):
+        archive_feed(settings, {})
+    feed = Feed(feed_key((_advisory(),), (SUITE,)), (_advisory(),), (SUITE,), NOW, NOW)
+    save_feed(tmp_path, feed)
+    assert archive_feed(settings, {"bookworm": frozenset({"openssl"})}) == feed
+    offline = ArchiveFeedSettings(tmp_path, dead, ("bookworm",), update=False)
+    assert archive_feed(offline, {}) == feed  # never even tries
