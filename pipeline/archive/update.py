@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from pipeline.errors import ArchiveError
 
 log = logging.getLogger(__name__)
 
+PRUNE_AFTER = dt.timedelta(days=7)  # feeds kept for the record (the current one always)
 MAX_BINARIES_TRIED = 4  # a source whose smallest binaries ship no changelog is rare
 DOWNLOADS = 4  # concurrent .deb downloads
 
@@ -86,6 +88,29 @@ def _lines(data: bytes) -> Iterable[str]:
 class _Deriver:
     def __init__(self, cache_dir: Path, client: ArchiveClient, request: FeedRequest) -> None:
         self.cache_dir, self.client, self.request = cache_dir, client, request
+        self.verified: list[VerifiedRelease] = []
+
+    def release(self, url: str, suite: str) -> VerifiedRelease:
+        verified = self.client.release(url, suite)
+        self.verified.append(verified)
+        return verified
+
+    def prune(self, keep_feed: str) -> None:
+        """Drop cached indices and summaries no verified Release names any more, and feeds
+        a week old: a cache that only grows would hold every index of every night."""
+        named = {f.sha256 for v in self.verified for f in v.release.files}
+        removed = self.client.prune(named)
+        stale = time.time() - PRUNE_AFTER.total_seconds()
+        for path in (self.cache_dir / "summaries").glob("*.json"):
+            if path.name.split("-", 1)[0].removesuffix(".json") not in named:
+                path.unlink(missing_ok=True)
+                removed += 1
+        for path in (self.cache_dir / "feeds").glob("*.json"):
+            if path.stem != keep_feed and path.stat().st_mtime < stale:
+                path.unlink(missing_ok=True)
+                removed += 1
+        if removed:
+            log.info("feed cache: %d stale file(s) removed", removed)
 
     def newest_versions(self, suite: VerifiedRelease) -> dict[str, str]:
         """Source package -> its newest version in the suite (summary cached by hash)."""
@@ -200,7 +225,7 @@ def _release(
 ) -> tuple[list[SuiteState], list[tuple[_Upload, str, Mapping[str, list[list[Any]]] | None]]]:
     """The verified suites of one release, and the uploads newer than its point release."""
     mirrors = deriver.request.mirrors
-    point = deriver.client.release(mirrors.archive, release)
+    point = deriver.release(mirrors.archive, release)
     major = point.release.major
     base = deriver.newest_versions(point)
     suites = [_state(point, release, major)]
@@ -209,7 +234,7 @@ def _release(
         (mirrors.security, f"{release}-security"),
         (mirrors.archive, f"{release}-updates"),
     ):
-        suite = deriver.client.release(url, suite_name)
+        suite = deriver.release(url, suite_name)
         suites.append(_state(suite, release, major))
         newer = {
             src: _Upload(suite, src, ver, base.get(src, ""))
@@ -283,6 +308,7 @@ def update_feed(
     built = previous.built_at if previous is not None and previous.key == key else stamp
     feed = Feed(key, advisories, suite_states, built, stamp, read)
     save_feed(cache_dir, feed)
+    deriver.prune(key)
     log.info(
         "vulnerability feed %s: %d advisories from %d suites (%d changelogs read)",
         key,

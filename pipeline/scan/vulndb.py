@@ -18,6 +18,7 @@ import json
 import logging
 import shutil
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,7 +145,16 @@ def archive_db(feed: Feed, root: Path) -> Path:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     log.info("built the Trivy DB of feed %s (%d advisories)", feed.key, len(feed.advisories))
+    _prune_dbs(root, keep=final)
     return final
+
+
+def _prune_dbs(root: Path, keep: Path, days: float = 7.0) -> None:
+    """Remove DBs of feeds older than `days` (a DB a running scan copied is its own copy)."""
+    stale = time.time() - days * 86400
+    for old in root.iterdir():
+        if old != keep and old.is_dir() and old.stat().st_mtime < stale:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def install_db(db_dir: Path, trivy_cache: Path) -> None:

@@ -137,8 +137,15 @@ def test_the_feed_from_the_real_archive(feed_cache: Path) -> None:
     assert any(a.cve_ids for a in read), "no CVE id read from any changelog"
     unread = [a for a in feed.advisories if not a.changelog]
     assert unread and all(a.suite == "bookworm-security" and not a.cve_ids for a in unread)
-    # a second update with nothing changed upstream gives the same feed, only re-verified
+    # a second update with nothing changed upstream gives the same feed, only re-verified,
+    # and drops what no current Release names
+    kept = sorted(p.name for p in (feed_cache / "blobs" / "sha256").iterdir())
+    stale = feed_cache / "blobs" / "sha256" / ("0" * 64)
+    stale.write_bytes(b"an index of a Release long gone")
+    (feed_cache / "summaries" / ("0" * 64 + ".json")).write_text("{}")
     again = update_feed(feed_cache, request)
+    assert sorted(p.name for p in (feed_cache / "blobs" / "sha256").iterdir()) == kept
+    assert not (feed_cache / "summaries" / ("0" * 64 + ".json")).exists()
     assert again.key == feed.key and again.built_at == feed.built_at
     assert again.verified_at >= feed.verified_at
     assert current_feed(feed_cache) == again
