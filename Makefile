@@ -67,6 +67,7 @@ bench: venv host tools
 	$(BIN)/python bench/operator_roll.py
 	$(BIN)/python bench/package_delta.py
 	$(BIN)/python bench/fresh_machine.py
+	$(BIN)/python bench/vulnfeed.py
 	$(BIN)/python bench/node_start.py
 
 # The nightly workflow's jobs (.github/workflows/nightly.yml calls exactly these), handing

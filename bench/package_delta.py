@@ -35,6 +35,7 @@ from test_nightly_package_delta import (  # noqa: E402
     MARKED,
     MINIMAL,
     SigningKey,
+    archive_db,
     build_marker_deb,
     build_test_base,
     gpg,
@@ -126,7 +127,7 @@ def main() -> None:
                     options = RunOptions(
                         out_dir=tmp / f"out-{name}",
                         scanners=make_scanners(
-                            DEFAULT_SCANNERS, scan_settings(settings, "local", False)
+                            DEFAULT_SCANNERS, scan_settings(settings, archive_db(settings), False)
                         ),
                         sign=False,
                     )

@@ -12,7 +12,8 @@ from pipeline.descriptors.load import load_plan
 from pipeline.models.images import BuiltImage
 from pipeline.settings import Settings
 from pipeline.stages import run as stage
-from pipeline.stages.run import RunOptions, RunOutcome, TargetOutcome, summary_markdown
+from pipeline.stages.record import summary_markdown
+from pipeline.stages.run import RunOptions, RunOutcome, TargetOutcome
 
 ROOT = Path(__file__).resolve().parents[2]
 
