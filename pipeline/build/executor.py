@@ -20,12 +20,15 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pipeline.archive.feed import feed_dir
+from pipeline.archive.mirrors import Mirrors, resolve
 from pipeline.build.base import build_base
 from pipeline.build.events import BuildEvents
 from pipeline.build.freshness import LOCK_FILE, LOCK_LABEL, label_value, lock_text
 from pipeline.build.inputs import ContextFiles, context_files
 from pipeline.build.inventory import inventory
 from pipeline.build.resolve import Resolver, root_of
+from pipeline.build.upstream import Upstream
 from pipeline.errors import BuildError, DescriptorError, DrydockError
 from pipeline.models.images import BuiltImage, PublishedState
 from pipeline.models.targets import Kind, Plan, Target
@@ -49,6 +52,17 @@ class BuildResult:
     builder: str = ""
     seconds: float = 0.0
     apt_containers: int = 0  # how many times apt was asked in a container
+    apt_from_archive: int = 0  # base images whose kept answer the archive showed still stands
+
+
+def upstream_for(plan: Plan, settings: Settings) -> Upstream:
+    """The archive check for the plan's bases, read from the mirrors they are built from."""
+
+    def mirrors(release: str) -> Mirrors:
+        base = plan.get(f"base-{release}")
+        return resolve(base.param("mirror"), base.param("security_mirror"))
+
+    return Upstream(feed_dir(settings.cache), settings.cache / "resolutions", mirrors)
 
 
 def _base_of(target: Target, images: dict[str, BuiltImage]) -> tuple[str, str]:
@@ -238,7 +252,13 @@ def build_plan(
         builder,
         events,
         created,
-        Resolver(plan),
+        Resolver(
+            plan,
+            upstream=upstream_for(plan, settings),
+            installed=lambda image_id: {
+                p.name: p.version for p in inventory(image_id, settings.cache)
+            },
+        ),
         rebuild,
         published or {},
         pull,
@@ -286,6 +306,7 @@ def build_plan(
                     events.finished(target.name, image)
     result.seconds = time.monotonic() - started
     result.apt_containers = ctx.resolver.containers
+    result.apt_from_archive = ctx.resolver.from_archive
     result.record = write_record(result, settings, created)
     if result.failures and raise_on_failure:
         names = ", ".join(sorted(result.failures))
@@ -302,6 +323,7 @@ def record_document(result: BuildResult, created: str) -> dict[str, object]:
         "builder": result.builder,
         "seconds": round(result.seconds, 2),
         "apt_containers": result.apt_containers,
+        "apt_from_archive": result.apt_from_archive,
         "images": [
             {
                 **{k: v for k, v in asdict(img).items() if k not in ("labels", "packages")},

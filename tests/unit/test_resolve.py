@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.archive.mirrors import Mirrors
 from pipeline.build.freshness import apt_packages
 from pipeline.build.resolve import Resolver, install_sets, root_of
+from pipeline.build.upstream import Answer, Upstream, still_stands
 from pipeline.descriptors.load import load_plan
 from pipeline.errors import ToolError
 from pipeline.models.targets import Plan
@@ -30,13 +32,14 @@ class FakeApt:
         self.calls: list[tuple[str, list[tuple[str, ...]]]] = []
         self.lock = threading.Lock()
         self.gate = threading.Event()
+        self.upgrade = "Inst libssl3 [3.0.1-1] (3.0.2-1 Debian-Security:12/stable-security [amd64])"
 
     def __call__(self, image: str, sets: Sequence[Sequence[str]]) -> tuple[str, list[str]]:
         self.gate.wait(5)
         with self.lock:
             self.calls.append((image, [tuple(s) for s in sets]))
             n = len(self.calls)
-        upgrade = "Inst libssl3 [3.0.1-1] (3.0.2-1 Debian-Security:12/stable-security [amd64])"
+        upgrade = self.upgrade
         installs = ["\n".join(f"Inst {p} (1.{n} Debian:12 [amd64])" for p in s) for s in sets]
         return upgrade, installs
 
@@ -100,3 +103,108 @@ def test_simulation_sections_are_all_required() -> None:
         split_simulations(out, 2)  # apt stopped before the second set: no partial answer
     with pytest.raises(ToolError):
         split_simulations("E: Unable to locate package nope\n", 0)
+
+
+class FakeUpstream(Upstream):
+    """The archive as a test states it: per release, the InRelease state and what it offers."""
+
+    def __init__(self, store: Path) -> None:
+        super().__init__(store / "archive", store / "resolutions", lambda r: Mirrors("a", "s"))
+        self.states: dict[str, tuple[str, ...]] = {}
+        self.offered: dict[str, dict[str, str]] = {}
+        self.newest_asked = 0
+
+    def state(self, release: str) -> tuple[str, ...]:
+        return self.states[release]
+
+    def newest(self, release: str) -> dict[str, str]:
+        self.newest_asked += 1
+        return self.offered[release]
+
+
+def bookworm_only(plan: Plan) -> Plan:
+    return plan.select(("postgresql-15-minimal-bookworm", "operator"))
+
+
+def test_nothing_changed_upstream_means_no_container(plan: Plan, tmp_path: Path) -> None:
+    small = bookworm_only(plan)
+    upstream = FakeUpstream(tmp_path)
+    upstream.states["bookworm"] = ("bookworm s1", "bookworm-updates u1", "bookworm-security x1")
+    installed = {"libssl3": "3.0.1-1", "bash": "5.2-1"}
+    apt = FakeApt()
+    apt.gate.set()
+    apt.upgrade = ""  # nothing pending in the base
+    minimal = small.get("postgresql-15-minimal-bookworm")
+
+    def fresh() -> Resolver:
+        return Resolver(small, apt, upstream, lambda image_id: installed)
+
+    first = fresh()
+    lock = first.lock_for(minimal, "drydock/debian:bookworm", "sha256:b1")
+    assert first.containers == 1 and lock["postgresql-15"] == "1.1"
+    # 1. same InRelease hashes: apt's kept answer stands, nothing else is read
+    second = fresh()
+    assert second.lock_for(minimal, "drydock/debian:bookworm", "sha256:b1") == lock
+    assert (second.containers, second.from_archive, upstream.newest_asked) == (0, 1, 0)
+    # 2. a suite changed, but not what the image holds: the Packages entries say so
+    upstream.states["bookworm"] = ("bookworm s1", "bookworm-updates u1", "bookworm-security x2")
+    offered = {
+        p: v
+        for s in install_sets(small)["base-bookworm"]
+        for p, v in first.resolve("base-bookworm", "r", "sha256:b1").locks[s].items()
+    }
+    upstream.offered["bookworm"] = {**offered, **installed, "unrelated": "9-1"}
+    third = fresh()
+    assert third.lock_for(minimal, "drydock/debian:bookworm", "sha256:b1") == lock
+    assert (third.containers, third.from_archive) == (0, 1)
+    # ... and the kept answer now carries the new state (no Packages read next time)
+    fourth = fresh()
+    fourth.lock_for(minimal, "drydock/debian:bookworm", "sha256:b1")
+    assert (fourth.containers, upstream.newest_asked) == (0, 1)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"postgresql-15": "1.2"},  # a locked package has a newer version
+        {"libssl3": "3.0.2-1"},  # a package of the base has an upgrade
+        {"postgresql-15": None},  # a locked package is gone from the indices
+    ],
+)
+def test_a_change_in_what_the_image_holds_asks_apt(
+    plan: Plan, tmp_path: Path, change: dict[str, str | None]
+) -> None:
+    small = bookworm_only(plan)
+    upstream = FakeUpstream(tmp_path)
+    upstream.states["bookworm"] = ("s1",)
+    installed = {"libssl3": "3.0.1-1"}
+    apt = FakeApt()
+    apt.gate.set()
+    apt.upgrade = ""  # nothing pending in the base
+    minimal = small.get("postgresql-15-minimal-bookworm")
+    first = Resolver(small, apt, upstream, lambda image_id: installed)
+    first.lock_for(minimal, "drydock/debian:bookworm", "sha256:b1")
+    offered = {
+        p: v
+        for lock in first.resolve("base-bookworm", "r", "sha256:b1").locks.values()
+        for p, v in lock.items()
+    } | installed
+    for package, version in change.items():
+        if version is None:
+            offered.pop(package)
+        else:
+            offered[package] = version
+    upstream.states["bookworm"] = ("s2",)
+    upstream.offered["bookworm"] = offered
+    again = Resolver(small, apt, upstream, lambda image_id: installed)
+    again.lock_for(minimal, "drydock/debian:bookworm", "sha256:b1")
+    assert (again.containers, again.from_archive) == (1, 0)
+
+
+def test_kept_answers_cover_every_set_and_nothing_pending() -> None:
+    answer = Answer(("s1",), {}, {("a",): {"a": "1"}})
+    assert still_stands(answer, [("a",)], {}, {"a": "1"})
+    assert not still_stands(answer, [("a",), ("b",)], {}, {"a": "1"})
+    assert not still_stands(
+        Answer(("s1",), {"x": ("1", "2")}, answer.locks), [("a",)], {}, {"a": "1"}
+    )
