@@ -20,6 +20,7 @@ from pipeline.scan.scanners import DEFAULT_SCANNERS, SCANNERS, make_scanners
 from pipeline.stages.promote import promote_staged
 from pipeline.stages.run import RunOptions, run_pipeline
 from pipeline.stages.vulndb import vuln_db_spec
+from pipeline.tools.provision import RUN_TOOLS, Prefetch
 
 
 @click.command("run")
@@ -96,6 +97,8 @@ def run_cmd(
     """Plan, build what changed, scan, gate, publish, sign and write (apply) catalogs."""
     settings = settings_from(jobs=jobs, builder=builder, registry=registry)
     shard_of = parse_shard(shard_spec) if shard_spec else None
+    # The tools of the later steps compile while the bases and images build.
+    Prefetch(RUN_TOOLS if not no_sign else RUN_TOOLS[:-1]).start()
     db = vuln_db_spec(vuln_db, settings, load_policy(settings.scan_config / "policy.yaml"))
     chosen = make_scanners(scanners or DEFAULT_SCANNERS, scan_settings(settings, db, False))
     options = RunOptions(

@@ -29,7 +29,7 @@ from pipeline.models.compliance import GateReport, VerdictStatus
 from pipeline.models.images import BuiltImage
 from pipeline.models.publish import PublishedImage
 from pipeline.models.targets import Kind, Plan, Target
-from pipeline.publish.current import Current, find_current
+from pipeline.publish.current import Current, find_current, pull_published
 from pipeline.publish.push import PushRetry, Release, publish, push_to_staging
 from pipeline.publish.sign import make_signer, sign_image
 from pipeline.publish.tags import tags_for
@@ -83,6 +83,7 @@ class TargetOutcome:
     published: str = ""
     signed: bool = False
     regate: str = ""  # what re-gating the published image said, when it was re-gated
+    size: int = 0  # bytes, as the engine counts them; 0 when the image is not local
 
 
 @dataclass
@@ -121,8 +122,15 @@ def _current(client: RegistryClient, targets: list[Target]) -> dict[str, Current
     return found
 
 
-def _bases(built: Mapping[str, BuiltImage]) -> frozenset[str]:
-    return frozenset(img.image_id for name, img in built.items() if name.startswith("base-"))
+def _bases(built: Mapping[str, BuiltImage], plan: Plan) -> frozenset[str]:
+    """The bases Drydock built, and the images of this plan others are built on (standard
+    FROM minimal): each was built here from a trusted base, and is gated itself."""
+    parents = {t.parent for t in plan if t.parent}
+    return frozenset(
+        img.image_id
+        for name, img in built.items()
+        if (name.startswith("base-") or name in parents) and img.image_id
+    )
 
 
 def _regate(
@@ -147,7 +155,7 @@ def _regate(
         settings.work / "regate",
         jobs=settings.jobs,
         today=options.today,
-        known_bases=_bases(run.build.images),
+        known_bases=_bases(run.build.images, plan),
         check_updates=options.check_updates,
     )
     run.regate_report = scan.report if scan else None
@@ -195,7 +203,7 @@ def _scan(
     ]
     if not todo:
         return None
-    bases = _bases(built)
+    bases = _bases(built, plan)
     targets = [ScanTarget(img.tag, flavour=plan.get(img.target).flavour or "") for img in todo]
     log.info(
         "scanning %d image(s) with %s", len(targets), ", ".join(s.name for s in options.scanners)
@@ -258,6 +266,7 @@ def _note_build(run: RunOutcome, result: BuildResult, current: dict[str, Current
         if name not in run.outcomes:
             continue
         out = run.outcomes[name]
+        out.size = image.size
         if name in current:
             new_lock = parse_lock(image.label(LOCK_LABEL))
             out.package_delta = delta(parse_lock(current[name].lock), new_lock)
@@ -358,7 +367,8 @@ def run_pipeline(settings: Settings, options: RunOptions, events: BuildEvents) -
         settings,
         events,
         rebuild=options.rebuild,
-        published={n: c.fingerprint for n, c in current.items()},
+        published={n: c.state for n, c in current.items()},
+        pull=pull_published,
         raise_on_failure=False,
     )
     _note_build(run, run.build, current)
