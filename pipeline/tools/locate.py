@@ -140,15 +140,21 @@ def locate(name: str, version: str | None = None) -> Tool:
     if probe is None:
         raise ToolError([name], None, "", f"is not a tool Drydock knows (known: {sorted(PROBES)})")
     wanted = version or pinned_version(name)
+    failed = ""
     for attempt in range(2):
         for path in _candidates(name, wanted):
             if _is_pinned(path, name, wanted, probe):
                 return Tool(name, wanted, path)
         if attempt == 0 and version is None and provision.enabled():
-            provision.build([name])
+            try:
+                provision.build([name])
+            except ToolError as err:
+                failed = f" (building it here failed: {str(err).splitlines()[0]})"
+                break
     raise ToolError(
         [name],
         None,
         "",
-        f"{wanted} not found in {bin_dir()} or on PATH; build it with `scripts/tools.sh {name}`",
+        f"{wanted} not found in {bin_dir()} or on PATH; build it with "
+        f"`scripts/tools.sh {name}`{failed}",
     )
