@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Bring up what Drydock needs on the host, idempotently: a Docker engine and a local
-# registry on 127.0.0.1:5000. Does nothing for a service that already answers.
+# registry on 127.0.0.1:5000, and the Debian packages Clair's database needs (Clair itself
+# is started by `drydock dev clair up`). Does nothing for a service that already answers.
 # Installs Debian packages only when running as root with apt; otherwise it says what is
 # missing and exits 3.
 set -euo pipefail
@@ -74,6 +75,12 @@ ensure_base_tools() {
   apt_install debuerreotype debootstrap debian-archive-keyring
 }
 
+ensure_clair_db() {
+  # Clair's database: Debian's PostgreSQL, started by `drydock dev clair up` as an
+  # unprivileged user with its own data directory and port (never the packaged cluster).
+  apt_install postgresql
+}
+
 ensure_browser() {
   # Test-only packages: the HTML checklist test opens the report in a real headless
   # browser; the nightly package-delta test builds and signs a small apt repository.
@@ -83,10 +90,11 @@ ensure_browser() {
 [ $# -eq 0 ] && set -- up
 for what in "$@"; do
   case "$what" in
-    up) ensure_docker; ensure_registry; ensure_base_tools ;;
+    up) ensure_docker; ensure_registry; ensure_base_tools; ensure_clair_db ;;
+    clair) ensure_clair_db ;;
     docker) ensure_docker ;;
     registry) ensure_registry ;;
     browser) ensure_browser ;;
-    *) echo "usage: scripts/host.sh [up|docker|registry|browser]..." >&2; exit 2 ;;
+    *) echo "usage: scripts/host.sh [up|docker|registry|clair|browser]..." >&2; exit 2 ;;
   esac
 done

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the third-party Go tools Drydock drives (Dockle, Trivy, trivy-db, crane, oras,
-# etcd, kube-apiserver, cosign, actionlint) from the Go module proxy at pinned versions. Go's checksum
+# etcd, kube-apiserver, cosign, actionlint, Clair) from the Go module proxy at pinned versions. Go's checksum
 # database verifies every module. Binaries are cached by name and version outside the
 # checkout, so a second run costs nothing.
 #
@@ -25,6 +25,9 @@ KUBE_VERSION=v1.34.4
 # local distribution 2.8 registry serves (it has no OCI 1.1 referrers API that v3 prefers).
 COSIGN_VERSION=v2.6.5
 ACTIONLINT_VERSION=v1.7.12
+# Clair v4 (combo mode, the second vulnerability scanner). The proxy serves v4.9.0 but not
+# the module's version list, v4.8.0 or v4.7.4; v4.9.0 builds with claircore v1.5.48.
+CLAIR_VERSION=v4.9.0
 
 if [ "${1:-}" = "--print-dir" ]; then echo "$BIN"; exit 0; fi
 
@@ -74,6 +77,20 @@ cosign() { build_simple cosign "$COSIGN_VERSION" github.com/sigstore/cosign/v2/c
   "-X sigs.k8s.io/release-utils/version.gitVersion=$COSIGN_VERSION -X sigs.k8s.io/release-utils/version.gitTreeState=clean"; }
 actionlint() { build_simple actionlint "$ACTIONLINT_VERSION" github.com/rhysd/actionlint/cmd/actionlint \
   "-X github.com/rhysd/actionlint.version=$ACTIONLINT_VERSION"; }
+clair() {
+  # `go get` must name the module (github.com/quay/clair/v4): the proxy refuses the longer
+  # cmd/clair path. -mod=mod lets the build add the go.sum lines the command needs.
+  local version=$CLAIR_VERSION start dir
+  have clair "$version" && { ln -sfn "clair-$version" "$BIN/clair"; return 0; }
+  start=$(date +%s); dir="$CACHE/wrappers/clair-$version"
+  log "building clair $version through a wrapper module"
+  rm -rf "$dir"; mkdir -p "$dir"
+  (cd "$dir" && go mod init drydock.invalid/clair-bin >/dev/null 2>&1 \
+    && go get "github.com/quay/clair/v4@$version" \
+    && go build -mod=mod -ldflags "-s -w" -o "$BIN/clair-$version.tmp" github.com/quay/clair/v4/cmd/clair) \
+    && mv "$BIN/clair-$version.tmp" "$BIN/clair-$version"
+  finish clair "$version" "$start"
+}
 kube_apiserver() {
   local minor=${KUBE_VERSION#v1.}; minor=${minor%%.*}
   local staging=(api apiextensions-apiserver apimachinery apiserver cli-runtime client-go cloud-provider
@@ -91,7 +108,7 @@ kube_apiserver() {
   build_wrapped kube-apiserver "$KUBE_VERSION" k8s.io/kubernetes/cmd/kube-apiserver "$repl" "$ld"
 }
 
-ALL=(dockle crane oras trivy_db trivy etcd kube_apiserver cosign actionlint)
+ALL=(dockle crane oras trivy_db trivy etcd kube_apiserver cosign actionlint clair)
 want=("$@"); [ ${#want[@]} -eq 0 ] && want=("${ALL[@]}")
 for t in "${want[@]}"; do
   t=${t//-/_}
