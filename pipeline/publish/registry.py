@@ -39,7 +39,7 @@ from tenacity import (
 )
 
 from pipeline.errors import PublishError
-from pipeline.publish.registry_auth import Credentials, RegistryAuth, find_credentials
+from pipeline.tools.registry_auth import Credentials, RegistryAuth, find_credentials
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ class RegistryClient:
     """The distribution API of one registry (`host:port`).
 
     Anonymous unless `credentials` are given (see `from_environment`); 401 challenges
-    (Basic or Bearer token) are answered by pipeline.publish.registry_auth.
+    (Basic or Bearer token) are answered by pipeline.tools.registry_auth.
 
     `insecure=None` means plain http for loopback addresses and https elsewhere.
     """

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from pipeline.errors import PublishError
-from pipeline.publish import registry_auth as auth
+from pipeline.tools import registry_auth as auth
 from pipeline.publish.registry import RegistryClient
 
 DIGEST = "sha256:" + "e" * 64
