@@ -1,0 +1,167 @@
+"""`drydock dev clair up|down|status|env`: a local Clair v4 for scans on this machine.
+
+`up` writes the vulnerability feed (pipeline.scan.clairfeed) into the feed front's
+directory, starts what is not running (pipeline.tools.clair_service: PostgreSQL, the feed
+front, Clair in combo mode), restarts Clair when the feed changed so its updaters read it
+now, and waits until the Debian updater has stored that feed. It prints the environment
+that points Drydock at this Clair (`DRYDOCK_CLAIR_URL`, `DRYDOCK_CLAIR_PSK_FILE`; the key
+itself is never printed). With `--updaters default` Clair fetches its own data instead.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+
+import click
+
+from pipeline.build.apt_sources import resolve
+from pipeline.cli import exits
+from pipeline.cli.common import settings_from
+from pipeline.cli.dev import dev
+from pipeline.descriptors.load import load_plan
+from pipeline.errors import ScanError, ToolError
+from pipeline.models.targets import Kind
+from pipeline.scan.clair_api import PSK_FILE_ENV, ClairAuth, ClairClient, UpdateOperation
+from pipeline.scan.clairfeed import FeedWrite, fetch_release, write_feed
+from pipeline.scan.trivydb import load_advisories
+from pipeline.tools import clair_service
+from pipeline.tools.clair_service import ClairSettings, ClairStatus
+
+URL_ENV = "DRYDOCK_CLAIR_URL"
+DEBIAN_UPDATER = "debian/updater"
+
+
+def _settings(state_dir: Path | None, updaters: str, timeout: float) -> ClairSettings:
+    return ClairSettings(state_dir=state_dir, updaters=updaters, start_timeout=timeout)
+
+
+def write_local_feed(state_dir: Path) -> FeedWrite:
+    """The advisories Drydock's local Trivy DB is built from, for the releases it builds."""
+    settings = settings_from()
+    plan = load_plan(settings.descriptors, settings.templates)
+    releases = sorted({t.release for t in plan if t.kind is Kind.BASE})
+    archive = resolve(plan.mirror, "").archive
+    source = settings.scan_config / "trivy-advisories.yaml"
+    advisories = load_advisories(source) if source.is_file() else ()
+    return write_feed(
+        clair_service.feed_dir(state_dir),
+        advisories,
+        [fetch_release(archive, codename) for codename in releases],
+        dt.datetime.now(dt.UTC).replace(microsecond=0),
+    )
+
+
+def client_for(status: ClairStatus) -> ClairClient:
+    auth = ClairAuth.load(psk_file=clair_service.psk_file(status.state_dir))
+    return ClairClient(status.url, timeout=60.0, auth=auth)
+
+
+def wait_for_updater(
+    client: ClairClient, since: dt.datetime | None, timeout: float
+) -> UpdateOperation:
+    """Poll until the Debian updater stored data (at or after `since`, when given)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            op = client.update_operations().get(DEBIAN_UPDATER)
+        except ScanError:
+            op = None
+        if op is not None and (since is None or op.date >= since - dt.timedelta(seconds=1)):
+            return op
+        if time.monotonic() > deadline:
+            raise ToolError(
+                ["clair"], None, "", f"{DEBIAN_UPDATER} stored no new data in {timeout:.0f}s"
+            )
+        time.sleep(1.0)
+
+
+def _exports(status: ClairStatus) -> str:
+    psk = clair_service.psk_file(status.state_dir)
+    return f"export {URL_ENV}={status.url} {PSK_FILE_ENV}={psk}"
+
+
+state_dir_option = click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where Clair keeps its state (default: $DRYDOCK_CACHE/clair).",
+)
+
+
+@dev.group("clair")
+def clair() -> None:
+    """A local Clair v4 (combo mode) with its PostgreSQL and vulnerability feed."""
+
+
+@clair.command("up")
+@state_dir_option
+@click.option(
+    "--updaters",
+    type=click.Choice(clair_service.UPDATERS),
+    default="local",
+    show_default=True,
+    help="local: Drydock's feed front (offline); default: Clair's own updaters (internet).",
+)
+@click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds.")
+@exits
+def clair_up(state_dir: Path | None, updaters: str, timeout: float) -> None:
+    """Start Clair (harmless when it runs) and wait until its Debian data is stored."""
+    settings = _settings(state_dir, updaters, timeout)
+    start = time.monotonic()
+    feed = None
+    if updaters == "local":
+        feed = write_local_feed(settings.resolved_state_dir())
+    status = clair_service.up(settings, restart_clair=bool(feed and feed.changed))
+    started = time.monotonic()
+    op = wait_for_updater(client_for(status), feed.generated if feed else None, timeout)
+    click.echo(
+        f"Clair ready at {status.url}: started in {started - start:.1f}s, "
+        f"{op.updater} data from {op.date.isoformat(timespec='seconds')} "
+        f"(waited {time.monotonic() - started:.1f}s"
+        + (f", {feed.vulnerabilities} feed entries)" if feed else ")"),
+        err=True,
+    )
+    click.echo(_exports(status))
+
+
+@clair.command("down")
+@state_dir_option
+@exits
+def clair_down(state_dir: Path | None) -> None:
+    """Stop Clair, its feed front and its database; their data stays."""
+    clair_service.down(_settings(state_dir, "local", 60.0))
+    click.echo("Clair stopped")
+
+
+@clair.command("status")
+@state_dir_option
+@exits
+def clair_status(state_dir: Path | None) -> None:
+    """What runs, whether Clair is ready and how old its data is (exit 3 when not ready)."""
+    st = clair_service.status(_settings(state_dir, "local", 60.0))
+    click.echo(f"state dir: {st.state_dir}")
+    parts = (("postgres", st.db_pid), ("feed front", st.feed_pid), ("clair", st.clair_pid))
+    for name, pid in parts:
+        click.echo(f"{name}: {'pid ' + str(pid) if pid else 'not running'}")
+    click.echo(f"ready: {'yes (' + st.url + ')' if st.ready else 'no'}")
+    if not st.ready:
+        raise SystemExit(3)
+    for name, op in sorted(client_for(st).update_operations().items()):
+        click.echo(f"updater {name}: data from {op.date.isoformat(timespec='seconds')}")
+
+
+@clair.command("env")
+@state_dir_option
+@exits
+def clair_env(state_dir: Path | None) -> None:
+    """Print the exports that point Drydock at the running local Clair (exit 3 if none)."""
+    st = clair_service.status(_settings(state_dir, "local", 60.0))
+    if not st.ready:
+        raise ToolError(["clair"], None, "", "the local Clair is not running: drydock dev clair up")
+    click.echo(_exports(st))
+
+
+def register(_main: click.Group) -> None:
+    """The commands attach to the `dev` group on import."""
