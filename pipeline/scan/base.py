@@ -36,6 +36,9 @@ class ScanSettings:
     db_repository: str = ""  # Trivy DB OCI reference; "" = Trivy's default
     ignore_unfixed: bool = False
     clair_url: str = ""  # e.g. "http://127.0.0.1:6060"
+    clair_psk: str = field(default="", repr=False)  # base64 pre-shared key for Clair's JWTs
+    clair_psk_file: Path | None = None  # or a file holding it
+    max_db_age_hours: float = 36.0  # vulnerability data older than this proves nothing
     content_trust: bool = False  # value of DOCKER_CONTENT_TRUST for Dockle (see tools.dockle)
     binaries: tuple[tuple[str, Path], ...] = field(default=())  # overrides: (tool, path)
 
@@ -52,15 +55,25 @@ class ScanOutput:
     findings: tuple[Finding, ...]
     raw: str  # the tool's report, verbatim, for the run record
     seconds: float = 0.0
+    # Why this scanner's (lack of) findings prove nothing for the image, e.g. a stale or
+    # empty vulnerability database; "" when it could see. Its findings still count.
+    blind: str = ""
+    database: str = ""  # which vulnerability data it used, and how old it was
 
 
 class Scanner(ABC):
     """One scanner. Subclasses set `name` and implement `scan`."""
 
     name: ClassVar[str]
+    # True for scanners that read the image from a registry (Clair): they are given the
+    # staged registry reference by digest instead of the local tag.
+    needs_registry: ClassVar[bool] = False
 
     def __init__(self, settings: ScanSettings) -> None:
         self.settings = settings
+
+    def prepare(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
+        """Once per run, before any scan (fetch a DB, read the data's age); ScanError."""
 
     @abstractmethod
     def scan(self, image_tar: Path, ref: str) -> ScanOutput:
