@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -28,7 +28,7 @@ from pipeline.models.compliance import (
     TrivyEvidence,
     Waiver,
 )
-from pipeline.models.findings import Severity
+from pipeline.models.findings import Severity, Source
 
 CONTROL_ID = re.compile(r"^(CIS-4|DISA-[23])\.\d+$")
 DOCKLE_CODE = re.compile(r"^(CIS-DI|DKL-DI|DKL-LI)-\d{4}$")
@@ -89,6 +89,12 @@ class _Block(_Strict):
     ignore_unfixed: bool = False
     dockle_severity: Severity = Severity.MEDIUM
     mandatory_controls: bool = True
+    required_scanners: list[Literal["trivy", "clair"]] = ["trivy"]
+    max_db_age_hours: float = Field(default=36.0, gt=0)
+
+
+class _Clair(_Strict):
+    url: Annotated[str, Field(pattern=r"^(https?://\S+)?$")] = ""
 
 
 class _Packages(_Strict):
@@ -113,6 +119,7 @@ class _PolicyFile(_Strict):
     version: int = Field(ge=1, le=1)
     block: _Block = _Block()
     native: _Native = _Native()
+    clair: _Clair = _Clair()
 
 
 # ---------------------------------------------------------------- waivers.yaml
@@ -229,6 +236,9 @@ def parse_policy(data: Any, source: str = "policy.yaml") -> Policy:
         dockle_severity=doc.block.dockle_severity,
         block_on_mandatory_controls=doc.block.mandatory_controls,
         native=native,
+        required_scanners=tuple(Source(s) for s in dict.fromkeys(doc.block.required_scanners)),
+        max_db_age_hours=doc.block.max_db_age_hours,
+        clair_url=doc.clair.url,
     )
 
 

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Sequence
 
 from pipeline.compliance import waivers as waiver_rules
+from pipeline.compliance.crosscheck import cross_check
 from pipeline.compliance.mapping import assess_control, blocks_by_itself, controls_for, describe
 from pipeline.models.compliance import (
     AssessedFinding,
@@ -147,6 +148,8 @@ def judge_image(
         waived=tuple(dict.fromkeys(waived)),
         expired_waivers=tuple(expired),
         digest=scan.digest,
+        runs=scan.runs,
+        crosscheck=cross_check(scan),
     )
 
 

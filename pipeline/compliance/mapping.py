@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from pipeline.compliance.crosscheck import VULNERABILITY_SCANNERS, ran_key
 from pipeline.models.compliance import (
     RAN_CLAIR,
     RAN_DOCKLE,
@@ -125,6 +126,29 @@ def describe(finding: Finding) -> str:
     return f"{what}: {'; '.join(items)}" if items else what
 
 
+def is_vulnerability_control(control: Control) -> bool:
+    ev = control.evidence
+    return bool(ev.clair) or any(t.cls is TrivyClass.VULNERABILITY for t in ev.trivy)
+
+
+def vulnerability_gaps(scan: ImageScan, policy: Policy) -> list[str]:
+    """Why the image's vulnerability evidence cannot prove it clean ([] when it can):
+    a required scanner that did not run, or a scanner that ran but could not see."""
+    blind = {run.source: run.blind for run in scan.runs if run.blind}
+    failed = {e.source for e in scan.errors}
+    gaps = [
+        f"required scanner {source.value} did not run"
+        for source in policy.required_scanners
+        if ran_key(source) not in scan.ran and source not in blind and source not in failed
+    ]
+    gaps += [
+        f"{source.value} could not see: {blind[source]}"
+        for source in VULNERABILITY_SCANNERS
+        if source in blind
+    ]
+    return gaps
+
+
 def assess_control(
     control: Control,
     scan: ImageScan,
@@ -150,7 +174,8 @@ def assess_control(
     evidence += [f"{e.source.value} failed: {e.message}" for e in errors]
     waivers = tuple(sorted({af.waived_by for af in counting if af.waived}))
     ids = tuple(dict.fromkeys(af.finding.id for af in counting))
-    if control_waiver and (unwaived or errors or not ran):
+    gaps = vulnerability_gaps(scan, policy) if is_vulnerability_control(control) else []
+    if control_waiver and (unwaived or errors or gaps or not ran):
         waivers = (*waivers, control_waiver)
         return ControlResult(control, ControlStatus.WAIVED, tuple(evidence), ids, waivers)
     if unwaived:
@@ -159,6 +184,8 @@ def assess_control(
         return ControlResult(control, ControlStatus.ERROR, tuple(evidence), ids, waivers)
     if counting:
         return ControlResult(control, ControlStatus.WAIVED, tuple(evidence), ids, waivers)
+    if gaps:
+        return ControlResult(control, ControlStatus.UNVERIFIED, (*evidence, *gaps))
     if not ran:
         needed = ", ".join(sorted(sources))
         return ControlResult(

@@ -13,7 +13,9 @@ import datetime as dt
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from pipeline.models.crosscheck import CrossCheck
 from pipeline.models.findings import Finding, Kind, Severity, Source
+from pipeline.models.sources import ImageSource
 
 
 class TrivyClass(StrEnum):
@@ -106,6 +108,11 @@ class Policy:
     dockle_severity: Severity = Severity.MEDIUM  # Dockle WARN and FATAL
     block_on_mandatory_controls: bool = True
     native: NativeSettings = NativeSettings()
+    # Vulnerability scanners whose evidence the vulnerability controls need (each must run
+    # on the image and be able to see); any other that runs and is blind blocks as well.
+    required_scanners: tuple[Source, ...] = (Source.TRIVY,)
+    max_db_age_hours: float = 36.0  # vulnerability data older than this proves nothing
+    clair_url: str = ""  # Clair v4's API, when the policy file names one
 
 
 @dataclass(frozen=True)
@@ -141,6 +148,18 @@ class ScannerError:
     message: str
 
 
+@dataclass(frozen=True)
+class ScannerRun:
+    """One scanner on one image: how many findings, from which data, and whether it could
+    see (`blind` says why not: a stale or empty vulnerability database, no OS detected)."""
+
+    source: Source
+    findings: int = 0
+    seconds: float = 0.0
+    database: str = ""
+    blind: str = ""
+
+
 # Names for `ImageScan.ran`: which evidence sources actually ran for an image.
 RAN_DOCKLE = "dockle"
 RAN_CLAIR = "clair"
@@ -172,6 +191,7 @@ class ImageScan:
     ran: frozenset[str] = frozenset()  # RAN_DOCKLE, ran_trivy(...), ran_native(...)
     errors: tuple[ScannerError, ...] = ()
     digest: str = ""
+    runs: tuple[ScannerRun, ...] = ()  # scanners that answered (blind ones are not in `ran`)
 
 
 class ControlStatus(StrEnum):
@@ -231,6 +251,8 @@ class ImageVerdict:
     waived: tuple[str, ...] = ()  # what was waived, with the waiver
     expired_waivers: tuple[str, ...] = ()  # "... expired on 2026-01-31"
     digest: str = ""
+    runs: tuple[ScannerRun, ...] = ()  # each scanner's data and whether it could see
+    crosscheck: CrossCheck = field(default_factory=CrossCheck)  # the vulnerability findings, merged
 
     @property
     def passed(self) -> bool:
@@ -244,6 +266,10 @@ class GateReport:
     policy: Policy = field(default_factory=Policy)
     expired_waivers: tuple[str, ...] = ()  # every expired waiver in the file
     unused_waivers: tuple[str, ...] = ()  # valid waivers that matched nothing: clean them up
+    sources: tuple[ImageSource, ...] = ()  # where each image is defined (code scanning)
+
+    def source_of(self, image: str) -> ImageSource | None:
+        return next((s for s in self.sources if s.image == image), None)
 
     @property
     def passed(self) -> bool:
@@ -271,6 +297,7 @@ __all__ = [
     "NativeSettings",
     "Policy",
     "ScannerError",
+    "ScannerRun",
     "TrivyClass",
     "TrivyEvidence",
     "VerdictStatus",
