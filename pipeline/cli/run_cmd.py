@@ -14,8 +14,8 @@ from pipeline.cli import exits, is_interactive
 from pipeline.cli.build_cmds import parse_shard
 from pipeline.cli.common import settings_from
 from pipeline.cli.progress import PlainEvents, RichEvents
-from pipeline.cli.scan_cmd import scan_settings
-from pipeline.scan.scanners import DEFAULT_SCANNERS, SCANNERS, make_scanners
+from pipeline.cli.scan_cmd import clair_options, scan_settings, scanner_names
+from pipeline.scan.scanners import SCANNERS, make_scanners
 from pipeline.stages.promote import promote_staged
 from pipeline.stages.run import RunOptions, run_pipeline
 
@@ -54,6 +54,7 @@ from pipeline.stages.run import RunOptions, run_pipeline
     help="Rebuild and republish the chosen targets even when their inputs are unchanged "
     "(a new digest that rolls every Cluster using it). Bases are reused.",
 )
+@clair_options
 @exits
 def run_cmd(
     targets: tuple[str, ...],
@@ -71,11 +72,16 @@ def run_cmd(
     no_update_check: bool,
     stage_only: bool,
     rebuild: bool,
+    clair_url: str,
+    clair_psk_file: Path | None,
 ) -> None:
-    """Plan, build what changed, scan, gate, publish, sign and write (apply) catalogs."""
+    """Plan, build what changed, stage, scan, gate, publish, sign and write (apply) catalogs."""
     settings = settings_from(jobs=jobs, builder=builder, registry=registry)
     shard_of = parse_shard(shard_spec) if shard_spec else None
-    chosen = make_scanners(scanners or DEFAULT_SCANNERS, scan_settings(settings, trivy_db, False))
+    scanning = scan_settings(
+        settings, trivy_db, False, clair_url=clair_url, clair_psk_file=clair_psk_file
+    )
+    chosen = make_scanners(scanner_names(scanners, scanning), scanning)
     options = RunOptions(
         out_dir=out_dir,
         scanners=chosen,

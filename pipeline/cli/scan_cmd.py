@@ -8,20 +8,26 @@ in every case, and names the scanner that failed, so a failure is never silent.
 from __future__ import annotations
 
 import datetime as dt
+import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import click
 
 from pipeline.cli import exits
 from pipeline.cli.common import settings_from
+from pipeline.compliance.config import load_policy
 from pipeline.errors import GateFailed, InputError, Problem, ScanError
 from pipeline.models.compliance import VerdictStatus
 from pipeline.report.formats import render
 from pipeline.scan.base import ScanSettings
+from pipeline.scan.clair_api import PSK_ENV, PSK_FILE_ENV
 from pipeline.scan.scanners import DEFAULT_SCANNERS, SCANNERS, make_scanners
 from pipeline.scan.trivydb import ensure_local_db, load_advisories
 from pipeline.settings import Settings
 from pipeline.stages.scan import ScanConfig, ScanRun, ScanTarget, scan_images
+from pipeline.stages.scan_context import attach_sources, stage_for_scan
 
 FORMATS = ("json", "sarif", "markdown", "junit", "html")
 
@@ -38,12 +44,51 @@ def trivy_db_reference(choice: str, settings: Settings) -> str:
     return choice
 
 
-def scan_settings(settings: Settings, db: str, ignore_unfixed: bool) -> ScanSettings:
+F = TypeVar("F", bound=Callable[..., object])
+
+
+def clair_options(func: F) -> F:
+    """--clair-url and --clair-psk-file, also read from DRYDOCK_CLAIR_URL / _PSK_FILE."""
+    func = click.option(
+        "--clair-psk-file",
+        envvar=PSK_FILE_ENV,
+        type=click.Path(path_type=Path, dir_okay=False, exists=True),
+        help=f"File holding Clair's base64 pre-shared key (or ${PSK_ENV} with the key).",
+    )(func)
+    return click.option(
+        "--clair-url",
+        envvar="DRYDOCK_CLAIR_URL",
+        default="",
+        help="Clair v4's API URL (default: the policy's clair.url); with one, Clair scans too.",
+    )(func)
+
+
+def scan_settings(
+    settings: Settings,
+    db: str,
+    ignore_unfixed: bool,
+    *,
+    policy: Path | None = None,
+    clair_url: str = "",
+    clair_psk_file: Path | None = None,
+) -> ScanSettings:
+    chosen = load_policy(policy or settings.scan_config / "policy.yaml")
     return ScanSettings(
         cache_dir=settings.cache / "trivy",
         db_repository=trivy_db_reference(db, settings),
         ignore_unfixed=ignore_unfixed,
+        clair_url=clair_url or chosen.clair_url,
+        clair_psk=os.environ.get(PSK_ENV, ""),
+        clair_psk_file=clair_psk_file,
+        max_db_age_hours=chosen.max_db_age_hours,
     )
+
+
+def scanner_names(names: tuple[str, ...], settings: ScanSettings) -> tuple[str, ...]:
+    """The scanners asked for, else Dockle and Trivy, plus Clair when a URL is configured."""
+    if names:
+        return names
+    return (*DEFAULT_SCANNERS, "clair") if settings.clair_url else DEFAULT_SCANNERS
 
 
 def write_report(run: ScanRun, fmt: str, output: Path | None) -> None:
@@ -80,7 +125,7 @@ def raise_for(run: ScanRun) -> None:
     "scanners",
     multiple=True,
     type=click.Choice(sorted(SCANNERS)),
-    help="Scanners to run (repeatable; default: dockle and trivy).",
+    help="Scanners to run (repeatable; default: dockle and trivy, and clair with a URL).",
 )
 @click.option(
     "--trivy-db",
@@ -93,6 +138,7 @@ def raise_for(run: ScanRun) -> None:
 @click.option("--jobs", "-j", type=click.IntRange(1, 16), default=2, show_default=True)
 @click.option("--flavour", default="", help="Flavour for the package deny list.")
 @click.option("--no-update-check", is_flag=True, help="Skip the apt upgrade simulation (CIS 4.4).")
+@clair_options
 @exits
 def scan_cmd(
     images: tuple[str, ...],
@@ -105,16 +151,27 @@ def scan_cmd(
     jobs: int,
     flavour: str,
     no_update_check: bool,
+    clair_url: str,
+    clair_psk_file: Path | None,
 ) -> None:
     """Scan IMAGEs (references in the local engine) and gate them."""
     settings = settings_from(jobs=jobs)
     if output is not None and output.exists() and output.is_dir():
         raise InputError([Problem("--output", str(output), "is a directory, expected a file")])
-    chosen = make_scanners(
-        scanners or DEFAULT_SCANNERS, scan_settings(settings, trivy_db, ignore_unfixed)
+    options = scan_settings(
+        settings,
+        trivy_db,
+        ignore_unfixed,
+        policy=policy,
+        clair_url=clair_url,
+        clair_psk_file=clair_psk_file,
     )
+    chosen = make_scanners(scanner_names(scanners, options), options)
+    targets = [ScanTarget(image, flavour=flavour) for image in images]
+    if any(s.needs_registry for s in chosen):
+        targets = stage_for_scan(targets, settings.registry)
     run = scan_images(
-        [ScanTarget(image, flavour=flavour) for image in images],
+        targets,
         chosen,
         ScanConfig.in_dir(settings.scan_config, policy),
         settings.work / "scan",
@@ -122,6 +179,7 @@ def scan_cmd(
         today=dt.datetime.now(dt.UTC).date(),
         check_updates=not no_update_check,
     )
+    attach_sources(run, settings)
     write_report(run, fmt, output)
     raise_for(run)
 

@@ -1,10 +1,11 @@
-"""The whole pipeline: plan -> freshness -> build -> scan/gate -> publish -> sign -> catalogs.
+"""The whole pipeline: plan, build, stage, scan and gate, promote, sign, catalogs.
 
 One direction, one record. The run reads what the release repository holds, builds only
-targets whose inputs changed, scans and gates what it built, stages every built image,
-promotes and signs only what passed, and regenerates the catalogs from the promoted
-images (a target that failed keeps its previous digest). Everything it decided is
-written to one JSON record and a Markdown summary.
+targets whose inputs changed, stages every built image (pushed to `staging/<repository>`,
+its digest read back), scans and gates what it built (registry scanners such as Clair
+read the staged digest), promotes and signs only what passed, and regenerates the
+catalogs from the promoted images (a target that failed keeps its previous digest).
+Everything it decided is written to one JSON record and a Markdown summary.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pipeline.models.images import BuiltImage
 from pipeline.models.publish import PublishedImage
 from pipeline.models.targets import Kind, Plan, Target
 from pipeline.publish.current import Current, find_current
-from pipeline.publish.push import PushRetry, Release, publish, push_to_staging
+from pipeline.publish.push import PushRetry, Release, promote, push_to_staging
 from pipeline.publish.registry import RegistryClient
 from pipeline.publish.sign import ensure_key, sign_image
 from pipeline.publish.tags import tags_for
@@ -39,6 +40,7 @@ from pipeline.settings import Settings
 from pipeline.stages.catalogs import publish_catalogs
 from pipeline.stages.promote import stage_record, write_staged
 from pipeline.stages.scan import ScanConfig, ScanRun, ScanTarget, scan_images
+from pipeline.stages.scan_context import attach_sources
 from pipeline.tools.cosign import locate_cosign
 
 log = logging.getLogger("drydock.progress")
@@ -112,8 +114,40 @@ def _current(client: RegistryClient, targets: list[Target]) -> dict[str, Current
     return found
 
 
+Staged = dict[str, tuple[PublishedImage, Release]]  # target name -> staged image, release
+
+
+def _release(target: Target, image: BuiltImage) -> Release:
+    created = image.label("org.opencontainers.image.created")
+    when = dt.datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    return Release.for_target(target, tags_for(target, image.packages, when), created)
+
+
+def _stage_all(run: RunOutcome, plan: Plan, client: RegistryClient) -> Staged:
+    """Push every newly built image to staging and prove its digest, before any scan."""
+    assert run.build is not None  # noqa: S101 - set by the build stage
+    staged: Staged = {}
+    for name, image in run.build.images.items():
+        if name not in run.outcomes or image.published:
+            continue
+        release = _release(plan.get(name), image)
+        try:
+            staged[name] = (push_to_staging(image.tag, release, client, PushRetry()), release)
+        except DrydockError as err:
+            out = run.outcomes[name]
+            out.decision, out.reason = "failed-publish", str(err).splitlines()[0]
+            run.errors.append(f"{name}: {out.reason}")
+            continue
+        run.outcomes[name].staged = staged[name][0].reference
+    return staged
+
+
 def _scan(
-    built: dict[str, BuiltImage], plan: Plan, settings: Settings, options: RunOptions
+    built: dict[str, BuiltImage],
+    plan: Plan,
+    settings: Settings,
+    options: RunOptions,
+    staged: Staged,
 ) -> ScanRun | None:
     todo = [
         img for img in built.values() if not img.published and not img.target.startswith("base-")
@@ -121,11 +155,19 @@ def _scan(
     if not todo:
         return None
     bases = frozenset(img.image_id for name, img in built.items() if name.startswith("base-"))
-    targets = [ScanTarget(img.tag, flavour=plan.get(img.target).flavour or "") for img in todo]
+    targets = [
+        ScanTarget(
+            img.tag,
+            flavour=plan.get(img.target).flavour or "",
+            remote=staged[img.target][0].reference if img.target in staged else "",
+            target=img.target,
+        )
+        for img in todo
+    ]
     log.info(
         "scanning %d image(s) with %s", len(targets), ", ".join(s.name for s in options.scanners)
     )
-    return scan_images(
+    scan = scan_images(
         targets,
         options.scanners,
         ScanConfig.in_dir(settings.scan_config),
@@ -136,11 +178,13 @@ def _scan(
         check_updates=options.check_updates,
         on_done=lambda s: log.info("scanned %s (%d findings)", s.image, len(s.findings)),
     )
+    attach_sources(scan, settings)
+    return scan
 
 
 def _publish_one(
     target: Target,
-    image: BuiltImage,
+    staged: tuple[PublishedImage, Release],
     gated: bool,
     sbom: Path | None,
     client: RegistryClient,
@@ -148,18 +192,14 @@ def _publish_one(
     outcome: TargetOutcome,
     run: RunOutcome,
 ) -> PublishedImage | None:
-    created = image.label("org.opencontainers.image.created")
-    when = dt.datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
-    release = Release.for_target(target, tags_for(target, image.packages, when), created)
+    image, release = staged
     if options.stage_only:
-        staged = push_to_staging(image.tag, release, client, PushRetry())
-        outcome.staged = staged.reference
-        run.staged.append(stage_record(staged, release, gated, sbom, options.out_dir))
+        run.staged.append(stage_record(image, release, gated, sbom, options.out_dir))
         return None
-    result = publish(image.tag, release, client, gated=gated, retry=PushRetry())
-    outcome.staged = result.reference if not result.gated else outcome.staged
-    if not result.gated:
+    if not gated:
+        log.warning("%s failed its gate: left in %s only", target.name, image.reference)
         return None
+    result = promote(image, release, client, gated=True)
     outcome.published = result.reference
     run.published.append(result)
     if options.sign:
@@ -193,14 +233,15 @@ def _publish_all(
     run: RunOutcome,
     plan: Plan,
     scan: ScanRun | None,
+    staged: Staged,
     client: RegistryClient,
     options: RunOptions,
 ) -> None:
-    """Stage everything built; promote and sign only what passed its gate."""
+    """Promote and sign only what passed its gate; everything staged stays in staging."""
     verdicts = {v.image: v for v in scan.report.images} if scan else {}
     assert run.build is not None  # noqa: S101 - set by the build stage
     for name, image in run.build.images.items():
-        if name not in run.outcomes or image.published:
+        if name not in staged:
             continue
         out, target = run.outcomes[name], plan.get(name)
         verdict = verdicts.get(image.tag)
@@ -216,7 +257,7 @@ def _publish_all(
             out.decision = "built"
         sbom = scan.sboms.get(image.tag) if scan else None
         try:
-            _publish_one(target, image, gated, sbom, client, options, out, run)
+            _publish_one(target, staged[name], gated, sbom, client, options, out, run)
         except DrydockError as err:
             out.decision, out.reason = "failed-publish", str(err).splitlines()[0]
             run.errors.append(f"{name}: {out.reason}")
@@ -278,7 +319,8 @@ def run_pipeline(settings: Settings, options: RunOptions, events: BuildEvents) -
     )
     _note_build(run, run.build, current)
 
-    scan = _scan(run.build.images, plan, settings, options)
+    staged = _stage_all(run, plan, client)
+    scan = _scan(run.build.images, plan, settings, options, staged)
     run.gate = scan.report if scan else None
     if scan:
         reports = options.out_dir / "reports"
@@ -286,7 +328,7 @@ def run_pipeline(settings: Settings, options: RunOptions, events: BuildEvents) -
         for fmt, filename in REPORT_FILES.items():
             (reports / filename).write_text(render(scan.report, fmt), encoding="utf-8")
 
-    _publish_all(run, plan, scan, client, options)
+    _publish_all(run, plan, scan, staged, client, options)
     if options.stage_only:
         write_staged(run.staged, options.out_dir)
     else:

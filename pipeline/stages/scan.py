@@ -1,13 +1,18 @@
 """Scan stage: every scanner and native check on each image, then the gate.
 
 Images are scanned in parallel (bounded), scanners of one image one after the other;
-Trivy's DB is fetched once for the whole run before any scan starts. A scanner that
-crashes, times out or prints something unparsable is recorded as a ScannerError on the
-image, which the gate treats as "not proven safe": the image fails (fail closed).
+each scanner prepares once for the whole run before any scan starts (Trivy fetches its DB,
+Clair reports when its updaters last stored data). Scanners that read from a registry
+(Clair) get the image's staged reference by digest. A scanner that crashes, times out or
+prints something unparsable is recorded as a ScannerError on the image, which the gate
+treats as "not proven safe": the image fails (fail closed). A scanner that answers but
+could not see (a stale or empty vulnerability database) is recorded as blind: its
+findings count, but the vulnerability controls cannot pass on it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import re
@@ -24,13 +29,22 @@ from pipeline.compliance.gate import evaluate
 from pipeline.compliance.native import check_image_archive
 from pipeline.compliance.native_base import NativeInputs, UpdateEvidence, parse_apt_simulation
 from pipeline.errors import DrydockError, ScanError, ToolError
-from pipeline.models.compliance import GateReport, ImageScan, NativeSettings, ScannerError, ran_by
+from pipeline.models.compliance import (
+    GateReport,
+    ImageScan,
+    NativeSettings,
+    ScannerError,
+    ScannerRun,
+    ran_by,
+)
 from pipeline.models.findings import Finding, Source
 from pipeline.scan.base import Scanner, ScanOutput
 from pipeline.scan.trivy import TrivyScanner
 from pipeline.tools import docker
 
 log = logging.getLogger(__name__)
+
+TARGET_LABEL = "io.drydock.target"  # set by the Dockerfile templates
 
 
 @dataclass(frozen=True)
@@ -40,6 +54,8 @@ class ScanTarget:
     image: str  # local tag or id
     flavour: str = ""
     bootstrapped: bool = False  # a Debian base Drydock built from packages
+    remote: str = ""  # the staged registry reference, by digest (for Clair)
+    target: str = ""  # the plan target it was built from ("" = read its io.drydock.target)
 
 
 @dataclass(frozen=True)
@@ -60,6 +76,7 @@ class ScanRun:
     report: GateReport
     outputs: dict[str, list[ScanOutput]] = field(default_factory=dict)
     sboms: dict[str, Path] = field(default_factory=dict)
+    targets: dict[str, str] = field(default_factory=dict)  # image -> plan target name
     seconds: float = 0.0
 
 
@@ -98,17 +115,28 @@ def scan_one(
     findings: list[Finding] = []
     ran: set[str] = set()
     errors: list[ScannerError] = []
+    runs: list[ScannerRun] = []
     outputs: list[ScanOutput] = []
     sbom_path: Path | None = None
     for scanner in scanners:
+        ref = target.remote if scanner.needs_registry else target.image
+        if not ref:
+            message = f"{scanner.name}: {target.image} is in no registry (stage it first)"
+            errors.append(ScannerError(Source(scanner.name), message))
+            continue
         try:
-            out = scanner.scan(tar, target.image)
+            out = scanner.scan(tar, ref)
         except ScanError as exc:
             errors.append(ScannerError(Source(scanner.name), str(exc)))
             continue
         outputs.append(out)
         findings.extend(out.findings)
-        ran |= ran_by(Source(scanner.name))
+        source = Source(scanner.name)
+        runs.append(ScannerRun(source, len(out.findings), out.seconds, out.database, out.blind))
+        if out.blind:
+            log.warning("%s: %s could not see: %s", target.image, scanner.name, out.blind)
+        else:
+            ran |= ran_by(source)
         if isinstance(scanner, TrivyScanner):
             try:
                 sbom_path = scratch / "sbom.cdx.json"
@@ -137,6 +165,7 @@ def scan_one(
         ran=frozenset(ran),
         errors=tuple(errors),
         digest=str(inspected.get("Id", "")),
+        runs=tuple(runs),
     )
     return scan, outputs, sbom_path
 
@@ -162,12 +191,12 @@ def scan_images(
     work.mkdir(parents=True, exist_ok=True)
     prepare_errors: list[ScannerError] = []
     for scanner in scanners:
-        if isinstance(scanner, TrivyScanner):
-            try:
-                scanner.prepare()  # the DB, once per run
-            except ScanError as exc:
-                prepare_errors.append(ScannerError(Source.TRIVY, str(exc)))
-    active = [s for s in scanners if not (isinstance(s, TrivyScanner) and prepare_errors)]
+        try:
+            scanner.prepare()  # once per run: Trivy's DB, Clair's updater state
+        except ScanError as exc:
+            prepare_errors.append(ScannerError(Source(scanner.name), str(exc)))
+    failed = {e.source for e in prepare_errors}
+    active = [s for s in scanners if Source(s.name) not in failed]
 
     def one(target: ScanTarget) -> tuple[ImageScan, list[ScanOutput], Path | None]:
         scan, outputs, sbom = scan_one(
@@ -175,7 +204,7 @@ def scan_images(
         )
         if prepare_errors:
             errors = scan.errors + tuple(prepare_errors)
-            scan = ImageScan(scan.image, scan.findings, scan.ran, errors, scan.digest)
+            scan = dataclasses.replace(scan, errors=errors)
         if on_done is not None:
             on_done(scan)
         return scan, outputs, sbom
@@ -188,6 +217,8 @@ def scan_images(
     run = ScanRun(report=report, seconds=time.monotonic() - start)
     for target, (_, outputs, sbom) in zip(targets, results, strict=True):
         run.outputs[target.image] = outputs
+        labels = {} if target.target else docker.labels_of(docker.inspect(target.image) or {})
+        run.targets[target.image] = target.target or labels.get(TARGET_LABEL, "")
         if sbom is not None:
             run.sboms[target.image] = sbom
     return run
