@@ -12,7 +12,7 @@ from typing import ClassVar
 import jinja2
 
 from pipeline.models.compliance import AssessedFinding, GateReport, ImageVerdict
-from pipeline.report.base import Renderer, counts_text, slug
+from pipeline.report.base import Renderer, counts_text, crosscheck_summary, scanner_state, slug
 from pipeline.report.html_template import TEMPLATE
 
 
@@ -22,6 +22,8 @@ class _ImageView:
     anchor: str
     counts: str
     findings: tuple[AssessedFinding, ...]
+    scanners: tuple[tuple[str, int, str, str], ...]  # source, findings, data, state
+    crosscheck: str
 
 
 def _environment() -> jinja2.Environment:
@@ -50,7 +52,19 @@ class HtmlRenderer(Renderer):
                 verdict.findings,
                 key=lambda af: (not af.blocking, not af.controls, -af.finding.severity.rank),
             )
-            views.append(_ImageView(verdict, anchor, counts_text(verdict), tuple(ordered)))
+            scanners = tuple(
+                (r.source.value, r.findings, r.database, scanner_state(r)) for r in verdict.runs
+            )
+            views.append(
+                _ImageView(
+                    verdict,
+                    anchor,
+                    counts_text(verdict),
+                    tuple(ordered),
+                    scanners,
+                    crosscheck_summary(verdict.crosscheck),
+                )
+            )
         template = _environment().from_string(TEMPLATE)
         return template.render(
             verdict=report.verdict,

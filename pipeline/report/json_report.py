@@ -17,6 +17,7 @@ from pipeline.models.compliance import (
     ImageVerdict,
     Policy,
 )
+from pipeline.models.crosscheck import CrossCheck, MergedVulnerability
 from pipeline.report.base import Renderer
 
 SCHEMA = "drydock.gate/v1"
@@ -58,6 +59,27 @@ def _finding(af: AssessedFinding) -> dict[str, Any]:
     }
 
 
+def _merged(v: MergedVulnerability) -> dict[str, Any]:
+    return {
+        "id": v.id,
+        "package": v.package,
+        "installed_version": v.installed_version,
+        "fixed_version": v.fixed_version,
+        "severity": v.severity.value,
+        "seen_by": [s.value for s in v.seen_by],
+    }
+
+
+def _crosscheck(check: CrossCheck) -> dict[str, Any]:
+    return {
+        "scanners": [s.value for s in check.scanners],
+        "blind": [s.value for s in check.blind],
+        "compared": check.compared,
+        "vulnerabilities": [_merged(v) for v in check.vulnerabilities],
+        "disagreements": [_merged(v) for v in check.disagreements],
+    }
+
+
 def _image(verdict: ImageVerdict) -> dict[str, Any]:
     return {
         "image": verdict.image,
@@ -69,6 +91,17 @@ def _image(verdict: ImageVerdict) -> dict[str, Any]:
         "scanner_errors": [
             {"source": e.source.value, "message": e.message} for e in verdict.errors
         ],
+        "scanners": [
+            {
+                "source": r.source.value,
+                "findings": r.findings,
+                "seconds": round(r.seconds, 2),
+                "database": r.database,
+                "blind": r.blind,
+            }
+            for r in verdict.runs
+        ],
+        "crosscheck": _crosscheck(verdict.crosscheck),
         "waived": list(verdict.waived),
         "expired_waivers": list(verdict.expired_waivers),
     }
@@ -80,6 +113,8 @@ def _policy(policy: Policy) -> dict[str, Any]:
         "ignore_unfixed": policy.ignore_unfixed,
         "dockle_severity": policy.dockle_severity.value,
         "block_on_mandatory_controls": policy.block_on_mandatory_controls,
+        "required_scanners": [s.value for s in policy.required_scanners],
+        "max_db_age_hours": policy.max_db_age_hours,
     }
 
 
