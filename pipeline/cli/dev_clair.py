@@ -128,11 +128,12 @@ def clair_up(state_dir: Path | None, updaters: str, timeout: float) -> None:
 
 @clair.command("down")
 @state_dir_option
+@click.option("--purge", is_flag=True, help="Also delete the state and the database's data.")
 @exits
-def clair_down(state_dir: Path | None) -> None:
-    """Stop Clair, its feed front and its database; their data stays."""
-    clair_service.down(_settings(state_dir, "local", 60.0))
-    click.echo("Clair stopped")
+def clair_down(state_dir: Path | None, purge: bool) -> None:
+    """Stop Clair, its feed front and its database; their data stays unless --purge."""
+    clair_service.down(_settings(state_dir, "local", 60.0), purge=purge)
+    click.echo("Clair stopped" + (" and its data removed" if purge else ""))
 
 
 @clair.command("status")

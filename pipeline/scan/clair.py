@@ -17,6 +17,7 @@ credentials or failing to index is a ScanError (the image is not proven safe).
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import time
 from collections.abc import Mapping
 from enum import StrEnum
@@ -148,6 +149,19 @@ def parse_clair(text: str) -> tuple[Finding, ...]:
     return findings_of(parse_report(text))
 
 
+def data_time(op: UpdateOperation) -> dt.datetime:
+    """When the updater's data was made: its source's Last-Modified (claircore's Debian
+    updater keeps it as the fingerprint) when that is an HTTP date, else when Clair
+    stored it. A feed served unchanged for days is as old as its Last-Modified."""
+    try:
+        made = email.utils.parsedate_to_datetime(op.fingerprint)
+    except (TypeError, ValueError):
+        return op.date
+    if made.tzinfo is None:
+        made = made.replace(tzinfo=dt.UTC)
+    return min(made, op.date)
+
+
 def _age(delta: dt.timedelta) -> str:
     hours = delta.total_seconds() / 3600
     return f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} days"
@@ -175,11 +189,12 @@ def judge_data(
         if not ops:
             blind.append(f"Clair's matcher holds no {did} data (no {prefix}* updater has run)")
             continue
-        newest = max(ops, key=lambda op: op.date)
-        age = now - newest.date
+        newest = max(ops, key=data_time)
+        made = data_time(newest)
+        age = now - made
         used.append(
-            f"{newest.updater} for {label}, updated {newest.date.isoformat(timespec='minutes')}"
-            f" ({_age(age)} ago)"
+            f"{newest.updater} for {label}, data from {made.isoformat(timespec='minutes')}"
+            f" ({_age(age)} old)"
         )
         if age > max_age:
             blind.append(

@@ -10,12 +10,13 @@ in the state directory (0600) for maintenance.
 
 The data lives in `<clair state>/postgres` unless that account cannot reach it (root's
 home directory is 0700 and Drydock does not open it): then in
-`/var/lib/drydock/clair-postgres`, outside any home directory.
+`/var/lib/drydock/clair-postgres/<hash of the state dir>`, outside any home directory.
 """
 
 from __future__ import annotations
 
 import grp
+import hashlib
 import logging
 import os
 import pwd
@@ -85,12 +86,14 @@ def searchable(path: Path, user: DbUser) -> bool:
 
 
 def data_root(state_dir: Path, user: DbUser) -> Path:
-    """Where this user's PostgreSQL keeps its files (see the module docstring)."""
+    """Where this user's PostgreSQL keeps its files (see the module docstring); outside
+    the state dir, one directory per state dir (several instances may run at once)."""
     preferred = state_dir / "postgres"
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     if user.uid == os.geteuid() or searchable(state_dir, user):
         return preferred
-    return FALLBACK_ROOT
+    key = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:12]
+    return FALLBACK_ROOT / key
 
 
 def bin_dir() -> Path:

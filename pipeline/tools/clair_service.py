@@ -22,6 +22,7 @@ import base64
 import json
 import logging
 import secrets
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -298,8 +299,9 @@ def status(settings: ClairSettings | None = None) -> ClairStatus:
     return ClairStatus(state_dir, url, db, clair, feed, ready, st.updaters)
 
 
-def down(settings: ClairSettings | None = None) -> None:
-    """Stop Clair, the feed front and the database (in that order); data stays."""
+def down(settings: ClairSettings | None = None, *, purge: bool = False) -> None:
+    """Stop Clair, the feed front and the database (in that order); data stays unless
+    `purge`, which then removes the state dir and the database's data directory."""
     settings = settings or ClairSettings()
     state_dir = settings.resolved_state_dir()
     if not (state_dir / "state.json").exists():
@@ -314,3 +316,9 @@ def down(settings: ClairSettings | None = None) -> None:
                 stop(pid, settings.stop_timeout)
         _write_state(state_dir, replace(st, db_pid=None, clair_pid=None, feed_pid=None))
         log.info("local Clair in %s stopped", state_dir)
+    if purge:
+        root = Path(st.db_root) if st.db_root else None
+        if root is not None and clair_db.FALLBACK_ROOT in root.parents:
+            shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(state_dir, ignore_errors=True)
+        log.info("removed %s", state_dir)
