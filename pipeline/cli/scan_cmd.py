@@ -23,6 +23,7 @@ from pipeline.models.compliance import VerdictStatus
 from pipeline.report.formats import render
 from pipeline.scan.base import ScanSettings
 from pipeline.scan.clair_api import PSK_ENV, PSK_FILE_ENV
+from pipeline.scan.resolve import release, resolve_all
 from pipeline.scan.scanners import DEFAULT_SCANNERS, SCANNERS, make_scanners
 from pipeline.scan.trivydb import ensure_local_db, load_advisories
 from pipeline.settings import Settings
@@ -72,15 +73,15 @@ def scan_settings(
     clair_url: str = "",
     clair_psk_file: Path | None = None,
 ) -> ScanSettings:
-    chosen = load_policy(policy or settings.scan_config / "policy.yaml")
+    policy_doc = load_policy(policy or settings.scan_config / "policy.yaml")
     return ScanSettings(
         cache_dir=settings.cache / "trivy",
         db_repository=trivy_db_reference(db, settings),
         ignore_unfixed=ignore_unfixed,
-        clair_url=clair_url or chosen.clair_url,
+        clair_url=clair_url or policy_doc.clair_url,
         clair_psk=os.environ.get(PSK_ENV, ""),
         clair_psk_file=clair_psk_file,
-        max_db_age_hours=chosen.max_db_age_hours,
+        max_db_age_hours=policy_doc.max_db_age_hours,
     )
 
 
@@ -116,7 +117,14 @@ def raise_for(run: ScanRun) -> None:
 
 
 @click.command("scan")
-@click.argument("images", nargs=-1, required=True)
+@click.argument("images", nargs=-1)
+@click.option(
+    "--input",
+    "tarballs",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="A `docker save` tarball to scan (repeatable).",
+)
 @click.option("--policy", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="markdown", show_default=True)
 @click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False))
@@ -142,6 +150,7 @@ def raise_for(run: ScanRun) -> None:
 @exits
 def scan_cmd(
     images: tuple[str, ...],
+    tarballs: tuple[Path, ...],
     policy: Path | None,
     fmt: str,
     output: Path | None,
@@ -154,8 +163,17 @@ def scan_cmd(
     clair_url: str,
     clair_psk_file: Path | None,
 ) -> None:
-    """Scan IMAGEs (references in the local engine) and gate them."""
+    """Scan IMAGEs and gate them.
+
+    IMAGE is what `docker` accepts: a local name with or without a tag (`myapp` is
+    `myapp:latest`), an image id, or a registry reference by tag or digest
+    (`127.0.0.1:5000/drydock/postgresql@sha256:...`, pulled at that digest with the
+    registry credentials Drydock uses). `--input FILE` scans a `docker save` tarball.
+    The report names the digest that was scanned.
+    """
     settings = settings_from(jobs=jobs)
+    if not images and not tarballs:
+        raise InputError([Problem("IMAGE", "-", "give at least one image or --input FILE")])
     if output is not None and output.exists() and output.is_dir():
         raise InputError([Problem("--output", str(output), "is a directory, expected a file")])
     options = scan_settings(
@@ -167,18 +185,23 @@ def scan_cmd(
         clair_psk_file=clair_psk_file,
     )
     chosen = make_scanners(scanner_names(scanners, options), options)
-    targets = [ScanTarget(image, flavour=flavour) for image in images]
-    if any(s.needs_registry for s in chosen):
-        targets = stage_for_scan(targets, settings.registry)
-    run = scan_images(
-        targets,
-        chosen,
-        ScanConfig.in_dir(settings.scan_config, policy),
-        settings.work / "scan",
-        jobs=jobs,
-        today=dt.datetime.now(dt.UTC).date(),
-        check_updates=not no_update_check,
-    )
+    config = ScanConfig.in_dir(settings.scan_config, policy)
+    resolved = resolve_all(images, tarballs)
+    try:
+        targets = [ScanTarget.resolved(image, flavour) for image in resolved]
+        if any(s.needs_registry for s in chosen):
+            targets = stage_for_scan(targets, settings.registry)
+        run = scan_images(
+            targets,
+            chosen,
+            config,
+            settings.work / "scan",
+            jobs=jobs,
+            today=dt.datetime.now(dt.UTC).date(),
+            check_updates=not no_update_check,
+        )
+    finally:
+        release(resolved)
     attach_sources(run, settings)
     write_report(run, fmt, output)
     raise_for(run)

@@ -39,6 +39,7 @@ from pipeline.models.compliance import (
 )
 from pipeline.models.findings import Finding, Source
 from pipeline.scan.base import Scanner, ScanOutput
+from pipeline.scan.resolve import ResolvedImage
 from pipeline.scan.trivy import TrivyScanner
 from pipeline.tools import docker
 
@@ -51,11 +52,27 @@ TARGET_LABEL = "io.drydock.target"  # set by the Dockerfile templates
 class ScanTarget:
     """One image to scan: a reference in the local engine and what is known about it."""
 
-    image: str  # local tag or id
+    image: str  # local tag or id: what is saved and scanned
     flavour: str = ""
     bootstrapped: bool = False  # a Debian base Drydock built from packages
-    remote: str = ""  # the staged registry reference, by digest (for Clair)
+    name: str = ""  # what reports call it (default: `image`)
+    digest: str = ""  # the registry digest being scanned, when it came from a registry
+    remote: str = ""  # a registry reference by digest, for scanners that read registries
     target: str = ""  # the plan target it was built from ("" = read its io.drydock.target)
+
+    @property
+    def label(self) -> str:
+        return self.name or self.image
+
+    @classmethod
+    def resolved(cls, image: ResolvedImage, flavour: str = "") -> ScanTarget:
+        """A resolved image; one pulled from a registry by digest is scanned there too."""
+        remote = ""
+        if image.digest and "/" in image.name:
+            remote = f"{image.name.split('@', 1)[0]}@{image.digest}"
+        return cls(
+            image.image_id, flavour=flavour, name=image.name, digest=image.digest, remote=remote
+        )
 
 
 @dataclass(frozen=True)
@@ -105,12 +122,12 @@ def scan_one(
 ) -> tuple[ImageScan, list[ScanOutput], Path | None]:
     """Save the image, run each scanner and the native checks, never raising ScanError."""
     # A directory of its own per scan: several runs may scan the same image at once.
-    scratch = Path(tempfile.mkdtemp(prefix=f"{_slug(target.image)}-", dir=work))
+    scratch = Path(tempfile.mkdtemp(prefix=f"{_slug(target.label)}-", dir=work))
     tar = scratch / "image.tar"
     inspected = docker.inspect(target.image)
     if inspected is None:
         err = ScannerError(Source.NATIVE, f"image {target.image} is not in the local engine")
-        return ImageScan(image=target.image, errors=(err,)), [], None
+        return ImageScan(image=target.label, errors=(err,)), [], None
     docker.save(target.image, tar)
     findings: list[Finding] = []
     ran: set[str] = set()
@@ -119,9 +136,9 @@ def scan_one(
     outputs: list[ScanOutput] = []
     sbom_path: Path | None = None
     for scanner in scanners:
-        ref = target.remote if scanner.needs_registry else target.image
+        ref = target.remote if scanner.needs_registry else target.label
         if not ref:
-            message = f"{scanner.name}: {target.image} is in no registry (stage it first)"
+            message = f"{scanner.name}: {target.label} is in no registry (stage it first)"
             errors.append(ScannerError(Source(scanner.name), message))
             continue
         try:
@@ -151,7 +168,8 @@ def scan_one(
         bootstrapped=target.bootstrapped,
     )
     try:
-        native = check_image_archive(tar, policy_native, inputs, target.image)
+        # The archive holds exactly the one image saved above, whatever name it goes by.
+        native = check_image_archive(tar, policy_native, inputs)
         findings.extend(native.findings)
         ran |= native.ran
     except (DrydockError, OSError, tarfile.TarError, ValueError, KeyError) as exc:
@@ -160,11 +178,11 @@ def scan_one(
     finally:
         tar.unlink(missing_ok=True)
     scan = ImageScan(
-        image=target.image,
+        image=target.label,
         findings=tuple(findings),
         ran=frozenset(ran),
         errors=tuple(errors),
-        digest=str(inspected.get("Id", "")),
+        digest=target.digest or str(inspected.get("Id", "")),
         runs=tuple(runs),
     )
     return scan, outputs, sbom_path
@@ -216,9 +234,9 @@ def scan_images(
     )
     run = ScanRun(report=report, seconds=time.monotonic() - start)
     for target, (_, outputs, sbom) in zip(targets, results, strict=True):
-        run.outputs[target.image] = outputs
+        run.outputs[target.label] = outputs
         labels = {} if target.target else docker.labels_of(docker.inspect(target.image) or {})
-        run.targets[target.image] = target.target or labels.get(TARGET_LABEL, "")
+        run.targets[target.label] = target.target or labels.get(TARGET_LABEL, "")
         if sbom is not None:
-            run.sboms[target.image] = sbom
+            run.sboms[target.label] = sbom
     return run

@@ -17,11 +17,11 @@ from collections.abc import Sequence
 
 from pipeline.descriptors.anchors import image_sources
 from pipeline.descriptors.load import load_plan
-from pipeline.errors import DrydockError, PublishError, ToolError
-from pipeline.publish.registry import RegistryClient
+from pipeline.errors import DrydockError, RegistryError, ToolError
 from pipeline.settings import Settings
 from pipeline.stages.scan import ScanRun, ScanTarget
-from pipeline.tools import docker, docker_push
+from pipeline.tools import docker
+from pipeline.tools.registry import RegistryClient
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +49,17 @@ def stage_for_scan(targets: Sequence[ScanTarget], registry: str) -> list[ScanTar
         if inspected is None:
             staged.append(target)  # scan_one reports it missing
             continue
-        repository = f"{SCAN_STAGING}/{_repository(target.image)}"
+        repository = f"{SCAN_STAGING}/{_repository(target.label)}"
         tag = str(inspected["Id"]).removeprefix("sha256:")[:12]
-        ref = f"{registry}/{repository}:{tag}"
+        ref = client.location.image(repository, tag=tag)
         try:
-            docker_push.tag(target.image, ref)
+            docker.tag(target.image, ref)
             try:
-                docker_push.push(ref)
+                docker.push(ref)
             finally:
-                docker_push.untag(ref)
+                docker.untag(ref)
             digest = client.digest(repository, tag)
-        except (ToolError, PublishError) as err:
+        except (ToolError, RegistryError) as err:
             log.warning("%s: could not stage for registry scanners: %s", target.image, err)
             staged.append(target)  # registry scanners then report it unstaged: fail closed
             continue
