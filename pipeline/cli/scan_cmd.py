@@ -81,7 +81,7 @@ def scan_settings(
         clair_url=clair_url or policy_doc.clair_url,
         clair_psk=os.environ.get(PSK_ENV, ""),
         clair_psk_file=clair_psk_file,
-        max_db_age_hours=policy_doc.max_db_age_hours,
+        max_db_age_hours=policy_doc.max_db_age.total_seconds() / 3600,
     )
 
 

@@ -90,7 +90,10 @@ class _Block(_Strict):
     dockle_severity: Severity = Severity.MEDIUM
     mandatory_controls: bool = True
     required_scanners: list[Literal["trivy", "clair"]] = ["trivy"]
-    max_db_age_hours: float = Field(default=36.0, gt=0)
+
+
+class _VulnerabilityDb(_Strict):
+    max_age_hours: float = Field(default=36.0, gt=0)
 
 
 class _Clair(_Strict):
@@ -119,6 +122,7 @@ class _PolicyFile(_Strict):
     version: int = Field(ge=1, le=1)
     block: _Block = _Block()
     native: _Native = _Native()
+    vulnerability_db: _VulnerabilityDb = _VulnerabilityDb()
     clair: _Clair = _Clair()
 
 
@@ -237,7 +241,7 @@ def parse_policy(data: Any, source: str = "policy.yaml") -> Policy:
         block_on_mandatory_controls=doc.block.mandatory_controls,
         native=native,
         required_scanners=tuple(Source(s) for s in dict.fromkeys(doc.block.required_scanners)),
-        max_db_age_hours=doc.block.max_db_age_hours,
+        max_db_age=dt.timedelta(hours=doc.vulnerability_db.max_age_hours),
         clair_url=doc.clair.url,
     )
 

@@ -52,7 +52,7 @@ def _merge(group: Sequence[Finding]) -> MergedVulnerability:
 
 def cross_check(scan: ImageScan) -> CrossCheck:
     """The image's vulnerabilities merged across the vulnerability scanners that reported."""
-    blind = {run.source for run in scan.runs if run.blind}
+    blind = {s for s in VULNERABILITY_SCANNERS if ran_key(s) in dict(scan.blind)}
     reported = tuple(s for s in VULNERABILITY_SCANNERS if ran_key(s) in scan.ran or s in blind)
     groups: dict[tuple[str, str, str], list[Finding]] = {}
     for f in scan.findings:

@@ -134,7 +134,8 @@ def is_vulnerability_control(control: Control) -> bool:
 def vulnerability_gaps(scan: ImageScan, policy: Policy) -> list[str]:
     """Why the image's vulnerability evidence cannot prove it clean ([] when it can):
     a required scanner that did not run, or a scanner that ran but could not see."""
-    blind = {run.source: run.blind for run in scan.runs if run.blind}
+    why = dict(scan.blind)
+    blind = {s: why[ran_key(s)] for s in VULNERABILITY_SCANNERS if ran_key(s) in why}
     failed = {e.source for e in scan.errors}
     gaps = [
         f"required scanner {source.value} did not run"

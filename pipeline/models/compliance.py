@@ -111,7 +111,7 @@ class Policy:
     # Vulnerability scanners whose evidence the vulnerability controls need (each must run
     # on the image and be able to see); any other that runs and is blind blocks as well.
     required_scanners: tuple[Source, ...] = (Source.TRIVY,)
-    max_db_age_hours: float = 36.0  # vulnerability data older than this proves nothing
+    max_db_age: dt.timedelta = dt.timedelta(hours=36)  # older vulnerability data proves nothing
     clair_url: str = ""  # Clair v4's API, when the policy file names one
 
 
@@ -191,7 +191,10 @@ class ImageScan:
     ran: frozenset[str] = frozenset()  # RAN_DOCKLE, ran_trivy(...), ran_native(...)
     errors: tuple[ScannerError, ...] = ()
     digest: str = ""
-    runs: tuple[ScannerRun, ...] = ()  # scanners that answered (blind ones are not in `ran`)
+    runs: tuple[ScannerRun, ...] = ()  # scanners that answered, with their data
+    # Sources that ran but could not see a problem, with why: (key, reason), e.g.
+    # ("clair", "its matcher holds no data"); a blind key is never in `ran`.
+    blind: tuple[tuple[str, str], ...] = ()
 
 
 class ControlStatus(StrEnum):

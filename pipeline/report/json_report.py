@@ -114,7 +114,7 @@ def _policy(policy: Policy) -> dict[str, Any]:
         "dockle_severity": policy.dockle_severity.value,
         "block_on_mandatory_controls": policy.block_on_mandatory_controls,
         "required_scanners": [s.value for s in policy.required_scanners],
-        "max_db_age_hours": policy.max_db_age_hours,
+        "max_db_age_hours": policy.max_db_age.total_seconds() / 3600,
     }
 
 

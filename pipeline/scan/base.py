@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -55,9 +55,10 @@ class ScanOutput:
     findings: tuple[Finding, ...]
     raw: str  # the tool's report, verbatim, for the run record
     seconds: float = 0.0
-    # Why this scanner's (lack of) findings prove nothing for the image, e.g. a stale or
-    # empty vulnerability database; "" when it could see. Its findings still count.
-    blind: str = ""
+    # Checks it ran but could not evaluate, as (`ImageScan.ran` key, why): e.g. ("clair",
+    # "its matcher holds no data") for a stale or empty vulnerability database. Its
+    # findings still count; the key is not granted.
+    blind: tuple[tuple[str, str], ...] = ()
     database: str = ""  # which vulnerability data it used, and how old it was
 
 
@@ -72,8 +73,9 @@ class Scanner(ABC):
     def __init__(self, settings: ScanSettings) -> None:
         self.settings = settings
 
-    def prepare(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
-        """Once per run, before any scan (fetch a DB, read the data's age); ScanError."""
+    def prepare(self, inventory: Mapping[str, frozenset[str]] | None = None) -> None:  # noqa: B027
+        """Get ready for the run's scans, once (fetch a DB, read the data's age); ScanError.
+        `inventory`: Debian release -> source packages in the images about to be scanned."""
 
     @abstractmethod
     def scan(self, image_tar: Path, ref: str) -> ScanOutput:

@@ -28,6 +28,7 @@ import requests
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.errors import InputError, ScanError
+from pipeline.models.compliance import RAN_CLAIR
 from pipeline.models.findings import Finding, Kind, Severity, Source, Status
 from pipeline.scan.base import Scanner, ScanOutput, ScanSettings, validate
 from pipeline.scan.clair_api import NAME, ClairAuth, ClairClient, UpdateOperation
@@ -220,7 +221,7 @@ class ClairScanner(Scanner):
         self.client = ClairClient(settings.clair_url, settings.timeout, auth, session)
         self._updates: dict[str, UpdateOperation] | None = None
 
-    def prepare(self) -> None:
+    def prepare(self, inventory: Mapping[str, frozenset[str]] | None = None) -> None:
         """Read when each updater last stored data, once per run (Clair down: ScanError)."""
         if self._updates is None:
             self._updates = self.client.update_operations()
@@ -234,11 +235,12 @@ class ClairScanner(Scanner):
         seconds = time.monotonic() - start
         if raw is None:
             reason = "Clair's matcher holds no vulnerability data at all (empty database)"
-            return ScanOutput(NAME, ref, (), "", seconds, blind=reason)
+            return ScanOutput(NAME, ref, (), "", seconds, blind=((RAN_CLAIR, reason),))
         report = parse_report(raw)
         max_age = dt.timedelta(hours=self.settings.max_db_age_hours)
         now = dt.datetime.now(dt.UTC)
         database, blind = judge_data(report, self._updates or {}, now, max_age)
+        blinded = ((RAN_CLAIR, blind),) if blind else ()
         return ScanOutput(
-            NAME, ref, findings_of(report), raw, seconds, blind=blind, database=database
+            NAME, ref, findings_of(report), raw, seconds, blind=blinded, database=database
         )

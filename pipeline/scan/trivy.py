@@ -213,7 +213,7 @@ class TrivyScanner(Scanner):
             binary=self.settings.binary(NAME),
         )
 
-    def prepare(self) -> None:
+    def prepare(self, inventory: Mapping[str, frozenset[str]] | None = None) -> None:
         """Fetch the vulnerability DB into the shared cache; later calls do nothing."""
         if not self._db_ready:
             self._run_tool(lambda: trivy_tool.download_db(self.options))

@@ -111,6 +111,53 @@ def _updates(image: str, timeout: float) -> UpdateEvidence | None:
     return parse_apt_simulation(text, source=f"apt-get -s upgrade in {image}")
 
 
+@dataclass
+class _Collected:
+    """What the scanners said about one image, gathered as they run."""
+
+    findings: list[Finding] = field(default_factory=list)
+    ran: set[str] = field(default_factory=set)
+    errors: list[ScannerError] = field(default_factory=list)
+    runs: list[ScannerRun] = field(default_factory=list)
+    blind: list[tuple[str, str]] = field(default_factory=list)
+    outputs: list[ScanOutput] = field(default_factory=list)
+    sbom: Path | None = None
+
+
+def _run_scanners(
+    target: ScanTarget, scanners: Sequence[Scanner], tar: Path, scratch: Path
+) -> _Collected:
+    got = _Collected()
+    for scanner in scanners:
+        source = Source(scanner.name)
+        ref = target.remote if scanner.needs_registry else target.label
+        if not ref:
+            message = f"{scanner.name}: {target.label} is in no registry (stage it first)"
+            got.errors.append(ScannerError(source, message))
+            continue
+        try:
+            out = scanner.scan(tar, ref)
+        except ScanError as exc:
+            got.errors.append(ScannerError(source, str(exc)))
+            continue
+        got.outputs.append(out)
+        got.findings.extend(out.findings)
+        why = "; ".join(reason for _, reason in out.blind)
+        got.runs.append(ScannerRun(source, len(out.findings), out.seconds, out.database, why))
+        got.blind += out.blind
+        if why:
+            log.warning("%s: %s could not see: %s", target.label, scanner.name, why)
+        got.ran |= ran_by(source) - {key for key, _ in out.blind}
+        if isinstance(scanner, TrivyScanner):
+            try:
+                got.sbom = scratch / "sbom.cdx.json"
+                got.sbom.write_text(scanner.sbom(tar), encoding="utf-8")
+            except ScanError as exc:
+                got.errors.append(ScannerError(Source.TRIVY, f"SBOM: {exc}"))
+                got.sbom = None
+    return got
+
+
 def scan_one(
     target: ScanTarget,
     scanners: Sequence[Scanner],
@@ -129,38 +176,7 @@ def scan_one(
         err = ScannerError(Source.NATIVE, f"image {target.image} is not in the local engine")
         return ImageScan(image=target.label, errors=(err,)), [], None
     docker.save(target.image, tar)
-    findings: list[Finding] = []
-    ran: set[str] = set()
-    errors: list[ScannerError] = []
-    runs: list[ScannerRun] = []
-    outputs: list[ScanOutput] = []
-    sbom_path: Path | None = None
-    for scanner in scanners:
-        ref = target.remote if scanner.needs_registry else target.label
-        if not ref:
-            message = f"{scanner.name}: {target.label} is in no registry (stage it first)"
-            errors.append(ScannerError(Source(scanner.name), message))
-            continue
-        try:
-            out = scanner.scan(tar, ref)
-        except ScanError as exc:
-            errors.append(ScannerError(Source(scanner.name), str(exc)))
-            continue
-        outputs.append(out)
-        findings.extend(out.findings)
-        source = Source(scanner.name)
-        runs.append(ScannerRun(source, len(out.findings), out.seconds, out.database, out.blind))
-        if out.blind:
-            log.warning("%s: %s could not see: %s", target.image, scanner.name, out.blind)
-        else:
-            ran |= ran_by(source)
-        if isinstance(scanner, TrivyScanner):
-            try:
-                sbom_path = scratch / "sbom.cdx.json"
-                sbom_path.write_text(scanner.sbom(tar), encoding="utf-8")
-            except ScanError as exc:
-                errors.append(ScannerError(Source.TRIVY, f"SBOM: {exc}"))
-                sbom_path = None
+    got = _run_scanners(target, scanners, tar, scratch)
     inputs = NativeInputs(
         flavour=target.flavour,
         updates=_updates(target.image, timeout) if check_updates else None,
@@ -170,22 +186,23 @@ def scan_one(
     try:
         # The archive holds exactly the one image saved above, whatever name it goes by.
         native = check_image_archive(tar, policy_native, inputs)
-        findings.extend(native.findings)
-        ran |= native.ran
+        got.findings.extend(native.findings)
+        got.ran |= native.ran
     except (DrydockError, OSError, tarfile.TarError, ValueError, KeyError) as exc:
         # An image the native checks cannot read is not proven safe: fail closed.
-        errors.append(ScannerError(Source.NATIVE, f"native checks failed: {exc}"))
+        got.errors.append(ScannerError(Source.NATIVE, f"native checks failed: {exc}"))
     finally:
         tar.unlink(missing_ok=True)
     scan = ImageScan(
         image=target.label,
-        findings=tuple(findings),
-        ran=frozenset(ran),
-        errors=tuple(errors),
+        findings=tuple(got.findings),
+        ran=frozenset(got.ran),
+        errors=tuple(got.errors),
         digest=target.digest or str(inspected.get("Id", "")),
-        runs=tuple(runs),
+        runs=tuple(got.runs),
+        blind=tuple(got.blind),
     )
-    return scan, outputs, sbom_path
+    return scan, got.outputs, got.sbom
 
 
 def scan_images(
