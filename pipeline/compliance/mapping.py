@@ -167,10 +167,11 @@ def assess_control(
     errors = [e for e in scan.errors if e.source in {scanner_of(k) for k in sources}]
     ran = sorted(sources & scan.ran)
     evidence = [describe(af.finding) for af in counting]
+    counted = {id(af) for af in counting}  # identity: `in` on a list is quadratic
     evidence += [
         f"{af.finding.id} (not counted): {describe(af.finding)}"
         for af in mapped
-        if af not in counting and af.finding.kind != Kind.VULNERABILITY
+        if id(af) not in counted and af.finding.kind != Kind.VULNERABILITY
     ]
     evidence += [f"{e.source.value} failed: {e.message}" for e in errors]
     waivers = tuple(sorted({af.waived_by for af in counting if af.waived}))
