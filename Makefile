@@ -34,9 +34,13 @@ tools:
 
 # Build, scan, gate and publish to the local registry, then write the catalogs and apply
 # them to the local control plane (started here; `drydock dev cluster down` stops it).
+# Clair (its PostgreSQL and feed front too) scans beside Dockle and Trivy: `dev clair up`
+# prints the DRYDOCK_CLAIR_URL / DRYDOCK_CLAIR_PSK_FILE exports that make `run` use it
+# (`drydock dev clair down` stops it).
 build-images: venv host tools
 	$(BIN)/drydock dev cluster up --install-crds
-	$(BIN)/drydock run --jobs $(JOBS) --kubeconfig "$$($(BIN)/drydock dev cluster kubeconfig)"
+	eval "$$($(BIN)/drydock dev clair up)" && \
+	  $(BIN)/drydock run --jobs $(JOBS) --kubeconfig "$$($(BIN)/drydock dev cluster kubeconfig)"
 
 test: venv host tools
 	bash scripts/test.sh
