@@ -25,7 +25,7 @@ import secrets
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,16 @@ import yaml
 
 from pipeline.errors import ToolError
 from pipeline.tools import clair_db
-from pipeline.tools.daemon import free_ports, is_ours, locked_dir, spawn, stop, wait_ready
+from pipeline.tools.daemon import (
+    free_ports,
+    is_ours,
+    locked_dir,
+    read_state,
+    spawn,
+    stop,
+    wait_ready,
+    write_state,
+)
 from pipeline.tools.locate import cache_root, locate
 
 log = logging.getLogger(__name__)
@@ -148,16 +157,11 @@ def _secrets(state_dir: Path) -> dict[str, str]:
 
 
 def _read_state(state_dir: Path) -> State | None:
-    try:
-        return State(**json.loads((state_dir / "state.json").read_text(encoding="utf-8")))
-    except (OSError, ValueError, TypeError):
-        return None
+    return read_state(state_dir, State)
 
 
 def _write_state(state_dir: Path, st: State) -> None:
-    tmp = state_dir / "state.json.tmp"
-    tmp.write_text(json.dumps(asdict(st), indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(state_dir / "state.json")
+    write_state(state_dir, st)
 
 
 def _new_state(updaters: str) -> State:

@@ -32,7 +32,6 @@ pytest: tests/e2e/conftest.py wraps this module as the `control_plane_settings` 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import secrets
@@ -49,7 +48,7 @@ import yaml
 from pipeline.errors import ToolError
 from pipeline.tools import pki
 from pipeline.tools.daemon import free_ports as _free_ports
-from pipeline.tools.daemon import gone, is_ours, spawn, stop, wait_ready
+from pipeline.tools.daemon import gone, is_ours, read_state, spawn, stop, wait_ready, write_state
 from pipeline.tools.daemon import locked_dir as _locked
 from pipeline.tools.kubeapi import KubeAPI, load_kubeconfig, resource_path
 
@@ -226,16 +225,11 @@ def _start(
 
 
 def _read_state(state_dir: Path) -> State | None:
-    try:
-        return State(**json.loads((state_dir / "state.json").read_text(encoding="utf-8")))
-    except (OSError, ValueError, TypeError):
-        return None
+    return read_state(state_dir, State)
 
 
 def _write_state(state_dir: Path, st: State) -> None:
-    tmp = state_dir / "state.json.tmp"
-    tmp.write_text(json.dumps(asdict(st), indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(state_dir / "state.json")
+    write_state(state_dir, st)
 
 
 def _ensure_credentials(state_dir: Path) -> str:

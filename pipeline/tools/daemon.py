@@ -10,6 +10,7 @@ lock that keeps two `up`s of one state dir from racing.
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import secrets
@@ -18,7 +19,9 @@ import socket
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any, TypeVar
 
 import requests
 
@@ -26,6 +29,7 @@ from pipeline.errors import ToolError
 
 log = logging.getLogger(__name__)
 
+S = TypeVar("S")
 EPHEMERAL_RANGE = "/proc/sys/net/ipv4/ip_local_port_range"
 PORT_FLOOR = 20000
 
@@ -194,3 +198,18 @@ def locked_dir(state_dir: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def read_state(state_dir: Path, cls: type[S]) -> S | None:
+    """The dataclass `state.json` of a state dir holds, or None (absent or unreadable)."""
+    try:
+        return cls(**json.loads((state_dir / "state.json").read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def write_state(state_dir: Path, state: Any) -> None:
+    """Write a dataclass as the state dir's `state.json`, atomically."""
+    tmp = state_dir / "state.json.tmp"
+    tmp.write_text(json.dumps(asdict(state), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(state_dir / "state.json")
