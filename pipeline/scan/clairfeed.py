@@ -30,10 +30,10 @@ import datetime as dt
 import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 
@@ -47,6 +47,47 @@ JSON_PATH = Path("tracker") / "data" / "json"
 DISTS = Path("debian") / "dists"
 UNASSIGNED = "not yet assigned"
 RELEASE_TIMEOUT = 30.0
+
+
+# A changelog's upload urgency -> the tracker's urgency claircore maps to a severity.
+CHANGELOG_URGENCY: Mapping[str, str] = {
+    "low": "low",
+    "medium": "medium",
+    "high": "high",
+    "emergency": "high",
+    "critical": "high",
+}
+
+
+class ArchiveAdvisory(Protocol):
+    """An upload fixing vulnerabilities, as Drydock's archive-derived feed describes it."""
+
+    @property
+    def release(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def fixed_version(self) -> str: ...
+    @property
+    def cve_ids(self) -> tuple[str, ...]: ...
+    @property
+    def urgency(self) -> str: ...
+
+
+def from_archive(uploads: Iterable[ArchiveAdvisory]) -> list[Advisory]:
+    """One advisory per CVE id an upload's changelog names (an upload naming none has no
+    id Clair could file it under, and is left out)."""
+    return [
+        Advisory(
+            id=cve,
+            package=upload.source,
+            release=upload.release,
+            fixed_version=upload.fixed_version,
+            urgency=CHANGELOG_URGENCY.get(upload.urgency.lower(), UNASSIGNED),
+        )
+        for upload in uploads
+        for cve in upload.cve_ids
+    ]
 
 
 @dataclass(frozen=True)

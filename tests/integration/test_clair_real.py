@@ -29,8 +29,10 @@ from clair_support import (
     openssl_advisories,
     start_clair,
 )
+from click.testing import CliRunner
 from native_support import base_image
 
+from pipeline.cli import main
 from pipeline.models.compliance import ControlStatus, ImageVerdict, VerdictStatus
 from pipeline.models.findings import Source
 from pipeline.scan.base import ScanSettings
@@ -197,3 +199,29 @@ def test_an_empty_then_stale_clair_leaves_the_vulnerability_controls_unverified(
         assert not any("could not see" in " ".join(_evidence(verdict, c)) for c in VULN_CONTROLS)
     finally:
         empty.stop()
+
+
+def test_drydock_dev_clair_up_status_env_down(tmp_path: Path) -> None:
+    """The commands people run: up (the repository's feed, every release of the plan),
+    status, env (the exports `drydock run` reads; never the key itself), down --purge."""
+    state = ["--state-dir", str(tmp_path / "clair")]
+    runner = CliRunner()
+    try:
+        up = runner.invoke(main, ["dev", "clair", "up", *state])
+        assert up.exit_code == 0, up.output
+        assert "debian/updater data from" in up.output
+        env = runner.invoke(main, ["dev", "clair", "env", *state])
+        assert env.exit_code == 0
+        exports = dict(item.split("=", 1) for item in env.output.split()[1:])
+        assert exports["DRYDOCK_CLAIR_URL"].startswith("http://127.0.0.1:")
+        psk_file = Path(exports["DRYDOCK_CLAIR_PSK_FILE"])
+        assert psk_file.stat().st_mode & 0o077 == 0  # the key file is the owner's only
+        assert psk_file.read_text().strip() not in up.output + env.output
+        status = runner.invoke(main, ["dev", "clair", "status", *state])
+        assert status.exit_code == 0 and "ready: yes" in status.output
+        assert "updater debian/updater: data from" in status.output
+    finally:
+        down = runner.invoke(main, ["dev", "clair", "down", "--purge", *state])
+    assert down.exit_code == 0
+    after = runner.invoke(main, ["dev", "clair", "status", *state])
+    assert after.exit_code == 3 and "ready: no" in after.output

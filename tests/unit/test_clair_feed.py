@@ -8,6 +8,7 @@ fixed_version, urgency}}}) and the mirror front against its release discovery
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -18,7 +19,13 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import ToolError
-from pipeline.scan.clairfeed import JSON_PATH, FeedRelease, tracker_json, write_feed
+from pipeline.scan.clairfeed import (
+    JSON_PATH,
+    FeedRelease,
+    from_archive,
+    tracker_json,
+    write_feed,
+)
 from pipeline.scan.debversion import DebianVersion, compare
 from pipeline.scan.trivydb import Advisory
 from pipeline.tools import clair_db
@@ -177,3 +184,26 @@ def test_a_directory_another_user_cannot_search_is_not_reachable() -> None:
     assert clair_db.as_user(["x"], me) == ["x"]
     dropped = clair_db.as_user(["x"], other)
     assert dropped[1:4] == ["--reuid=54321", "--regid=54321", "--init-groups"]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Upload:
+    release: str
+    source: str
+    fixed_version: str
+    cve_ids: tuple[str, ...]
+    urgency: str
+
+
+def test_archive_uploads_become_one_advisory_per_cve() -> None:
+    uploads = [
+        _Upload("bookworm", "openssl", "3.0.22-1~deb12u2", ("CVE-2026-1", "CVE-2026-2"), "high"),
+        _Upload("bookworm", "tzdata", "2026a-0+deb12u1", (), "medium"),  # no CVE ids
+        _Upload("trixie", "curl", "8.14.1-2+deb13u1", ("CVE-2026-3",), "emergency"),
+    ]
+    got = from_archive(uploads)
+    assert [(a.id, a.package, a.release, a.urgency) for a in got] == [
+        ("CVE-2026-1", "openssl", "bookworm", "high"),
+        ("CVE-2026-2", "openssl", "bookworm", "high"),
+        ("CVE-2026-3", "curl", "trixie", "high"),
+    ]
