@@ -10,8 +10,9 @@ machine must scan with the real one. `up` starts, idempotently and in this order
      writes those files first (pipeline.scan.clairfeed); Last-Modified is the JSON's mtime;
   3. Clair itself, `-mode combo`, PSK (JWT) authentication on, waiting for /readyz.
 
-With the `default` updaters Clair fetches its own data (internet access needed) and no
-feed front runs. State (ports, pids, secrets 0600, config 0600, logs, feed) lives in
+With the `default` updaters Clair's own Debian updater fetches Debian's data from Debian's
+servers (deb.debian.org, security-tracker.debian.org: internet access needed) and no feed
+front runs; other distributions' updater sets are left out (Drydock builds Debian only). State (ports, pids, secrets 0600, config 0600, logs, feed) lives in
 `$DRYDOCK_CACHE/clair`; processes are started only through pipeline.tools.daemon and
 recognised by pid and argv marker, so `down` never signals anybody else's process.
 """
@@ -124,6 +125,7 @@ def clair_config(st: State, connstring: str, psk: str, rhel_maps: Path) -> dict[
         "auth": {"psk": {"key": psk, "iss": [ISSUER, "clairctl"]}},
         "metrics": {"name": "prometheus"},
     }
+    config["updaters"] = {"sets": ["debian"]}  # the distribution Drydock's images run
     if st.updaters == "local":
         repo_map = {"repo2cpe_mapping_file": str(rhel_maps / "repository-to-cpe.json")}
         name_map = {"name2repos_mapping_file": str(rhel_maps / "container-name-repos-map.json")}

@@ -152,7 +152,7 @@ def test_clair_config_local_points_the_debian_updater_at_the_front(tmp_path: Pat
 
 def test_clair_config_default_keeps_clairs_own_updaters(tmp_path: Path) -> None:
     cfg = clair_config(_state("default"), "dsn", "cHNr", tmp_path)
-    assert "updaters" not in cfg and cfg["indexer"]["airgap"] is False
+    assert cfg["updaters"] == {"sets": ["debian"]} and cfg["indexer"]["airgap"] is False
     assert "scanner" not in cfg["indexer"]
 
 
