@@ -205,7 +205,9 @@ def candidates(report: GateReport) -> list[_Candidate]:
         ]
         groups: dict[tuple[str, str, str], list[AssessedFinding]] = {}
         for af in verdict.findings:
-            if counts_against(af.finding, report.policy) or af.blocking:
+            # What fails a control (or blocks by itself); a finding no control counts,
+            # such as Dockle's host-side content-trust hint, is not an alert.
+            if af.blocking or (af.controls and counts_against(af.finding, report.policy)):
                 key = (af.finding.id, af.finding.package, af.finding.installed_version)
                 groups.setdefault(key, []).append(af)
         found += [_finding(verdict, group, src) for group in groups.values()]

@@ -97,6 +97,8 @@ def sample() -> GateReport:
                 vuln("CVE-2026-0003", "libc6", severity=Severity.LOW),  # below the threshold
                 vuln("CVE-2026-0004", "zlib1g"),  # waived below
                 native("DD-ROOT-USER"),
+                # Dockle's content-trust hint reads the scanning host: no control counts it.
+                Finding("CIS-DI-0005", Source.DOCKLE, Kind.CHECKPOINT, Severity.LOW, "trust"),
             ),
             EVERYTHING,
         ),
@@ -180,6 +182,7 @@ def test_results_sit_where_a_maintainer_fixes_them(doc: dict[str, Any]) -> None:
 
 def test_only_what_fails_is_waived_or_unverified_becomes_a_result(doc: dict[str, Any]) -> None:
     assert not of(doc, "CVE-2026-0003", PG15)  # LOW: below the blocking severity
+    assert not of(doc, "CIS-DI-0005", PG15)  # counts against no control
     assert not of(doc, "CIS-4.6", PG15)  # passes
     statuses = {r["properties"].get("status") for r in results(doc)} - {None}
     assert statuses <= {"fail", "error", "unverified", "waived"}
