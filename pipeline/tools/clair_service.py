@@ -12,9 +12,10 @@ machine must scan with the real one. `up` starts, idempotently and in this order
 
 With the `default` updaters Clair's own Debian updater fetches Debian's data from Debian's
 servers (deb.debian.org, security-tracker.debian.org: internet access needed) and no feed
-front runs; other distributions' updater sets are left out (Drydock builds Debian only). State (ports, pids, secrets 0600, config 0600, logs, feed) lives in
-`$DRYDOCK_CACHE/clair`; processes are started only through pipeline.tools.daemon and
-recognised by pid and argv marker, so `down` never signals anybody else's process.
+front runs; other distributions' updater sets are left out (Drydock builds Debian only).
+State (ports, pids, secrets 0600, config 0600, logs, feed) lives in `$DRYDOCK_CACHE/clair`;
+processes are started only through pipeline.tools.daemon and recognised by pid and argv
+marker, so `down` never signals anybody else's process.
 """
 
 from __future__ import annotations
