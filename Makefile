@@ -63,6 +63,7 @@ bench: venv host tools
 	$(BIN)/python bench/scan_matrix.py
 	$(BIN)/python bench/nightly.py
 	$(BIN)/python bench/operator_roll.py
+	$(BIN)/python bench/vulnfeed.py
 	$(BIN)/python bench/node_start.py
 
 # The nightly workflow's jobs (.github/workflows/nightly.yml calls exactly these), handing

@@ -4,15 +4,15 @@ What Clair costs a run, measured with the real tools on the images `drydock buil
 
   * Clair's start: a private instance in a fresh state dir (initdb of its PostgreSQL,
     Clair's migrations, /readyz), then its updater run: until the Debian updater has
-    stored the feed (Drydock's local feed front, the same advisories as the local Trivy
-    DB: scan-config/trivy-advisories.yaml);
+    stored the feed (Drydock's feed front, written from the same archive-derived feed the
+    debian-archive Trivy DB is built from, for the matrix images' packages);
   * staging: each image pushed to the registry and its digest read back (Clair reads
     registries, not tarballs; `drydock run` stages every image anyway before it scans);
   * Clair cold: the first scan of each manifest (Clair fetches and indexes every layer,
     then matches); Clair warm: the same scans again (index reports are kept; matching
     only);
   * Trivy cold: `trivy image --input` on a `docker save` tarball with an empty cache of
-    its own (the DB fetched from the local registry first); Trivy warm: again, cache warm.
+    its own (the debian-archive DB installed into it first); Trivy warm: again.
     `docker save` is timed apart (Trivy and Dockle share one tarball per image).
 
 One image at a time, sequentially, on a shared 2-core machine (the load average at start
@@ -39,19 +39,16 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from scan_matrix import loadavg, matrix_images, snapshot  # noqa: E402
 
-from pipeline.build.apt_sources import host_mirrors  # noqa: E402
-from pipeline.cli.dev_clair import client_for, wait_for_updater  # noqa: E402
-from pipeline.cli.scan_cmd import trivy_db_reference  # noqa: E402
-from pipeline.descriptors.load import load_plan  # noqa: E402
-from pipeline.models.targets import Kind  # noqa: E402
-from pipeline.scan.base import ScanSettings  # noqa: E402
+from pipeline.archive.feed import Feed, current_feed  # noqa: E402
+from pipeline.models.compliance import Policy  # noqa: E402
+from pipeline.scan.base import ScanSettings, VulnDbSpec  # noqa: E402
 from pipeline.scan.clair import ClairScanner  # noqa: E402
-from pipeline.scan.clairfeed import fetch_release, write_feed  # noqa: E402
+from pipeline.scan.clair_local import client_for, wait_for_updater, write_front  # noqa: E402
 from pipeline.scan.trivy import TrivyScanner  # noqa: E402
-from pipeline.scan.trivydb import load_advisories  # noqa: E402
 from pipeline.settings import Settings, default_cache  # noqa: E402
-from pipeline.stages.scan import ScanTarget  # noqa: E402
+from pipeline.stages.scan import ScanTarget, image_inventory  # noqa: E402
 from pipeline.stages.scan_context import stage_for_scan  # noqa: E402
+from pipeline.stages.vulndb import vuln_db_spec  # noqa: E402
 from pipeline.tools import clair_service, docker  # noqa: E402
 from pipeline.tools.clair_service import ClairSettings  # noqa: E402
 
@@ -59,23 +56,21 @@ RESULTS = ROOT / "bench" / "results"
 REGISTRY = "127.0.0.1:5000"
 
 
-def start_clair(state: Path, settings: Settings) -> tuple[ClairSettings, dict[str, float]]:
-    plan = load_plan(settings.descriptors, settings.templates)
-    releases = sorted({t.release for t in plan if t.kind is Kind.BASE})
-    advisories = load_advisories(settings.scan_config / "trivy-advisories.yaml")
-    feed = write_feed(
-        clair_service.feed_dir(state),
-        advisories,
-        [fetch_release(host_mirrors().archive, r) for r in releases],
-        datetime.now(UTC).replace(microsecond=0),
-    )
+def start_clair(state: Path, feed: Feed, spec: VulnDbSpec) -> tuple[ClairSettings, dict[str, Any]]:
+    """A private Clair serving the archive-derived feed the Trivy DB was built from."""
+    assert spec.archive is not None
+    written = write_front(state, feed, spec.archive.mirrors.archive)
     clair_settings = ClairSettings(state_dir=state, start_timeout=300)
     t0 = time.monotonic()
     status = clair_service.up(clair_settings)
     t1 = time.monotonic()
-    wait_for_updater(client_for(status), feed.generated, 300)
+    wait_for_updater(client_for(status), written.generated, 300)
     t2 = time.monotonic()
-    return clair_settings, {"start": round(t1 - t0, 1), "updater_run": round(t2 - t1, 1)}
+    return clair_settings, {
+        "start": round(t1 - t0, 1),
+        "updater_run": round(t2 - t1, 1),
+        "feed_entries": written.vulnerabilities,
+    }
 
 
 def timed(call: Any, *args: Any) -> tuple[Any, float]:
@@ -113,7 +108,17 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="drydock-bench-clair-"))
     per_image: dict[str, dict[str, Any]] = {}
     try:
-        clair_settings, clair_boot = start_clair(work / "clair", settings)
+        spec = vuln_db_spec("debian-archive", settings, Policy())
+        trivy = TrivyScanner(
+            # An empty cache: the cold side starts from nothing but the derived DB.
+            ScanSettings(cache_dir=work / "trivy-cache", vuln_db=spec)
+        )
+        inventory = image_inventory([t.local_tag for t in targets])
+        _, trivy_db = timed(trivy.prepare, inventory)
+        assert spec.archive is not None
+        feed = current_feed(spec.archive.feed_cache)
+        assert feed is not None
+        clair_settings, clair_boot = start_clair(work / "clair", feed, spec)
         status = clair_service.status(clair_settings)
         clair = ClairScanner(
             ScanSettings(
@@ -122,13 +127,6 @@ def main() -> None:
                 clair_psk_file=clair_service.psk_file(status.state_dir),
             )
         )
-        trivy = TrivyScanner(
-            ScanSettings(
-                cache_dir=work / "trivy-cache",  # empty: the cold side starts from nothing
-                db_repository=trivy_db_reference("local", settings),
-            )
-        )
-        _, trivy_db = timed(trivy.prepare)
         with snapshot(targets) as tags:
             images = [tags[t.name] for t in targets]
             staged, stage_seconds = timed(stage_for_scan, [ScanTarget(i) for i in images], REGISTRY)
@@ -165,8 +163,8 @@ def markdown(figures: dict[str, Any]) -> str:
     lines = [
         f"# Clair beside Trivy ({figures['when']}, {figures['machine']})",
         "",
-        f"{figures['images']} matrix images, one at a time; local feed / local Trivy DB from",
-        "the same advisories. Load average (1, 5, 15 min): start"
+        f"{figures['images']} matrix images, one at a time; Clair's feed front and Trivy's",
+        "debian-archive DB from the same archive-derived feed. Load average (1, 5, 15 min): start"
         f" {figures['loadavg_start']}, end {figures['loadavg_end']} (shared machine).",
         "",
         "| step | seconds |",
@@ -174,7 +172,9 @@ def markdown(figures: dict[str, Any]) -> str:
         f"| Clair start (initdb, migrations, ready) | {c['start']} |",
         f"| Clair updater run (feed stored) | {c['updater_run']} |",
         f"| stage every image (push + digest read back) | {c['stage_all_images']} |",
-        f"| Trivy DB fetch into an empty cache | {figures['trivy_db_fetch']} |",
+        f"| Clair feed entries (package, CVE, release) | {c['feed_entries']} |",
+        f"| Trivy debian-archive DB: feed update + install into an empty cache"
+        f" | {figures['trivy_db_fetch']} |",
         f"| `docker save`, all images | {t['save']} |",
         f"| Trivy cold, all images | {t['trivy_cold']} |",
         f"| Trivy warm, all images | {t['trivy_warm']} |",

@@ -35,6 +35,23 @@ def plan_rows(plan: Plan) -> list[dict[str, object]]:
     ]
 
 
+def retired_rows(plan: Plan) -> list[dict[str, object]]:
+    return [
+        {"name": r.name, "reason": r.reason, "since": r.since.isoformat()} for r in plan.retired
+    ]
+
+
+def unknown_targets(plan: Plan, names: tuple[str, ...]) -> list[Problem]:
+    """A problem per name that is not a target: retired ones say why and since when."""
+    return [
+        Problem("TARGET", name, f"retired: {plan.retired_reason(name)}")
+        if plan.retired_reason(name)
+        else Problem("TARGET", name, "no such target (see `drydock plan`)")
+        for name in names
+        if name not in plan.names()
+    ]
+
+
 def parse_shard(spec: str) -> tuple[int, int]:
     """'I/N' -> (I, N), 1 <= I <= N; bad input is an InputError (exit 2)."""
     m = re.fullmatch(r"(\d+)/(\d+)", spec)
@@ -79,7 +96,8 @@ def plan_cmd(targets: tuple[str, ...], fmt: str, shards: int, images: Path | Non
             raise InputError(f"unknown target(s): {', '.join(unknown)} (see `drydock plan`)")
         plan = plan.select(targets)
     if fmt == "json":
-        click.echo(json.dumps({"targets": plan_rows(plan)}, indent=2))
+        doc = {"targets": plan_rows(plan), "retired": retired_rows(plan)}
+        click.echo(json.dumps(doc, indent=2))
     elif fmt == "github-matrix":
         n = min(shards, max(1, sum(1 for t in plan if t.kind is not Kind.BASE)))
         matrix = {"include": [{"shard": f"{i}/{n}", "index": i} for i in range(1, n + 1)]}
@@ -90,6 +108,10 @@ def plan_cmd(targets: tuple[str, ...], fmt: str, shards: int, images: Path | Non
             click.echo(
                 f"{t.name:40} {t.kind!s:9} {t.release:9} {t.source or '-'!s:7} {t.local_tag}"
             )
+        if plan.retired:
+            click.echo("\nRetired (past end of life, not built):")
+            for r in plan.retired:
+                click.echo(f"{r.name:40} since {r.since.isoformat()}: {r.reason}")
 
 
 @click.command("build")
@@ -113,11 +135,9 @@ def build_cmd(
     """Build TARGETs (default: every target) and the bases they need."""
     settings = settings_from(jobs=jobs, builder=builder, images=images)
     plan = load_plan(settings.descriptors, settings.templates)
-    unknown = [t for t in targets if t not in plan.names()]
+    unknown = unknown_targets(plan, targets)
     if unknown:
-        raise InputError(
-            [Problem("TARGET", t, "no such target (see `drydock plan`)") for t in unknown]
-        )
+        raise InputError(unknown)
     if targets:
         plan = plan.select(targets)
     if shard_spec:

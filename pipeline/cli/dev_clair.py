@@ -1,85 +1,56 @@
 """`drydock dev clair up|down|status|env`: a local Clair v4 for scans on this machine.
 
-`up` writes the vulnerability feed (pipeline.scan.clairfeed) into the feed front's
-directory, starts what is not running (pipeline.tools.clair_service: PostgreSQL, the feed
-front, Clair in combo mode), restarts Clair when the feed changed so its updaters read it
-now, and waits until the Debian updater has stored that feed. It prints the environment
-that points Drydock at this Clair (`DRYDOCK_CLAIR_URL`, `DRYDOCK_CLAIR_PSK_FILE`; the key
-itself is never printed). With `--updaters default` Clair fetches its own data instead.
+`up` writes the vulnerability feed into the feed front's directory (the archive-derived
+feed the debian-archive Trivy DB is built from, pipeline.scan.clair_local: the one the last
+run derived, else a fresh derivation for the plan's releases), starts what is not running
+(pipeline.tools.clair_service: PostgreSQL, the feed front, Clair in combo mode), restarts
+Clair when the feed changed so its updaters read it now, and waits until the Debian
+updater has stored it. It prints the environment that points Drydock at this Clair
+(`DRYDOCK_CLAIR_URL`, `DRYDOCK_CLAIR_PSK_FILE`, `DRYDOCK_CLAIR_STATE`: a run that derives
+a newer feed serves it to this Clair before scanning; the key itself is never printed).
+With `--updaters default` Clair fetches Debian's own data instead.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from pathlib import Path
 
 import click
 
-from pipeline.build.apt_sources import resolve
+from pipeline.archive.feed import Feed, current_feed
 from pipeline.cli import exits
 from pipeline.cli.common import settings_from
 from pipeline.cli.dev import dev
-from pipeline.descriptors.load import load_plan
-from pipeline.errors import ScanError, ToolError
-from pipeline.models.targets import Kind
-from pipeline.scan.clair_api import PSK_FILE_ENV, ClairAuth, ClairClient, UpdateOperation
-from pipeline.scan.clairfeed import FeedWrite, fetch_release, write_feed
-from pipeline.scan.trivydb import load_advisories
+from pipeline.errors import ToolError
+from pipeline.scan.clair_api import PSK_FILE_ENV, STATE_ENV
+from pipeline.scan.clair_local import client_for, wait_for_updater, write_front
+from pipeline.scan.vulndb import archive_feed
+from pipeline.stages.vulndb import archive_settings, quiet_plan
 from pipeline.tools import clair_service
 from pipeline.tools.clair_service import ClairSettings, ClairStatus
 
 URL_ENV = "DRYDOCK_CLAIR_URL"
-DEBIAN_UPDATER = "debian/updater"
 
 
 def _settings(state_dir: Path | None, updaters: str, timeout: float) -> ClairSettings:
     return ClairSettings(state_dir=state_dir, updaters=updaters, start_timeout=timeout)
 
 
-def write_local_feed(state_dir: Path) -> FeedWrite:
-    """The advisories Drydock's local Trivy DB is built from, for the releases it builds."""
+def local_feed() -> tuple[Feed, str]:
+    """The archive-derived feed (the cached one, else derived now) and the archive URL."""
     settings = settings_from()
-    plan = load_plan(settings.descriptors, settings.templates)
-    releases = sorted({t.release for t in plan if t.kind is Kind.BASE})
-    archive = resolve(plan.mirror, "").archive
-    source = settings.scan_config / "trivy-advisories.yaml"
-    advisories = load_advisories(source) if source.is_file() else ()
-    return write_feed(
-        clair_service.feed_dir(state_dir),
-        advisories,
-        [fetch_release(archive, codename) for codename in releases],
-        dt.datetime.now(dt.UTC).replace(microsecond=0),
-    )
-
-
-def client_for(status: ClairStatus) -> ClairClient:
-    auth = ClairAuth.load(psk_file=clair_service.psk_file(status.state_dir))
-    return ClairClient(status.url, timeout=60.0, auth=auth)
-
-
-def wait_for_updater(
-    client: ClairClient, since: dt.datetime | None, timeout: float
-) -> UpdateOperation:
-    """Poll until the Debian updater stored data (at or after `since`, when given)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            op = client.update_operations().get(DEBIAN_UPDATER)
-        except ScanError:
-            op = None
-        if op is not None and (since is None or op.date >= since - dt.timedelta(seconds=1)):
-            return op
-        if time.monotonic() > deadline:
-            raise ToolError(
-                ["clair"], None, "", f"{DEBIAN_UPDATER} stored no new data in {timeout:.0f}s"
-            )
-        time.sleep(1.0)
+    archive = archive_settings(settings, quiet_plan(settings), update=True)
+    feed = current_feed(archive.feed_cache)
+    if feed is None or not set(archive.releases) <= {s.release for s in feed.suites}:
+        feed = archive_feed(archive, {})
+    return feed, archive.mirrors.archive
 
 
 def _exports(status: ClairStatus) -> str:
     psk = clair_service.psk_file(status.state_dir)
-    return f"export {URL_ENV}={status.url} {PSK_FILE_ENV}={psk}"
+    state = f" {STATE_ENV}={status.state_dir}" if status.updaters == "local" else ""
+    return f"export {URL_ENV}={status.url} {PSK_FILE_ENV}={psk}{state}"
 
 
 state_dir_option = click.option(
@@ -112,7 +83,8 @@ def clair_up(state_dir: Path | None, updaters: str, timeout: float) -> None:
     start = time.monotonic()
     feed = None
     if updaters == "local":
-        feed = write_local_feed(settings.resolved_state_dir())
+        derived, archive = local_feed()
+        feed = write_front(settings.resolved_state_dir(), derived, archive)
     status = clair_service.up(settings, restart_clair=bool(feed and feed.changed))
     started = time.monotonic()
     op = wait_for_updater(client_for(status), feed.generated if feed else None, timeout)

@@ -14,10 +14,12 @@ from pipeline.cli import exits, is_interactive
 from pipeline.cli.build_cmds import parse_shard
 from pipeline.cli.common import settings_from
 from pipeline.cli.progress import PlainEvents, RichEvents
-from pipeline.cli.scan_cmd import clair_options, scan_settings, scanner_names
+from pipeline.cli.scan_cmd import clair_options, scan_settings, scanner_names, vuln_db_option
+from pipeline.compliance.config import load_policy
 from pipeline.scan.scanners import SCANNERS, make_scanners
 from pipeline.stages.promote import promote_staged
 from pipeline.stages.run import RunOptions, run_pipeline
+from pipeline.stages.vulndb import vuln_db_spec
 
 
 @click.command("run")
@@ -41,7 +43,7 @@ from pipeline.stages.run import RunOptions, run_pipeline
     show_default=True,
     help="Where reports, catalogs, the run record and the summary go.",
 )
-@click.option("--trivy-db", default="local", show_default=True, help="local | public | REF.")
+@vuln_db_option
 @click.option("--scanner", "scanners", multiple=True, type=click.Choice(sorted(SCANNERS)))
 @click.option("--kubeconfig", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @click.option("--api-group", default="postgresql.cnpg.io", show_default=True)
@@ -60,6 +62,12 @@ from pipeline.stages.run import RunOptions, run_pipeline
     help="Stage and verify only (CI shards); `drydock promote` promotes after every shard.",
 )
 @click.option(
+    "--no-regate",
+    is_flag=True,
+    help="Do not gate the published images of unchanged targets again against today's "
+    "vulnerability DB (by default a fixable finding rebuilds them).",
+)
+@click.option(
     "--rebuild",
     is_flag=True,
     help="Rebuild and republish the chosen targets even when their inputs are unchanged "
@@ -74,7 +82,7 @@ def run_cmd(
     registry: str | None,
     shard_spec: str | None,
     out_dir: Path,
-    trivy_db: str,
+    vuln_db: str | None,
     scanners: tuple[str, ...],
     kubeconfig: Path | None,
     api_group: str,
@@ -83,6 +91,7 @@ def run_cmd(
     keyless: bool,
     no_update_check: bool,
     stage_only: bool,
+    no_regate: bool,
     rebuild: bool,
     clair_url: str,
     clair_psk_file: Path | None,
@@ -90,8 +99,10 @@ def run_cmd(
     """Plan, build what changed, stage, scan, gate, publish, sign and write (apply) catalogs."""
     settings = settings_from(jobs=jobs, builder=builder, registry=registry)
     shard_of = parse_shard(shard_spec) if shard_spec else None
+    policy = load_policy(settings.scan_config / "policy.yaml")
+    db = vuln_db_spec(vuln_db, settings, policy)
     scanning = scan_settings(
-        settings, trivy_db, False, clair_url=clair_url, clair_psk_file=clair_psk_file
+        settings, db, False, policy=policy, clair_url=clair_url, clair_psk_file=clair_psk_file
     )
     chosen = make_scanners(scanner_names(scanners, scanning), scanning)
     options = RunOptions(
@@ -107,6 +118,7 @@ def run_cmd(
         check_updates=not no_update_check,
         stage_only=stage_only,
         rebuild=rebuild,
+        regate=not no_regate,
     )
     with contextlib.ExitStack() as stack:
         events: BuildEvents = PlainEvents()

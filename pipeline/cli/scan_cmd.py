@@ -19,30 +19,28 @@ from pipeline.cli import exits
 from pipeline.cli.common import settings_from
 from pipeline.compliance.config import load_policy
 from pipeline.errors import GateFailed, InputError, Problem, ScanError
-from pipeline.models.compliance import VerdictStatus
+from pipeline.models.compliance import Policy, VerdictStatus
 from pipeline.report.formats import render
-from pipeline.scan.base import ScanSettings
-from pipeline.scan.clair_api import PSK_ENV, PSK_FILE_ENV
+from pipeline.scan.base import ScanSettings, VulnDbSpec
+from pipeline.scan.clair_api import PSK_ENV, PSK_FILE_ENV, STATE_ENV
 from pipeline.scan.resolve import release, resolve_all
 from pipeline.scan.scanners import DEFAULT_SCANNERS, SCANNERS, make_scanners
-from pipeline.scan.trivydb import ensure_local_db, load_advisories
 from pipeline.settings import Settings
 from pipeline.stages.scan import ScanConfig, ScanRun, ScanTarget, scan_images
 from pipeline.stages.scan_context import attach_sources, stage_for_scan
+from pipeline.stages.vulndb import quiet_plan, vuln_db_spec
 
 FORMATS = ("json", "sarif", "markdown", "junit", "html")
+VULN_DB_HELP = (
+    "Vulnerability DB: auto (public if reachable, else the policy's mirror, else "
+    "debian-archive), public, debian-archive (Drydock's feed from Debian's signed archive) "
+    "or mirror:REF (a Trivy DB copy in your registry). Default: the policy's "
+    "vulnerability_db.source. Environment: DRYDOCK_VULN_DB."
+)
 
-
-def trivy_db_reference(choice: str, settings: Settings) -> str:
-    """'local' builds (once) and serves a DB from scan-config/trivy-advisories.yaml;
-    'public' leaves Trivy's default; anything else is a mirror reference."""
-    if choice == "public":
-        return ""
-    if choice == "local":
-        source = settings.scan_config / "trivy-advisories.yaml"
-        advisories = load_advisories(source) if source.is_file() else ()
-        return ensure_local_db(settings, advisories)
-    return choice
+vuln_db_option = click.option(
+    "--vuln-db", "vuln_db", metavar="SOURCE", envvar="DRYDOCK_VULN_DB", help=VULN_DB_HELP
+)
 
 
 F = TypeVar("F", bound=Callable[..., object])
@@ -66,22 +64,25 @@ def clair_options(func: F) -> F:
 
 def scan_settings(
     settings: Settings,
-    db: str,
+    db: VulnDbSpec,
     ignore_unfixed: bool,
     *,
-    policy: Path | None = None,
+    policy: Policy | None = None,
     clair_url: str = "",
     clair_psk_file: Path | None = None,
 ) -> ScanSettings:
-    policy_doc = load_policy(policy or settings.scan_config / "policy.yaml")
+    """The scanners' settings; Clair's URL from the flag/environment, else the policy."""
+    chosen = policy or Policy()
+    state = os.environ.get(STATE_ENV, "")
     return ScanSettings(
         cache_dir=settings.cache / "trivy",
-        db_repository=trivy_db_reference(db, settings),
+        vuln_db=db,
         ignore_unfixed=ignore_unfixed,
-        clair_url=clair_url or policy_doc.clair_url,
+        clair_url=clair_url or chosen.clair_url,
         clair_psk=os.environ.get(PSK_ENV, ""),
         clair_psk_file=clair_psk_file,
-        max_db_age_hours=policy_doc.max_db_age.total_seconds() / 3600,
+        clair_state=Path(state) if state and (clair_url or chosen.clair_url) else None,
+        max_db_age_hours=chosen.max_db_age.total_seconds() / 3600,
     )
 
 
@@ -135,12 +136,12 @@ def raise_for(run: ScanRun) -> None:
     type=click.Choice(sorted(SCANNERS)),
     help="Scanners to run (repeatable; default: dockle and trivy, and clair with a URL).",
 )
+@vuln_db_option
 @click.option(
-    "--trivy-db",
-    default="local",
-    show_default=True,
-    help="'local' (built from scan-config/trivy-advisories.yaml, served by the local "
-    "registry), 'public' (Trivy's default), or a mirror reference.",
+    "--offline",
+    is_flag=True,
+    help="Never touch the network for the vulnerability DB: scan with the debian-archive "
+    "feed already cached (its age is judged against the policy as always).",
 )
 @click.option("--ignore-unfixed", is_flag=True, help="Trivy: hide vulnerabilities with no fix.")
 @click.option("--jobs", "-j", type=click.IntRange(1, 16), default=2, show_default=True)
@@ -155,7 +156,8 @@ def scan_cmd(
     fmt: str,
     output: Path | None,
     scanners: tuple[str, ...],
-    trivy_db: str,
+    vuln_db: str | None,
+    offline: bool,
     ignore_unfixed: bool,
     jobs: int,
     flavour: str,
@@ -176,16 +178,19 @@ def scan_cmd(
         raise InputError([Problem("IMAGE", "-", "give at least one image or --input FILE")])
     if output is not None and output.exists() and output.is_dir():
         raise InputError([Problem("--output", str(output), "is a directory, expected a file")])
+    config = ScanConfig.in_dir(settings.scan_config, policy)
+    plan = quiet_plan(settings)
+    policy_doc = load_policy(config.policy)
+    db = vuln_db_spec(vuln_db, settings, policy_doc, plan=plan, update=not offline)
     options = scan_settings(
         settings,
-        trivy_db,
+        db,
         ignore_unfixed,
-        policy=policy,
+        policy=policy_doc,
         clair_url=clair_url,
         clair_psk_file=clair_psk_file,
     )
     chosen = make_scanners(scanner_names(scanners, options), options)
-    config = ScanConfig.in_dir(settings.scan_config, policy)
     resolved = resolve_all(images, tarballs)
     try:
         targets = [ScanTarget.resolved(image, flavour) for image in resolved]
@@ -199,6 +204,7 @@ def scan_cmd(
             jobs=jobs,
             today=dt.datetime.now(dt.UTC).date(),
             check_updates=not no_update_check,
+            postgres_eol=plan.postgres_eol if plan is not None else None,
         )
     finally:
         release(resolved)

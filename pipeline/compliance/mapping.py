@@ -1,10 +1,12 @@
 """Findings -> CIS/DISA controls, and each control's status for one image.
 
 The control catalogue names, per control, the Dockle codes, Trivy classes (and check ids),
-Clair classes and native checks that are its evidence. A finding maps to every control
-whose evidence it matches. A control passes only when at least one of its evidence
-sources actually ran and nothing that counts against it was found: "no scanner looked" is
-`unverified`, "a scanner it needs crashed" is `error`, never `pass`.
+Clair classes and native checks that are its evidence, and what evidence it `requires`.
+A finding maps to every control whose evidence it matches. A control passes only when
+every source it requires ran *and could see the problem* (`pipeline.compliance.evidence`)
+- or, for a control that requires nothing in particular, when at least one of its
+sources did - and nothing that counts against it was found: "no scanner looked" or "the
+scanner was blind" is `unverified`, "a scanner it needs crashed" is `error`, never `pass`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from pipeline.compliance.crosscheck import VULNERABILITY_SCANNERS, ran_key
+from pipeline.compliance.crosscheck import ran_key
+from pipeline.compliance.evidence import Observed, observe
 from pipeline.models.compliance import (
     RAN_CLAIR,
     RAN_DOCKLE,
@@ -126,27 +129,57 @@ def describe(finding: Finding) -> str:
     return f"{what}: {'; '.join(items)}" if items else what
 
 
+def _absent(key: str, scan: ImageScan) -> str:
+    return "did not run" if key not in scan.ran else "cannot see"
+
+
+def _unmet(control: Control, observed: Observed, scan: ImageScan) -> list[str]:
+    """One line per required group that no source satisfies, saying why."""
+    lines = []
+    for group in control.requires:
+        if any(observed.has(key, control) for key in group):
+            continue
+        why = [f"{key}: {observed.why(key) or _absent(key, scan)}" for key in group]
+        lines.append(f"requires {' | '.join(group)}; " + "; ".join(why))
+    return lines
+
+
+def _blind_notes(control: Control, observed: Observed, sources: frozenset[str]) -> list[str]:
+    """Sources of this control that ran but were not counted, and why."""
+    notes = [
+        f"{key} not counted: {observed.why(key)}"
+        for key in sorted(sources | {k for g in control.requires for k in g})
+        if observed.why(key) and key != RAN_DOCKLE
+    ]
+    notes += [
+        f"dockle {code} not counted: {observed.why(f'{RAN_DOCKLE}:{code}')}"
+        for code in control.evidence.dockle
+        if observed.why(f"{RAN_DOCKLE}:{code}")
+    ]
+    return notes
+
+
 def is_vulnerability_control(control: Control) -> bool:
     ev = control.evidence
     return bool(ev.clair) or any(t.cls is TrivyClass.VULNERABILITY for t in ev.trivy)
 
 
-def vulnerability_gaps(scan: ImageScan, policy: Policy) -> list[str]:
-    """Why the image's vulnerability evidence cannot prove it clean ([] when it can):
-    a required scanner that did not run, or a scanner that ran but could not see."""
-    why = dict(scan.blind)
-    blind = {s: why[ran_key(s)] for s in VULNERABILITY_SCANNERS if ran_key(s) in why}
+def vulnerability_gaps(scan: ImageScan, observed: Observed, policy: Policy) -> list[str]:
+    """Why the image's vulnerability evidence falls short of the policy's
+    `required_scanners` ([] when it does not): a required scanner that did not run, or
+    that ran but could not see (a stale or empty database, no OS detected)."""
     failed = {e.source for e in scan.errors}
-    gaps = [
-        f"required scanner {source.value} did not run"
-        for source in policy.required_scanners
-        if ran_key(source) not in scan.ran and source not in blind and source not in failed
-    ]
-    gaps += [
-        f"{source.value} could not see: {blind[source]}"
-        for source in VULNERABILITY_SCANNERS
-        if source in blind
-    ]
+    gaps = []
+    for source in policy.required_scanners:
+        key = ran_key(source)
+        if key in observed.ran or source in failed:
+            continue
+        why = observed.why(key)
+        gaps.append(
+            f"required scanner {source.value} could not see: {why}"
+            if why
+            else f"required scanner {source.value} did not run"
+        )
     return gaps
 
 
@@ -156,16 +189,21 @@ def assess_control(
     findings: Sequence[AssessedFinding],
     policy: Policy,
     control_waiver: str = "",
+    observed: Observed | None = None,
 ) -> ControlResult:
-    """The status of one control for one image; `control_waiver` describes an active waiver."""
+    """The status of one control for one image; `control_waiver` describes an active waiver.
+    `observed` is what could see (`evidence.observe`); without it nothing about the
+    vulnerability DB is known, so vulnerability evidence does not count."""
     if not control.automated:
         return ControlResult(control, ControlStatus.MANUAL, (f"manual: {control.reason}",))
+    observed = observed if observed is not None else observe(scan, None, policy)
     mapped = [af for af in findings if control.id in af.controls]
     counting = [af for af in mapped if counts_against(af.finding, policy)]
     unwaived = [af for af in counting if not af.waived]
     sources = sources_of(control)
     errors = [e for e in scan.errors if e.source in {scanner_of(k) for k in sources}]
-    ran = sorted(sources & scan.ran)
+    ran = sorted(k for k in sources if observed.has(k, control))
+    unmet = _unmet(control, observed, scan)
     evidence = [describe(af.finding) for af in counting]
     counted = {id(af) for af in counting}  # identity: `in` on a list is quadratic
     evidence += [
@@ -174,10 +212,11 @@ def assess_control(
         if id(af) not in counted and af.finding.kind != Kind.VULNERABILITY
     ]
     evidence += [f"{e.source.value} failed: {e.message}" for e in errors]
+    evidence += _blind_notes(control, observed, sources)
     waivers = tuple(sorted({af.waived_by for af in counting if af.waived}))
     ids = tuple(dict.fromkeys(af.finding.id for af in counting))
-    gaps = vulnerability_gaps(scan, policy) if is_vulnerability_control(control) else []
-    if control_waiver and (unwaived or errors or gaps or not ran):
+    gaps = vulnerability_gaps(scan, observed, policy) if is_vulnerability_control(control) else []
+    if control_waiver and (unwaived or errors or not ran or unmet or gaps):
         waivers = (*waivers, control_waiver)
         return ControlResult(control, ControlStatus.WAIVED, tuple(evidence), ids, waivers)
     if unwaived:
@@ -186,15 +225,12 @@ def assess_control(
         return ControlResult(control, ControlStatus.ERROR, tuple(evidence), ids, waivers)
     if counting:
         return ControlResult(control, ControlStatus.WAIVED, tuple(evidence), ids, waivers)
-    if gaps:
-        return ControlResult(control, ControlStatus.UNVERIFIED, (*evidence, *gaps))
-    if not ran:
+    if not ran or unmet or gaps:
         needed = ", ".join(sorted(sources))
-        return ControlResult(
-            control,
-            ControlStatus.UNVERIFIED,
-            (*evidence, f"no evidence source ran (needs one of: {needed})"),
-        )
+        missing = [*unmet, *gaps] or [
+            f"no evidence source ran and could see (needs one of: {needed})"
+        ]
+        return ControlResult(control, ControlStatus.UNVERIFIED, (*evidence, *missing))
     below = sum(1 for af in mapped if af.finding.kind == Kind.VULNERABILITY)
     if below:
         evidence.append(f"{below} vulnerabilities below the blocking threshold")

@@ -3,11 +3,17 @@
 A platform team editing descriptors wants all mistakes in one run, each naming the
 file, the field and the reason, so the loader collects problems instead of stopping at
 the first. Nothing is built when any problem is found (DescriptorError, exit 2).
+
+Targets whose Debian release or PostgreSQL major is past its end of life (the dates kept
+in the descriptors) are not planned: they are listed as retired, with the reason and the
+date, so the matrix stops building them the day support ends.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +30,7 @@ from pipeline.descriptors.schema import (
     OperatorDescriptor,
 )
 from pipeline.errors import DescriptorError, Problem
-from pipeline.models.targets import Kind, PackageSource, Plan, Target
+from pipeline.models.targets import Kind, PackageSource, Plan, Retired, Target
 
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(Descriptor)
 _KINDS = ("base", "operand", "operator")
@@ -98,12 +104,28 @@ def _base_of(
     return f"base-{wanted}", (f"base-{wanted}",)
 
 
+@dataclass(frozen=True)
+class _Lifecycle:
+    today: dt.date
+    release_eol: Mapping[str, dt.date]
+    retired: list[Retired]
+
+    def retire(self, name: str, ends: list[tuple[dt.date | None, str]]) -> bool:
+        """Record `name` as retired if any of its (date, what) ended before today."""
+        past = [(d, what) for d, what in ends if d is not None and d < self.today]
+        if past:
+            reason = "; ".join(f"{what} reached end of life on {d.isoformat()}" for d, what in past)
+            self.retired.append(Retired(name, reason, min(d for d, _ in past)))
+        return bool(past)
+
+
 def _operand_targets(
     desc: OperandDescriptor,
     label: str,
     bases: dict[str, Target],
     base_releases: list[str],
     problems: list[Problem],
+    life: _Lifecycle,
 ) -> list[Target]:
     targets = []
     for i, m in enumerate(desc.majors):
@@ -157,6 +179,12 @@ def _operand_targets(
                 problems.append(Problem(label, f"{where}.flavours", f"unknown flavour '{f}'"))
                 continue
             for r in releases:
+                ends = [
+                    (desc.end_of_life.get(m.major), f"PostgreSQL {m.major}"),
+                    (life.release_eol.get(r), f"Debian {r}"),
+                ]
+                if life.retire(f"{desc.name}-{m.major}-{f}-{r}", ends):
+                    continue
                 base, deps = _base_of(desc.base, r, bases, label, problems)
                 params: dict[str, str] = {"description": desc.flavours[f].description}
                 if m.source == "pgdg" and desc.pgdg is not None:
@@ -207,8 +235,12 @@ def _operator_target(
     )
 
 
-def load_plan(images_dir: Path, templates_dir: Path | None = None) -> Plan:
-    """Read every *.yaml under images_dir into a Plan, or raise DescriptorError."""
+def load_plan(
+    images_dir: Path, templates_dir: Path | None = None, today: dt.date | None = None
+) -> Plan:
+    """Read every *.yaml under images_dir into a Plan, or raise DescriptorError. Targets
+    past end of life on `today` (default: the current UTC date) are retired, not planned."""
+    life = _Lifecycle(today or dt.datetime.now(dt.UTC).date(), {}, [])
     files = sorted(images_dir.glob("*.yaml")) + sorted(images_dir.glob("*.yml"))
     if not files:
         raise DescriptorError([Problem(str(images_dir), "(directory)", "holds no *.yaml")])
@@ -230,14 +262,29 @@ def load_plan(images_dir: Path, templates_dir: Path | None = None) -> Plan:
     if base_descs:
         label, bdesc = base_descs[0]
         max_age, mirror, base_releases = bdesc.max_age_hours, bdesc.mirror, list(bdesc.releases)
+        life = _Lifecycle(life.today, {str(r): d for r, d in bdesc.end_of_life.items()}, [])
         for r in bdesc.releases:
-            bases[f"base-{r}"] = _base_target(bdesc, r, label)
+            if not life.retire(f"base-{r}", [(bdesc.end_of_life.get(r), f"Debian {r}")]):
+                bases[f"base-{r}"] = _base_target(bdesc, r, label)
 
     targets: list[Target] = list(bases.values())
+    postgres_eol: dict[int, dt.date] = {}
     for label, d in parsed:
         if isinstance(d, OperandDescriptor):
-            targets += _operand_targets(d, label, bases, base_releases, problems)
+            targets += _operand_targets(d, label, bases, base_releases, problems, life)
+            postgres_eol.update(d.end_of_life)
         elif isinstance(d, OperatorDescriptor):
+            ended = life.release_eol.get(d.release)
+            if ended is not None and ended < life.today:
+                problems.append(
+                    Problem(
+                        label,
+                        "release",
+                        f"Debian {d.release} reached end of life on {ended.isoformat()}; "
+                        "build the operator on a supported release",
+                    )
+                )
+                continue
             targets.append(_operator_target(d, label, bases, problems))
         if (
             templates_dir is not None
@@ -259,4 +306,11 @@ def load_plan(images_dir: Path, templates_dir: Path | None = None) -> Plan:
         seen.setdefault(t.name, t.descriptor)
     if problems:
         raise DescriptorError(problems)
-    return Plan(tuple(targets), max_age, mirror, tuple(str(f) for f in files))
+    return Plan(
+        tuple(targets),
+        max_age,
+        mirror,
+        tuple(str(f) for f in files),
+        tuple(life.retired),
+        tuple(sorted(postgres_eol.items())),
+    )

@@ -7,6 +7,7 @@ from Debian packages), `operand` (PostgreSQL: majors x releases x flavours) and
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Annotated, Literal
 
@@ -54,6 +55,9 @@ class BaseDescriptor(Strict):
     max_age_hours: Annotated[float, Field(gt=0)] = 168.0
     mirror: str = ""  # "" = the Debian mirror the host's apt sources name
     security_mirror: str = ""
+    # Release -> the day its security support (LTS included) ends; past it the release is
+    # retired: nothing is built on it, `drydock plan` lists it with the date.
+    end_of_life: dict[Release, dt.date] = {}
 
 
 class Flavour(Strict):
@@ -83,6 +87,9 @@ class OperandDescriptor(Strict):
     majors: Annotated[list[Major], Field(min_length=1)]
     pgdg: PgdgSource | None = None
     base: BaseRef | None = None
+    # Major -> the day the PostgreSQL project stops supporting it; past it the major is
+    # retired (not built) and fails DISA 2.15 in any image that still holds it.
+    end_of_life: dict[int, dt.date] = {}
 
 
 class App(Strict):

@@ -15,6 +15,7 @@ from enum import StrEnum
 
 from pipeline.models.crosscheck import CrossCheck
 from pipeline.models.findings import Finding, Kind, Severity, Source
+from pipeline.models.provenance import DEFAULT_MAX_DB_AGE, OsFacts, ScanProvenance
 from pipeline.models.sources import ImageSource
 
 
@@ -24,6 +25,7 @@ class TrivyClass(StrEnum):
     VULNERABILITY = "vulnerability"
     SECRET = "secret"  # noqa: S105 - a Trivy class, not a password
     MISCONFIGURATION = "misconfiguration"
+    EOL = "eol"  # Trivy says the OS release is past its end of support (EOSL)
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,10 @@ class Control:
     evidence: Evidence = Evidence()
     reason: str = ""  # why a manual control cannot be automated
     note: str = ""  # what the automated evidence covers, when it covers only part
+    # Evidence that must all be there (each group: one of its `ran` keys), beyond "some
+    # source ran": e.g. (("trivy:vulnerability", "clair"), ("native:DD-PENDING-UPDATES",)).
+    # Empty: any one source of `evidence` that ran and could see is enough.
+    requires: tuple[tuple[str, ...], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -108,10 +114,16 @@ class Policy:
     dockle_severity: Severity = Severity.MEDIUM  # Dockle WARN and FATAL
     block_on_mandatory_controls: bool = True
     native: NativeSettings = NativeSettings()
-    # Vulnerability scanners whose evidence the vulnerability controls need (each must run
-    # on the image and be able to see); any other that runs and is blind blocks as well.
-    required_scanners: tuple[Source, ...] = (Source.TRIVY,)
-    max_db_age: dt.timedelta = dt.timedelta(hours=36)  # older vulnerability data proves nothing
+    # The vulnerability DB: where it comes from (auto, public, mirror, debian-archive), the
+    # mirror reference, and how old it may be before the vulnerability controls are
+    # unverified.
+    vuln_db_source: str = "auto"
+    vuln_db_mirror: str = ""
+    max_db_age: dt.timedelta = DEFAULT_MAX_DB_AGE
+    # Vulnerability scanners the vulnerability controls cannot do without: each must run on
+    # the image and be able to see (a stale or empty DB leaves the controls unverified).
+    # Empty: one scanner that could see is enough (the controls' `requires`).
+    required_scanners: tuple[Source, ...] = ()
     clair_url: str = ""  # Clair v4's API, when the policy file names one
 
 
@@ -163,6 +175,14 @@ class ScannerRun:
 # Names for `ImageScan.ran`: which evidence sources actually ran for an image.
 RAN_DOCKLE = "dockle"
 RAN_CLAIR = "clair"
+# Trivy found the OS and read a non-empty package database: package-based controls can
+# be judged. Granted by the gate from `ImageScan.os`, never reported by a scanner.
+RAN_TRIVY_PACKAGES = "trivy:packages"
+
+
+def ran_dockle(code: str) -> str:
+    """A Dockle checkpoint, named in `ImageScan.blind` when Dockle cannot evaluate it."""
+    return f"dockle:{code}"
 
 
 def ran_trivy(cls: TrivyClass) -> str:
@@ -191,9 +211,11 @@ class ImageScan:
     ran: frozenset[str] = frozenset()  # RAN_DOCKLE, ran_trivy(...), ran_native(...)
     errors: tuple[ScannerError, ...] = ()
     digest: str = ""
+    os: OsFacts | None = None  # what Trivy saw of the OS and its packages (None: not run)
     runs: tuple[ScannerRun, ...] = ()  # scanners that answered, with their data
     # Sources that ran but could not see a problem, with why: (key, reason), e.g.
-    # ("clair", "its matcher holds no data"); a blind key is never in `ran`.
+    # ("dockle:DKL-DI-0006", "no tag in a docker-save archive"), ("clair", "its matcher
+    # holds no data"); a blind key is never granted.
     blind: tuple[tuple[str, str], ...] = ()
 
 
@@ -203,7 +225,7 @@ class ControlStatus(StrEnum):
     WAIVED = "waived"
     MANUAL = "manual"
     ERROR = "error"  # a scanner it depends on failed
-    UNVERIFIED = "unverified"  # none of its evidence sources ran
+    UNVERIFIED = "unverified"  # an evidence source it requires did not run or could not see
 
 
 @dataclass(frozen=True)
@@ -254,6 +276,7 @@ class ImageVerdict:
     waived: tuple[str, ...] = ()  # what was waived, with the waiver
     expired_waivers: tuple[str, ...] = ()  # "... expired on 2026-01-31"
     digest: str = ""
+    os: OsFacts | None = None  # what Trivy saw of the OS and packages (None: not scanned)
     runs: tuple[ScannerRun, ...] = ()  # each scanner's data and whether it could see
     crosscheck: CrossCheck = field(default_factory=CrossCheck)  # the vulnerability findings, merged
 
@@ -269,6 +292,7 @@ class GateReport:
     policy: Policy = field(default_factory=Policy)
     expired_waivers: tuple[str, ...] = ()  # every expired waiver in the file
     unused_waivers: tuple[str, ...] = ()  # valid waivers that matched nothing: clean them up
+    provenance: ScanProvenance | None = None  # scanners, versions, vulnerability DB and age
     sources: tuple[ImageSource, ...] = ()  # where each image is defined (code scanning)
 
     def source_of(self, image: str) -> ImageSource | None:
@@ -287,6 +311,7 @@ class GateReport:
 __all__ = [
     "RAN_CLAIR",
     "RAN_DOCKLE",
+    "RAN_TRIVY_PACKAGES",
     "AssessedFinding",
     "Control",
     "ControlResult",
@@ -306,6 +331,7 @@ __all__ = [
     "VerdictStatus",
     "Waiver",
     "ran_by",
+    "ran_dockle",
     "ran_native",
     "ran_trivy",
 ]

@@ -6,6 +6,7 @@ validated; nothing downstream reads YAML again.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -51,6 +52,15 @@ class Target:
 
 
 @dataclass(frozen=True)
+class Retired:
+    """A target the descriptors describe but that is no longer built: past end of life."""
+
+    name: str  # the target it would have been, e.g. "postgresql-13-minimal-bullseye"
+    reason: str  # "PostgreSQL 13 reached end of life on 2025-11-13"
+    since: dt.date  # the earliest end-of-life date that retired it
+
+
+@dataclass(frozen=True)
 class Plan:
     """Targets in dependency order (every target after the ones it depends on)."""
 
@@ -58,6 +68,17 @@ class Plan:
     base_max_age_hours: float = 168.0
     mirror: str = ""  # Debian mirror URL, "" = use the host's apt sources
     descriptors: tuple[str, ...] = field(default=())
+    retired: tuple[Retired, ...] = ()
+    # PostgreSQL major -> end of life, from the operand descriptors (DISA 2.15).
+    postgres_eol: tuple[tuple[int, dt.date], ...] = ()
+
+    @property
+    def releases(self) -> tuple[str, ...]:
+        """The Debian releases the plan builds on, in plan order."""
+        return tuple(dict.fromkeys(t.release for t in self.targets))
+
+    def retired_reason(self, name: str) -> str:
+        return next((r.reason for r in self.retired if r.name == name), "")
 
     def __iter__(self) -> Iterator[Target]:
         return iter(self.targets)
@@ -86,6 +107,8 @@ class Plan:
             self.base_max_age_hours,
             self.mirror,
             self.descriptors,
+            self.retired,
+            self.postgres_eol,
         )
 
     def shard(self, index: int, count: int) -> Plan:

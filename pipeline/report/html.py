@@ -12,6 +12,7 @@ from typing import ClassVar
 import jinja2
 
 from pipeline.models.compliance import AssessedFinding, GateReport, ImageVerdict
+from pipeline.report import provenance
 from pipeline.report.base import Renderer, counts_text, crosscheck_summary, scanner_state, slug
 from pipeline.report.html_template import TEMPLATE
 
@@ -22,6 +23,7 @@ class _ImageView:
     anchor: str
     counts: str
     findings: tuple[AssessedFinding, ...]
+    os: str
     scanners: tuple[tuple[str, int, str, str], ...]  # source, findings, data, state
     crosscheck: str
 
@@ -61,6 +63,7 @@ class HtmlRenderer(Renderer):
                     anchor,
                     counts_text(verdict),
                     tuple(ordered),
+                    provenance.os_text(verdict),
                     scanners,
                     crosscheck_summary(verdict.crosscheck),
                 )
@@ -73,4 +76,5 @@ class HtmlRenderer(Renderer):
             expired_waivers=report.expired_waivers,
             unused_waivers=report.unused_waivers,
             images=views,
+            provenance=provenance.lines(report),
         )

@@ -39,6 +39,7 @@ from pipeline.models.compliance import (
 )
 from pipeline.models.findings import Kind, Severity
 from pipeline.models.sources import ImageSource, SourceLine
+from pipeline.report import provenance
 from pipeline.report.base import Renderer
 from pipeline.report.sarif_rules import (
     CONTROL_SEVERITY,
@@ -274,7 +275,12 @@ def to_sarif(report: GateReport, max_results: int = MAX_RESULTS) -> dict[str, An
                         "version": pipeline.__version__,
                         "semanticVersion": pipeline.__version__,
                         "rules": rules,
-                    }
+                    },
+                    # The scanners whose evidence the results rest on, with their versions.
+                    "extensions": [
+                        {"name": t.name, "version": t.version}
+                        for t in (report.provenance.scanners if report.provenance else ())
+                    ],
                 },
                 "automationDetails": {"id": f"drydock/{report.today.isoformat()}"},
                 "invocations": [
@@ -291,6 +297,7 @@ def to_sarif(report: GateReport, max_results: int = MAX_RESULTS) -> dict[str, An
                     "resultsFound": len(found),
                     "resultsEmitted": len(kept),
                     "resultsDropped": dropped,
+                    "provenance": provenance.document(report),
                 },
             }
         ],

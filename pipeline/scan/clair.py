@@ -27,11 +27,15 @@ from typing import ClassVar
 import requests
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipeline.errors import InputError, ScanError
+from pipeline.archive.feed import current_feed
+from pipeline.errors import InputError, ScanError, ToolError
 from pipeline.models.compliance import RAN_CLAIR
 from pipeline.models.findings import Finding, Kind, Severity, Source, Status
 from pipeline.scan.base import Scanner, ScanOutput, ScanSettings, validate
 from pipeline.scan.clair_api import NAME, ClairAuth, ClairClient, UpdateOperation
+from pipeline.scan.clair_local import sync
+from pipeline.tools.clair_service import ClairSettings
+from pipeline.tools.locate import locate
 
 # claircore's updater names start with these, per distribution id (os-release ID).
 UPDATER_PREFIXES: Mapping[str, str] = {
@@ -221,10 +225,29 @@ class ClairScanner(Scanner):
         self.client = ClairClient(settings.clair_url, settings.timeout, auth, session)
         self._updates: dict[str, UpdateOperation] | None = None
 
+    def version(self) -> str:
+        """Clair's API names no version: the pinned build when Drydock runs this Clair."""
+        if self.settings.clair_state is None:
+            return "unknown (Clair v4 API)"
+        try:
+            return f"{locate(NAME).version} (local)"
+        except ToolError:
+            return "unknown (local)"
+
     def prepare(self, inventory: Mapping[str, frozenset[str]] | None = None) -> None:
-        """Read when each updater last stored data, once per run (Clair down: ScanError)."""
-        if self._updates is None:
-            self._updates = self.client.update_operations()
+        """Once per run: a local Clair gets the run's archive-derived feed (the one Trivy's
+        DB was just built from), then read when each updater last stored data."""
+        if self._updates is not None:
+            return
+        db, state = self.settings.vuln_db, self.settings.clair_state
+        if state is not None and db is not None and db.archive is not None:
+            feed = current_feed(db.archive.feed_cache)
+            if feed is not None:
+                try:
+                    sync(ClairSettings(state_dir=state), feed, db.archive.mirrors.archive)
+                except ToolError as err:
+                    raise ScanError(f"{NAME}: serving the feed to the local Clair: {err}") from err
+        self._updates = self.client.update_operations()
 
     def scan(self, image_tar: Path, ref: str) -> ScanOutput:
         start = time.monotonic()

@@ -63,6 +63,7 @@ TOKEN_SECONDS = 300
 ISSUER = "drydock"
 PSK_ENV = "DRYDOCK_CLAIR_PSK"  # base64 key
 PSK_FILE_ENV = "DRYDOCK_CLAIR_PSK_FILE"
+STATE_ENV = "DRYDOCK_CLAIR_STATE"  # the state dir of a Clair Drydock runs (its feed front)
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 DOCKER_INDEX = "application/vnd.docker.distribution.manifest.list.v2+json"
 MANIFEST_TYPES = (

@@ -20,8 +20,9 @@ The feed front is a directory served by a static HTTP server (pipeline.tools.cla
 `debian/dists/<codename>/Release` (the archive's own Release file, fetched from the mirror
 the host's apt sources name) and `tracker/data/json` whose mtime is the feed's time, so the
 updater's Last-Modified / If-Modified-Since fingerprint changes exactly when the feed does.
-The advisories are the same `Advisory` records Trivy's local DB is built from
-(pipeline.scan.trivydb), so both scanners read one set of facts.
+The advisories are the same `Advisory` records Trivy's DB is built from (for the
+debian-archive DB: `vulndb.feed_advisories` of the archive-derived feed; see
+pipeline.scan.clair_local), so both scanners read one set of facts.
 """
 
 from __future__ import annotations
@@ -30,10 +31,10 @@ import datetime as dt
 import json
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import requests
 
@@ -47,47 +48,6 @@ JSON_PATH = Path("tracker") / "data" / "json"
 DISTS = Path("debian") / "dists"
 UNASSIGNED = "not yet assigned"
 RELEASE_TIMEOUT = 30.0
-
-
-# A changelog's upload urgency -> the tracker's urgency claircore maps to a severity.
-CHANGELOG_URGENCY: Mapping[str, str] = {
-    "low": "low",
-    "medium": "medium",
-    "high": "high",
-    "emergency": "high",
-    "critical": "high",
-}
-
-
-class ArchiveAdvisory(Protocol):
-    """An upload fixing vulnerabilities, as Drydock's archive-derived feed describes it."""
-
-    @property
-    def release(self) -> str: ...
-    @property
-    def source(self) -> str: ...
-    @property
-    def fixed_version(self) -> str: ...
-    @property
-    def cve_ids(self) -> tuple[str, ...]: ...
-    @property
-    def urgency(self) -> str: ...
-
-
-def from_archive(uploads: Iterable[ArchiveAdvisory]) -> list[Advisory]:
-    """One advisory per CVE id an upload's changelog names (an upload naming none has no
-    id Clair could file it under, and is left out)."""
-    return [
-        Advisory(
-            id=cve,
-            package=upload.source,
-            release=upload.release,
-            fixed_version=upload.fixed_version,
-            urgency=CHANGELOG_URGENCY.get(upload.urgency.lower(), UNASSIGNED),
-        )
-        for upload in uploads
-        for cve in upload.cve_ids
-    ]
 
 
 @dataclass(frozen=True)
@@ -162,6 +122,14 @@ def fetch_release(archive: str, codename: str) -> FeedRelease:
     if "." not in release.version:
         raise ToolError(["GET", url], None, "", f"no dotted Version: header ({release.version!r})")
     return release
+
+
+def read_release(root: Path, codename: str) -> FeedRelease | None:
+    """The Release file a feed front already serves for a release, if any."""
+    path = root / DISTS / codename / "Release"
+    if not path.is_file():
+        return None
+    return FeedRelease(codename, path.read_text(encoding="utf-8"))
 
 
 def _atomic(path: Path, data: bytes) -> None:

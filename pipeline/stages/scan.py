@@ -1,13 +1,16 @@
 """Scan stage: every scanner and native check on each image, then the gate.
 
 Images are scanned in parallel (bounded), scanners of one image one after the other;
-each scanner prepares once for the whole run before any scan starts (Trivy fetches its DB,
-Clair reports when its updaters last stored data). Scanners that read from a registry
-(Clair) get the image's staged reference by digest. A scanner that crashes, times out or
-prints something unparsable is recorded as a ScannerError on the image, which the gate
-treats as "not proven safe": the image fails (fail closed). A scanner that answers but
-could not see (a stale or empty vulnerability database) is recorded as blind: its
-findings count, but the vulnerability controls cannot pass on it.
+the vulnerability DB is prepared once for the whole run before any scan starts, for the
+Debian releases and source packages the images hold (read from each image's dpkg
+database without running it), and Clair reports when its updaters last stored data.
+Scanners that read from a registry (Clair) get the image's staged reference by digest.
+A scanner that crashes, times out or prints something unparsable is recorded as a
+ScannerError on the image, which the gate treats as "not proven safe": the image fails
+(fail closed). A scanner that answers but could not see (a stale or empty vulnerability
+database) is recorded as blind: its findings count, but the vulnerability controls
+cannot pass on it. The report names every scanner, its version and the DB it used, and
+the gate judges the DB's age against the policy.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.archive.deb822 import installed_sources, os_release_codename
 from pipeline.compliance.config import load_controls, load_policy, load_waivers
 from pipeline.compliance.gate import evaluate
 from pipeline.compliance.native import check_image_archive
@@ -38,6 +42,7 @@ from pipeline.models.compliance import (
     ran_by,
 )
 from pipeline.models.findings import Finding, Source
+from pipeline.models.provenance import OsFacts, ScanProvenance, ToolInfo
 from pipeline.scan.base import Scanner, ScanOutput
 from pipeline.scan.resolve import ResolvedImage
 from pipeline.scan.trivy import TrivyScanner
@@ -111,6 +116,43 @@ def _updates(image: str, timeout: float) -> UpdateEvidence | None:
     return parse_apt_simulation(text, source=f"apt-get -s upgrade in {image}")
 
 
+STATUS_FILE = "/var/lib/dpkg/status"
+OS_RELEASE_FILES = ("/etc/os-release", "/usr/lib/os-release")
+
+
+def image_inventory(images: Sequence[str]) -> dict[str, frozenset[str]]:
+    """Debian release -> source packages installed, over the images (read from each
+    image's dpkg database and os-release without running it). An image that cannot be
+    read adds nothing: its scan says so."""
+    found: dict[str, set[str]] = {}
+    for image in images:
+        try:
+            files = docker.read_files(image, (STATUS_FILE, *OS_RELEASE_FILES))
+        except ToolError as err:
+            log.warning("%s: package inventory unreadable (%s)", image, err)
+            continue
+        release = next(
+            (
+                os_release_codename(files[p].decode("utf-8", "replace"))
+                for p in OS_RELEASE_FILES
+                if p in files
+            ),
+            "",
+        )
+        if release and STATUS_FILE in files:
+            status = files[STATUS_FILE].decode("utf-8", "replace")
+            found.setdefault(release, set()).update(installed_sources(status))
+    return {release: frozenset(sources) for release, sources in found.items()}
+
+
+@dataclass(frozen=True)
+class ScanLifecycle:
+    """End-of-life dates the native checks judge by, and the day to judge them on."""
+
+    postgres_eol: tuple[tuple[int, dt.date], ...] | None = None
+    today: dt.date | None = None
+
+
 @dataclass
 class _Collected:
     """What the scanners said about one image, gathered as they run."""
@@ -122,6 +164,7 @@ class _Collected:
     blind: list[tuple[str, str]] = field(default_factory=list)
     outputs: list[ScanOutput] = field(default_factory=list)
     sbom: Path | None = None
+    os: OsFacts | None = None  # what Trivy saw of the OS and its packages
 
 
 def _run_scanners(
@@ -149,6 +192,7 @@ def _run_scanners(
             log.warning("%s: %s could not see: %s", target.label, scanner.name, why)
         got.ran |= ran_by(source) - {key for key, _ in out.blind}
         if isinstance(scanner, TrivyScanner):
+            got.os = out.os
             try:
                 got.sbom = scratch / "sbom.cdx.json"
                 got.sbom.write_text(scanner.sbom(tar), encoding="utf-8")
@@ -166,6 +210,7 @@ def scan_one(
     known_bases: frozenset[str] | None,
     check_updates: bool,
     timeout: float,
+    lifecycle: ScanLifecycle = ScanLifecycle(),
 ) -> tuple[ImageScan, list[ScanOutput], Path | None]:
     """Save the image, run each scanner and the native checks, never raising ScanError."""
     # A directory of its own per scan: several runs may scan the same image at once.
@@ -182,6 +227,8 @@ def scan_one(
         updates=_updates(target.image, timeout) if check_updates else None,
         known_base_digests=known_bases,
         bootstrapped=target.bootstrapped,
+        postgres_eol=lifecycle.postgres_eol,
+        today=lifecycle.today,
     )
     try:
         # The archive holds exactly the one image saved above, whatever name it goes by.
@@ -199,10 +246,21 @@ def scan_one(
         ran=frozenset(got.ran),
         errors=tuple(got.errors),
         digest=target.digest or str(inspected.get("Id", "")),
+        os=got.os,
         runs=tuple(got.runs),
         blind=tuple(got.blind),
     )
     return scan, got.outputs, got.sbom
+
+
+def provenance_of(scanners: Sequence[Scanner]) -> ScanProvenance:
+    """Which scanners (and versions) ran, with which vulnerability DB, as of now."""
+    db = next((s.db for s in scanners if isinstance(s, TrivyScanner) and s.db), None)
+    return ScanProvenance(
+        generated_at=dt.datetime.now(dt.UTC),
+        scanners=tuple(ToolInfo(s.name, s.version()) for s in scanners),
+        vuln_db=db,
+    )
 
 
 def scan_images(
@@ -217,6 +275,7 @@ def scan_images(
     check_updates: bool = True,
     timeout: float = 600.0,
     on_done: Callable[[ImageScan], None] | None = None,
+    postgres_eol: tuple[tuple[int, dt.date], ...] | None = None,
 ) -> ScanRun:
     """Scan every target and judge them; input errors (policy, waivers) raise first."""
     start = time.monotonic()
@@ -224,22 +283,24 @@ def scan_images(
     policy = load_policy(config.policy)
     waivers = load_waivers(config.waivers, controls)
     work.mkdir(parents=True, exist_ok=True)
+    today = today or dt.datetime.now(dt.UTC).date()
+    inventory = image_inventory([t.image for t in targets])
     prepare_errors: list[ScannerError] = []
     for scanner in scanners:
         try:
-            scanner.prepare()  # once per run: Trivy's DB, Clair's updater state
+            scanner.prepare(inventory)  # e.g. the vulnerability DB, once per run
         except ScanError as exc:
             prepare_errors.append(ScannerError(Source(scanner.name), str(exc)))
-    failed = {e.source for e in prepare_errors}
-    active = [s for s in scanners if Source(s.name) not in failed]
+    failed = {e.source.value for e in prepare_errors}
+    active = [s for s in scanners if s.name not in failed]
+    lifecycle = ScanLifecycle(postgres_eol, today)
 
     def one(target: ScanTarget) -> tuple[ImageScan, list[ScanOutput], Path | None]:
         scan, outputs, sbom = scan_one(
-            target, active, work, policy.native, known_bases, check_updates, timeout
+            target, active, work, policy.native, known_bases, check_updates, timeout, lifecycle
         )
         if prepare_errors:
-            errors = scan.errors + tuple(prepare_errors)
-            scan = dataclasses.replace(scan, errors=errors)
+            scan = dataclasses.replace(scan, errors=scan.errors + tuple(prepare_errors))
         if on_done is not None:
             on_done(scan)
         return scan, outputs, sbom
@@ -247,7 +308,12 @@ def scan_images(
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         results = list(pool.map(one, targets))
     report = evaluate(
-        [r[0] for r in results], controls, policy, waivers, today or dt.datetime.now(dt.UTC).date()
+        [r[0] for r in results],
+        controls,
+        policy,
+        waivers,
+        today,
+        provenance=provenance_of(scanners),
     )
     run = ScanRun(report=report, seconds=time.monotonic() - start)
     for target, (_, outputs, sbom) in zip(targets, results, strict=True):

@@ -11,7 +11,9 @@ is found.
 
 from __future__ import annotations
 
+import io
 import logging
+import tarfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -76,6 +78,38 @@ def save(ref: str, dest: Path) -> Path:
     finally:
         client.close()
     return dest
+
+
+def read_files(ref: str, paths: Sequence[str]) -> dict[str, bytes]:
+    """The content of regular files in an image, without running it: a container is
+    created (never started), each path copied out of it, and the container removed.
+    Paths that do not exist (or are not regular files) are left out of the result."""
+    client = _client()
+    found: dict[str, bytes] = {}
+    try:
+        container = client.api.create_container(ref, command=["/nonexistent"], user="0")
+    except docker.errors.DockerException as err:
+        client.close()
+        raise ToolError(["docker", "create", ref], None, str(err)) from err
+    try:
+        for path in paths:
+            try:
+                stream_, _stat = client.api.get_archive(container["Id"], path)
+            except docker.errors.NotFound:
+                continue
+            with tarfile.open(fileobj=io.BytesIO(b"".join(stream_))) as tar:
+                member = next((m for m in tar.getmembers() if m.isfile()), None)
+                handle = tar.extractfile(member) if member is not None else None
+                if handle is not None:
+                    found[path] = handle.read()
+    except (docker.errors.DockerException, tarfile.TarError) as err:
+        raise ToolError(["docker", "cp", ref], None, str(err)) from err
+    finally:
+        try:
+            client.api.remove_container(container["Id"], force=True)
+        finally:
+            client.close()
+    return found
 
 
 def import_rootfs(tarball: Path, tag: str, changes: Sequence[str]) -> str:

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.build.apt_sources import host_mirrors
-from pipeline.cli.dev_clair import client_for, wait_for_updater
+from pipeline.archive.mirrors import host_mirrors
 from pipeline.scan.base import ScanSettings
+from pipeline.scan.clair_local import client_for, wait_for_updater
 from pipeline.scan.clairfeed import FeedWrite, fetch_release, write_feed
 from pipeline.scan.trivydb import Advisory
 from pipeline.tools import clair_service, docker

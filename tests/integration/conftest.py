@@ -1,7 +1,8 @@
 """Integration fixtures: real builds on the real Docker engine.
 
     foundation_build  session  BuildResult of the operator image and one minimal operand
-                               per reachable major (13 bullseye, 15 bookworm, 17 trixie),
+                               per supported major of the default matrix (15 bookworm,
+                               17 trixie; 13 bullseye is retired: past end of life),
                                built by Drydock's own executor (reused when unchanged)
 
 A missing engine fails the run; nothing is skipped.
@@ -22,7 +23,6 @@ from pipeline.tools import docker
 ROOT = Path(__file__).resolve().parents[2]
 FOUNDATION_TARGETS = (
     "operator",
-    "postgresql-13-minimal-bullseye",
     "postgresql-15-minimal-bookworm",
     "postgresql-17-minimal-trixie",
 )

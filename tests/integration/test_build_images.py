@@ -1,4 +1,4 @@
-"""Real builds: every reachable major runs initdb and postgres read-only as uid 26.
+"""Real builds: every major of the matrix runs initdb and postgres read-only as uid 26.
 
 These use Drydock's own executor on the real Docker engine, then start each operand the
 way a hardened pod would: read-only root filesystem, tmpfs for runtime dirs, uid 26.
@@ -21,7 +21,6 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 OPERANDS = {
-    "postgresql-13-minimal-bullseye": 13,
     "postgresql-15-minimal-bookworm": 15,
     "postgresql-17-minimal-trixie": 17,
 }

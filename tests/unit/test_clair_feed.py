@@ -8,7 +8,6 @@ fixed_version, urgency}}}) and the mirror front against its release discovery
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import os
@@ -22,7 +21,7 @@ from pipeline.errors import ToolError
 from pipeline.scan.clairfeed import (
     JSON_PATH,
     FeedRelease,
-    from_archive,
+    read_release,
     tracker_json,
     write_feed,
 )
@@ -112,6 +111,7 @@ def test_the_feed_front_files(tmp_path: Path) -> None:
     listing = sorted(p.name for p in (root / "debian" / "dists").iterdir())
     assert listing == ["bookworm", "trixie"]  # a release no longer covered is gone
     assert (root / "debian/dists/bookworm/Release").read_text() == BOOKWORM.release_file
+    assert read_release(root, "trixie") == TRIXIE and read_release(root, "buster") is None
     served = root / JSON_PATH
     assert json.loads(served.read_text())["openssl"]["CVE-2026-5"]["releases"]["bookworm"]
     assert served.stat().st_mtime == WHEN.timestamp()  # Last-Modified: the feed's time
@@ -184,26 +184,3 @@ def test_a_directory_another_user_cannot_search_is_not_reachable() -> None:
     assert clair_db.as_user(["x"], me) == ["x"]
     dropped = clair_db.as_user(["x"], other)
     assert dropped[1:4] == ["--reuid=54321", "--regid=54321", "--init-groups"]
-
-
-@dataclasses.dataclass(frozen=True)
-class _Upload:
-    release: str
-    source: str
-    fixed_version: str
-    cve_ids: tuple[str, ...]
-    urgency: str
-
-
-def test_archive_uploads_become_one_advisory_per_cve() -> None:
-    uploads = [
-        _Upload("bookworm", "openssl", "3.0.22-1~deb12u2", ("CVE-2026-1", "CVE-2026-2"), "high"),
-        _Upload("bookworm", "tzdata", "2026a-0+deb12u1", (), "medium"),  # no CVE ids
-        _Upload("trixie", "curl", "8.14.1-2+deb13u1", ("CVE-2026-3",), "emergency"),
-    ]
-    got = from_archive(uploads)
-    assert [(a.id, a.package, a.release, a.urgency) for a in got] == [
-        ("CVE-2026-1", "openssl", "bookworm", "high"),
-        ("CVE-2026-2", "openssl", "bookworm", "high"),
-        ("CVE-2026-3", "curl", "trixie", "high"),
-    ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import textwrap
 from pathlib import Path
 
@@ -45,13 +47,20 @@ def problems_of(images: Path) -> list[str]:
 
 
 def test_shipped_descriptors_give_the_documented_matrix() -> None:
-    plan = load_plan(ROOT / "images", ROOT / "dockerfiles")
+    plan = load_plan(ROOT / "images", ROOT / "dockerfiles", today=dt.date(2026, 12, 2))
     operands = [t for t in plan if t.kind is Kind.OPERAND]
-    assert {(t.major, t.release) for t in operands} == {
-        (13, "bullseye"),
-        (15, "bookworm"),
-        (17, "trixie"),
+    assert {(t.major, t.release) for t in operands} == {(15, "bookworm"), (17, "trixie")}
+    # PostgreSQL 13 ended in November 2025, Debian 11's LTS in August 2026: retired
+    assert {r.name: r.since for r in plan.retired} == {
+        "base-bullseye": dt.date(2026, 8, 31),
+        "postgresql-13-minimal-bullseye": dt.date(2025, 11, 13),
+        "postgresql-13-standard-bullseye": dt.date(2025, 11, 13),
     }
+    reason = plan.retired_reason("postgresql-13-minimal-bullseye")
+    assert "PostgreSQL 13 reached end of life on 2025-11-13" in reason
+    assert "Debian bullseye reached end of life on 2026-08-31" in reason
+    assert dict(plan.postgres_eol)[13] == dt.date(2025, 11, 13)
+    assert plan.releases == ("bookworm", "trixie")
     assert {t.flavour for t in operands} == {"minimal", "standard"}
     assert all(t.source is PackageSource.DEBIAN and t.uid == 26 for t in operands)
     assert [t.name for t in plan if t.kind is Kind.OPERATOR] == ["operator"]
@@ -156,3 +165,53 @@ def test_cli_rejects_unknown_build_target() -> None:
     result = CliRunner().invoke(main, ["build", "no-such-target"])
     assert result.exit_code == 2
     assert "no-such-target" in result.stderr
+
+
+def test_a_target_is_built_until_its_end_of_life_and_retired_the_day_after(
+    tmp_path: Path,
+) -> None:
+    base = BASE + "end_of_life: {bullseye: 2026-08-31}\n"
+    pg = OPERAND.replace("- {major: 15, source: debian}", "- {major: 13, source: debian}")
+    pg += "end_of_life: {13: 2025-11-13}\n"
+    images = write(tmp_path, base=base, pg=pg)
+    before = load_plan(images, ROOT / "dockerfiles", today=dt.date(2025, 11, 13))
+    assert "postgresql-13-minimal-bullseye" in before.names() and not before.retired
+    after = load_plan(images, ROOT / "dockerfiles", today=dt.date(2025, 11, 14))
+    assert "postgresql-13-minimal-bullseye" not in after.names()
+    assert [(r.name, r.since) for r in after.retired] == [
+        ("postgresql-13-minimal-bullseye", dt.date(2025, 11, 13))
+    ]
+    assert "base-bullseye" in after.names()  # the release itself lives until August 2026
+    late = load_plan(images, ROOT / "dockerfiles", today=dt.date(2026, 9, 1))
+    assert {r.name for r in late.retired} == {"base-bullseye", "postgresql-13-minimal-bullseye"}
+
+
+def test_an_operator_on_a_retired_release_is_a_descriptor_problem(tmp_path: Path) -> None:
+    base = BASE + "end_of_life: {bookworm: 2026-01-01}\n"
+    operator = """
+    kind: operator
+    name: operator
+    repository: postgresql-operator
+    template: operator.Dockerfile.j2
+    version: 0.1.0
+    release: bookworm
+    user: {uid: 1001, gid: 1001, name: operator}
+    app: {path: operator, module: drydock_operator}
+    """
+    with pytest.raises(DescriptorError) as info:
+        load_plan(write(tmp_path, base=base, op=operator), ROOT / "dockerfiles")
+    assert [str(p) for p in info.value.problems] == [
+        f"{tmp_path / 'op.yaml'}: release: Debian bookworm reached end of life on 2026-01-01; "
+        "build the operator on a supported release"
+    ]
+
+
+def test_plan_lists_retired_targets_and_build_refuses_them() -> None:
+    runner = CliRunner()
+    shown = runner.invoke(main, ["plan", "--format", "json"])
+    assert shown.exit_code == 0, shown.output
+    retired = {r["name"]: r for r in json.loads(shown.output)["retired"]}
+    assert retired["postgresql-13-minimal-bullseye"]["since"] == "2025-11-13"
+    refused = runner.invoke(main, ["build", "postgresql-13-minimal-bullseye"])
+    assert refused.exit_code == 2
+    assert "retired: PostgreSQL 13 reached end of life on 2025-11-13" in refused.output

@@ -42,7 +42,7 @@ def test_same_input_same_bytes(plan: Plan, name: str) -> None:
 @pytest.mark.parametrize(
     "name",
     [
-        "postgresql-13-minimal-bullseye",
+        "postgresql-15-minimal-bookworm",
         "postgresql-15-standard-bookworm",
         "postgresql-17-minimal-trixie",
         "operator",
