@@ -159,6 +159,11 @@ def write_feed(
     target = root / JSON_PATH
     stamp = generated.timestamp()
     before = target.read_bytes() if target.is_file() else b""
+    if before and before != body and target.stat().st_mtime >= stamp:
+        # Clair asks If-Modified-Since the last Last-Modified: new content must look newer
+        # or it is answered "304 Not Modified" and never read.
+        stamp = target.stat().st_mtime + 1
+        generated = dt.datetime.fromtimestamp(stamp, dt.UTC)
     changed = before != body or not target.is_file() or target.stat().st_mtime != stamp
     for release in releases:
         _atomic(root / DISTS / release.codename / "Release", release.release_file.encode())

@@ -33,14 +33,15 @@ from click.testing import CliRunner
 from native_support import base_image
 
 from pipeline.cli import main
-from pipeline.models.compliance import ControlStatus, ImageVerdict, VerdictStatus
+from pipeline.models.compliance import ControlStatus, ImageVerdict, Policy, VerdictStatus
 from pipeline.models.findings import Source
 from pipeline.scan.base import ScanSettings
 from pipeline.scan.scanners import make_scanners
 from pipeline.scan.trivydb import ensure_local_db
-from pipeline.settings import default_cache
+from pipeline.settings import Settings, default_cache
 from pipeline.stages.scan import ScanConfig, ScanRun, ScanTarget, scan_images
 from pipeline.stages.scan_context import stage_for_scan
+from pipeline.stages.vulndb import vuln_db_spec
 from pipeline.tools.daemon import free_ports
 
 pytestmark = pytest.mark.integration
@@ -90,7 +91,8 @@ def _scan(
 def _policy(tmp: Path, required: str) -> Path:
     text = (ROOT / "scan-config" / "policy.yaml").read_text(encoding="utf-8")
     path = tmp / "policy.yaml"
-    path.write_text(text.replace("required_scanners: [trivy]", required), encoding="utf-8")
+    assert "required_scanners: []" in text
+    path.write_text(text.replace("required_scanners: []", required), encoding="utf-8")
     return path
 
 
@@ -225,3 +227,32 @@ def test_drydock_dev_clair_up_status_env_down(tmp_path: Path) -> None:
     assert down.exit_code == 0
     after = runner.invoke(main, ["dev", "clair", "status", *state])
     assert after.exit_code == 3 and "ready: no" in after.output
+
+
+def test_on_drydocks_archive_feed_both_scanners_name_the_same_real_cves(
+    held: HeldImage, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    """The real thing: Trivy's debian-archive DB and Clair's feed front both from the feed
+    derived from Debian's signed archive (bookworm-security's openssl changelog). The run
+    serves the feed to its local Clair before scanning (`clair_state`)."""
+    settings = Settings(root=ROOT, cache=default_cache())
+    spec = vuln_db_spec("debian-archive", settings, Policy())
+    clair = start_clair(tmp_path_factory.mktemp("clair-archive"), [])  # nothing until served
+    try:
+        scanning = dataclasses.replace(
+            clair.scan_settings(default_cache() / "trivy", vuln_db=spec),
+            clair_state=clair.settings.resolved_state_dir(),
+        )
+        policy = _policy(tmp_path, "required_scanners: [trivy, clair]")
+        run = _scan(held.tag, scanning, ("trivy", "clair"), tmp_path / "work", policy)
+        (verdict,) = run.report.images
+        assert not verdict.errors, verdict.errors
+        trivy_ids, clair_ids = _ids(verdict, Source.TRIVY), _ids(verdict, Source.CLAIR)
+        assert trivy_ids and trivy_ids == clair_ids
+        assert all(i.startswith(("CVE-", "DSU-")) for i in trivy_ids)
+        assert not [v for v in verdict.crosscheck.disagreements if v.package == "libssl3"]
+        clair_run = next(r for r in verdict.runs if r.source is Source.CLAIR)
+        assert not clair_run.blind and "debian/updater" in clair_run.database
+        assert all(_status(verdict, c) is ControlStatus.FAIL for c in VULN_CONTROLS)
+    finally:
+        clair.stop()

@@ -119,6 +119,10 @@ def test_the_feed_front_files(tmp_path: Path) -> None:
     assert not again.changed  # nothing new: Clair need not restart
     later = WHEN + dt.timedelta(hours=6)
     assert write_feed(root, [adv("CVE-2026-5", "3.0.22-1~deb12u2")], [BOOKWORM], later).changed
+    # New content that claims to be older still reaches Clair: it must look newer.
+    older = write_feed(root, [adv("CVE-2026-7", "1.0-1")], [BOOKWORM], WHEN)
+    assert older.changed and older.generated == later + dt.timedelta(seconds=1)
+    assert served.stat().st_mtime == older.generated.timestamp()
 
 
 def test_advisories_for_a_release_the_front_does_not_list_are_refused(tmp_path: Path) -> None:
