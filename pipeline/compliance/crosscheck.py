@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pipeline.archive.version import compare_versions as compare
 from pipeline.models.compliance import RAN_CLAIR, ImageScan, TrivyClass, ran_trivy
 from pipeline.models.crosscheck import CrossCheck, MergedVulnerability
 from pipeline.models.findings import Finding, Kind, Source
-from pipeline.scan.debversion import compare
 
 VULNERABILITY_SCANNERS: tuple[Source, ...] = (Source.TRIVY, Source.CLAIR)
 RAN_KEYS = {Source.TRIVY: ran_trivy(TrivyClass.VULNERABILITY), Source.CLAIR: RAN_CLAIR}

@@ -38,8 +38,8 @@ from typing import Any
 
 import requests
 
+from pipeline.archive.version import compare_versions as compare
 from pipeline.errors import ToolError
-from pipeline.scan.debversion import compare
 from pipeline.scan.trivydb import Advisory
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""The Clair feed front's files, Debian version order, and the local Clair's config (pure).
+"""The Clair feed front's files and the local Clair's config (pure).
 
 The tracker JSON is checked against what claircore v1.5.48's Debian parser reads
 (debian/parser.go: package -> CVE -> {description, releases: {codename: {status,
@@ -25,7 +25,6 @@ from pipeline.scan.clairfeed import (
     tracker_json,
     write_feed,
 )
-from pipeline.scan.debversion import DebianVersion, compare
 from pipeline.scan.trivydb import Advisory
 from pipeline.tools import clair_db
 from pipeline.tools.clair_service import State, clair_config
@@ -37,32 +36,6 @@ WHEN = dt.datetime(2026, 12, 1, 6, 0, tzinfo=dt.UTC)
 
 def adv(cve: str, fixed: str, release: str = "bookworm", package: str = "openssl") -> Advisory:
     return Advisory(id=cve, package=package, release=release, fixed_version=fixed, urgency="high")
-
-
-@pytest.mark.parametrize(
-    ("a", "b", "order"),
-    [
-        ("3.0.15-1~deb12u1", "3.0.17-1~deb12u2", -1),
-        ("1.0~rc1", "1.0", -1),
-        ("1:0.9", "2.0", 1),
-        ("1.0-1", "1.0-1", 0),
-        ("2.36-9+deb12u10", "2.36-9+deb12u9", 1),
-        ("1.0a", "1.0+", -1),
-        ("1.0", "1.0-0", 0),
-        ("7.88.1-10+deb12u14", "7.88.1-10+deb12u8", 1),
-        ("0:1.2", "1.2", 0),
-    ],
-)
-def test_debian_version_order_is_dpkgs(a: str, b: str, order: int) -> None:
-    got = compare(a, b)
-    assert (got > 0) - (got < 0) == order
-    assert (compare(b, a) > 0) - (compare(b, a) < 0) == -order
-
-
-@pytest.mark.parametrize("bad", ["", "a1.0", "x:1.0", "1:"])
-def test_malformed_versions_are_refused(bad: str) -> None:
-    with pytest.raises(ValueError, match="not a Debian version"):
-        DebianVersion.parse(bad)
 
 
 def test_tracker_json_is_what_claircores_debian_parser_reads() -> None:
