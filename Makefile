@@ -35,13 +35,19 @@ tools:
 # Build, scan, gate and publish to the local registry, then write the catalogs and apply
 # them to the local control plane (started here, without its node: the README's loop uses
 # the stand-in kubelet; `drydock dev cluster down` stops it).
+# No `tools` prerequisite: `drydock run` builds the pinned tools its later steps need in the
+# background while the bases and images build, and the control plane's after publishing.
 # Clair (its PostgreSQL and feed front too) scans beside Dockle and Trivy: `dev clair up`
-# prints the DRYDOCK_CLAIR_URL / DRYDOCK_CLAIR_PSK_FILE exports that make `run` use it
-# (`drydock dev clair down` stops it).
-build-images: venv host tools
-	$(BIN)/drydock dev cluster up --no-node --install-crds
-	eval "$$($(BIN)/drydock dev clair up)" && \
-	  $(BIN)/drydock run --jobs $(JOBS) --kubeconfig "$$($(BIN)/drydock dev cluster kubeconfig)"
+# (which builds Clair on first use) prints the DRYDOCK_CLAIR_URL / _PSK_FILE / _STATE
+# exports that make `run` use it (`drydock dev clair down` stops it).
+# The run's exit code (1: a gate failed) is the target's, after the catalogs of what was
+# published are applied.
+build-images: venv host
+	rc=0; eval "$$($(BIN)/drydock dev clair up)" || exit 3; \
+	$(BIN)/drydock run --jobs $(JOBS) || rc=$$?; \
+	$(BIN)/drydock dev cluster up --no-node --install-crds && \
+	$(BIN)/drydock catalog apply --kubeconfig "$$($(BIN)/drydock dev cluster kubeconfig)" && \
+	exit $$rc
 
 test: venv host tools
 	bash scripts/test.sh
@@ -63,6 +69,8 @@ bench: venv host tools
 	$(BIN)/python bench/scan_matrix.py
 	$(BIN)/python bench/nightly.py
 	$(BIN)/python bench/operator_roll.py
+	$(BIN)/python bench/package_delta.py
+	$(BIN)/python bench/fresh_machine.py
 	$(BIN)/python bench/vulnfeed.py
 	$(BIN)/python bench/node_start.py
 

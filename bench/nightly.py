@@ -56,6 +56,19 @@ RESULTS = ROOT / "bench" / "results"
 REDUCED = ("operator", "postgresql-15-minimal-bookworm", "postgresql-17-minimal-trixie")
 
 
+def own_images(dest: Path) -> Path:
+    """images/ with the image repositories renamed (nightlybench-*): the local tags are the
+    bench's own, so another user's build on the shared engine never replaces an image
+    between its build and its push (which would change what the no-op compares with)."""
+    shutil.copytree(ROOT / "images", dest)
+    for path in dest.glob("*.yaml"):
+        text = path.read_text(encoding="utf-8")
+        path.write_text(
+            text.replace("repository: postgresql", "repository: nightlybench-postgresql")
+        )
+    return dest
+
+
 def loadavg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
@@ -187,6 +200,7 @@ def main() -> None:
                 registry=server.address,
                 jobs=2,
                 revision=revision(ROOT),
+                images_dir=own_images(tmp / "images"),
             )
             plan = load_plan(settings.descriptors, settings.templates)
             everything = tuple(t.name for t in plan if t.kind is not Kind.BASE)

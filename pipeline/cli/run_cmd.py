@@ -20,6 +20,7 @@ from pipeline.scan.scanners import SCANNERS, make_scanners
 from pipeline.stages.promote import promote_staged
 from pipeline.stages.run import RunOptions, run_pipeline
 from pipeline.stages.vulndb import vuln_db_spec
+from pipeline.tools.provision import RUN_TOOLS, Prefetch
 
 
 @click.command("run")
@@ -99,6 +100,8 @@ def run_cmd(
     """Plan, build what changed, stage, scan, gate, publish, sign and write (apply) catalogs."""
     settings = settings_from(jobs=jobs, builder=builder, registry=registry)
     shard_of = parse_shard(shard_spec) if shard_spec else None
+    # The tools of the later steps compile while the bases and images build.
+    Prefetch(RUN_TOOLS if not no_sign else RUN_TOOLS[:-1]).start()
     policy = load_policy(settings.scan_config / "policy.yaml")
     db = vuln_db_spec(vuln_db, settings, policy)
     scanning = scan_settings(

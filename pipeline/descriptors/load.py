@@ -104,6 +104,68 @@ def _base_of(
     return f"base-{wanted}", (f"base-{wanted}",)
 
 
+def _flavour_chain_problems(desc: OperandDescriptor, label: str) -> list[Problem]:
+    """Flavours built on unknown flavours, or on each other in a cycle."""
+    problems = []
+    for name, flavour in sorted(desc.flavours.items()):
+        chain, current = [name], flavour.base
+        while current is not None:
+            if current not in desc.flavours:
+                problems.append(
+                    Problem(label, f"flavours.{chain[-1]}.base", f"unknown flavour '{current}'")
+                )
+                break
+            if current in chain:
+                if current == name:
+                    cycle = " -> ".join([*chain, current])
+                    problems.append(
+                        Problem(
+                            label,
+                            f"flavours.{name}.base",
+                            f"flavours built on each other in a cycle: {cycle}",
+                        )
+                    )
+                break
+            chain.append(current)
+            current = desc.flavours[current].base
+    return list(dict.fromkeys(problems))
+
+
+def _ancestors(desc: OperandDescriptor, name: str) -> list[str]:
+    found, current = [], desc.flavours[name].base
+    while current is not None:
+        found.append(current)
+        current = desc.flavours[current].base
+    return found
+
+
+def _flavour_order(
+    desc: OperandDescriptor,
+    wanted: list[str] | None,
+    label: str,
+    where: str,
+    problems: list[Problem],
+) -> list[str]:
+    """The flavours a major builds, each after the flavours it is built on."""
+    names = wanted or sorted(desc.flavours)
+    for f in names:
+        if f not in desc.flavours:
+            problems.append(Problem(label, f"{where}.flavours", f"unknown flavour '{f}'"))
+    names = [f for f in names if f in desc.flavours]
+    for f in names:
+        missing = [a for a in _ancestors(desc, f) if a not in names]
+        if missing:
+            problems.append(
+                Problem(
+                    label,
+                    f"{where}.flavours",
+                    f"flavour '{f}' is built on '{missing[0]}', which this major does not "
+                    "build: list both",
+                )
+            )
+    return sorted(names, key=lambda f: len(_ancestors(desc, f)))
+
+
 @dataclass(frozen=True)
 class _Lifecycle:
     today: dt.date
@@ -127,7 +189,11 @@ def _operand_targets(
     problems: list[Problem],
     life: _Lifecycle,
 ) -> list[Target]:
-    targets = []
+    targets: list[Target] = []
+    chain_problems = _flavour_chain_problems(desc, label)
+    if chain_problems:
+        problems += chain_problems
+        return targets
     for i, m in enumerate(desc.majors):
         where = f"majors.{i}"
         if m.source == "debian":
@@ -173,43 +239,56 @@ def _operand_targets(
                 )
                 continue
             releases = m.releases or base_releases
-        flavours = m.flavours or sorted(desc.flavours)
-        for f in flavours:
-            if f not in desc.flavours:
-                problems.append(Problem(label, f"{where}.flavours", f"unknown flavour '{f}'"))
-                continue
-            for r in releases:
+        flavours = _flavour_order(desc, m.flavours, label, where, problems)
+        for r in releases:
+            built: dict[str, Target] = {}
+            for f in flavours:
+                flavour = desc.flavours[f]
                 ends = [
                     (desc.end_of_life.get(m.major), f"PostgreSQL {m.major}"),
                     (life.release_eol.get(r), f"Debian {r}"),
                 ]
                 if life.retire(f"{desc.name}-{m.major}-{f}-{r}", ends):
                     continue
-                base, deps = _base_of(desc.base, r, bases, label, problems)
-                params: dict[str, str] = {"description": desc.flavours[f].description}
+                parent = built.get(flavour.base) if flavour.base else None
+                if flavour.base and parent is None:
+                    continue  # its base flavour failed: reported already
+                if parent is None:
+                    base, deps = _base_of(desc.base, r, bases, label, problems)
+                    inherited: tuple[str, ...] = ()
+                    excludes: tuple[str, ...] = ()
+                else:
+                    base, deps = parent.name, (parent.name,)
+                    inherited = (*parent.inherited_packages, *parent.packages)
+                    excludes = parent.excludes
+                params: dict[str, str] = {"description": flavour.description}
                 if m.source == "pgdg" and desc.pgdg is not None:
                     params |= {"pgdg_url": desc.pgdg.url, "pgdg_keyring": desc.pgdg.keyring}
-                targets.append(
-                    Target(
-                        name=f"{desc.name}-{m.major}-{f}-{r}",
-                        kind=Kind.OPERAND,
-                        local_tag=f"drydock/{desc.repository}:{m.major}-{f}-{r}",
-                        repository=desc.repository,
-                        release=r,
-                        template=desc.template,
-                        version=str(m.major),
-                        descriptor=label,
-                        uid=desc.user.uid,
-                        gid=desc.user.gid,
-                        major=m.major,
-                        flavour=f,
-                        source=PackageSource(m.source),
-                        packages=tuple(p.format(major=m.major) for p in desc.flavours[f].packages),
-                        base=base,
-                        depends_on=deps,
-                        params=tuple(sorted(params.items())),
-                    )
+                target = Target(
+                    name=f"{desc.name}-{m.major}-{f}-{r}",
+                    kind=Kind.OPERAND,
+                    local_tag=f"drydock/{desc.repository}:{m.major}-{f}-{r}",
+                    repository=desc.repository,
+                    release=r,
+                    template=desc.template,
+                    version=str(m.major),
+                    descriptor=label,
+                    uid=desc.user.uid,
+                    gid=desc.user.gid,
+                    major=m.major,
+                    flavour=f,
+                    source=PackageSource(m.source),
+                    packages=tuple(p.format(major=m.major) for p in flavour.packages),
+                    base=base,
+                    depends_on=deps,
+                    parent=parent.name if parent else "",
+                    parent_flavour=parent.flavour or "" if parent else "",
+                    inherited_packages=inherited,
+                    excludes=tuple(dict.fromkeys((*excludes, *flavour.exclude))),
+                    params=tuple(sorted(params.items())),
                 )
+                built[f] = target
+                targets.append(target)
     return targets
 
 

@@ -45,6 +45,13 @@ class Target:
     packages: tuple[str, ...] = ()
     base: str = ""  # name of the base target, or a registry reference pinned by digest
     depends_on: tuple[str, ...] = ()
+    # Built FROM another image target of the plan (a flavour on another flavour): its name
+    # (also `base`), its flavour, and the packages it installs, so the version lock covers
+    # everything the image holds.
+    parent: str = ""
+    parent_flavour: str = ""
+    inherited_packages: tuple[str, ...] = ()
+    excludes: tuple[str, ...] = ()  # dpkg path-exclude groups in effect (own and inherited)
     params: tuple[tuple[str, str], ...] = ()  # extra template values (sorted, hashable)
 
     def param(self, key: str, default: str = "") -> str:
@@ -111,8 +118,24 @@ class Plan:
             self.postgres_eol,
         )
 
+    def families(self) -> list[list[str]]:
+        """The image targets grouped with the targets built on them (a flavour on another
+        flavour), each group in plan order: what must stay together on one machine."""
+        groups: dict[str, list[str]] = {}
+        for t in self.targets:
+            if t.kind is Kind.BASE:
+                continue
+            root = t
+            while root.parent:
+                root = self.get(root.parent)
+            groups.setdefault(root.name, []).append(t.name)
+        return list(groups.values())
+
     def shard(self, index: int, count: int) -> Plan:
-        """Shard index of count (1-based, round-robin over the non-base targets) plus the
-        bases those targets need: how CI fans a nightly out over several machines."""
-        images = [t.name for t in self.targets if t.kind is not Kind.BASE]
-        return self.select(tuple(n for k, n in enumerate(images) if k % count == index - 1))
+        """Shard index of count (1-based, round-robin over the families of image targets)
+        plus the bases those targets need: how CI fans a nightly out over several machines.
+        A flavour built on another stays in that one's shard, so no image is built twice."""
+        families = self.families()
+        return self.select(
+            tuple(n for k, group in enumerate(families) if k % count == index - 1 for n in group)
+        )

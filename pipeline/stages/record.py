@@ -29,6 +29,7 @@ def record_document(run: RunOutcome) -> dict[str, Any]:
                 "staged": o.staged,
                 "published": o.published,
                 "signed": o.signed,
+                "size_bytes": o.size or None,
             }
             for name, o in sorted(run.outcomes.items())
         },
@@ -59,8 +60,8 @@ def summary_markdown(run: RunOutcome) -> str:
         "",
         f"{len(run.outcomes)} target(s) in {run.seconds:.0f}s; exit code {run.exit_code}.",
         "",
-        "| target | decision | published | why |",
-        "|---|---|---|---|",
+        "| target | decision | size | published | why |",
+        "|---|---|---|---|---|",
     ]
     for name, o in sorted(run.outcomes.items()):
         why = "; ".join(
@@ -68,7 +69,9 @@ def summary_markdown(run: RunOutcome) -> str:
             for part in (o.regate, o.reason, ", ".join(o.package_delta) if o.package_delta else "")
             if part
         )
-        lines.append(f"| {name} | {o.decision} | {o.published or o.staged or '-'} | {why} |")
+        size = f"{o.size / 1_000_000:.0f} MB" if o.size else "-"
+        published = o.published or o.staged or "-"
+        lines.append(f"| {name} | {o.decision} | {size} | {published} | {why} |")
     if run.withdrawn:
         lines += ["", "Withdrawn from the catalogs (failed today's gate with fixable findings):"]
         lines += [f"- {line}" for line in run.withdrawn]

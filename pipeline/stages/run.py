@@ -31,7 +31,7 @@ from pipeline.models.compliance import GateReport, VerdictStatus
 from pipeline.models.images import BuiltImage
 from pipeline.models.publish import PublishedImage
 from pipeline.models.targets import Kind, Plan, Target
-from pipeline.publish.current import Current, find_current
+from pipeline.publish.current import Current, find_current, pull_published
 from pipeline.publish.push import PushRetry, Release, promote, push_to_staging
 from pipeline.publish.sign import make_signer, sign_image
 from pipeline.publish.tags import tags_for
@@ -86,6 +86,7 @@ class TargetOutcome:
     published: str = ""
     signed: bool = False
     regate: str = ""  # what re-gating the published image said, when it was re-gated
+    size: int = 0  # bytes, as the engine counts them; 0 when the image is not local
 
 
 @dataclass
@@ -152,8 +153,15 @@ def _stage_all(run: RunOutcome, plan: Plan, client: RegistryClient) -> Staged:
     return staged
 
 
-def _bases(built: Mapping[str, BuiltImage]) -> frozenset[str]:
-    return frozenset(img.image_id for name, img in built.items() if name.startswith("base-"))
+def _bases(built: Mapping[str, BuiltImage], plan: Plan) -> frozenset[str]:
+    """The bases Drydock built, and the images of this plan others are built on (standard
+    FROM minimal): each was built here from a trusted base, and is gated itself."""
+    parents = {t.parent for t in plan if t.parent}
+    return frozenset(
+        img.image_id
+        for name, img in built.items()
+        if (name.startswith("base-") or name in parents) and img.image_id
+    )
 
 
 def _regate(
@@ -178,7 +186,7 @@ def _regate(
         settings.work / "regate",
         jobs=settings.jobs,
         today=options.today,
-        known_bases=_bases(run.build.images),
+        known_bases=_bases(run.build.images, plan),
         check_updates=options.check_updates,
     )
     if scan is not None:
@@ -225,19 +233,19 @@ def _scan(
     plan: Plan,
     settings: Settings,
     options: RunOptions,
-    staged: Staged,
+    staged: Staged | None = None,
 ) -> ScanRun | None:
     todo = [
         img for img in built.values() if not img.published and not img.target.startswith("base-")
     ]
     if not todo:
         return None
-    bases = _bases(built)
+    bases = _bases(built, plan)
     targets = [
         ScanTarget(
             img.tag,
             flavour=plan.get(img.target).flavour or "",
-            remote=staged[img.target][0].reference if img.target in staged else "",
+            remote=staged[img.target][0].reference if staged and img.target in staged else "",
             target=img.target,
         )
         for img in todo
@@ -301,6 +309,7 @@ def _note_build(run: RunOutcome, result: BuildResult, current: dict[str, Current
         if name not in run.outcomes:
             continue
         out = run.outcomes[name]
+        out.size = image.size
         if name in current:
             new_lock = parse_lock(image.label(LOCK_LABEL))
             out.package_delta = delta(parse_lock(current[name].lock), new_lock)
@@ -402,7 +411,8 @@ def run_pipeline(settings: Settings, options: RunOptions, events: BuildEvents) -
         settings,
         events,
         rebuild=options.rebuild,
-        published={n: c.fingerprint for n, c in current.items()},
+        published={n: c.state for n, c in current.items()},
+        pull=pull_published,
         raise_on_failure=False,
     )
     _note_build(run, run.build, current)

@@ -1,9 +1,10 @@
 """Integration fixtures: real builds on the real Docker engine.
 
-    foundation_build  session  BuildResult of the operator image and one minimal operand
-                               per supported major of the default matrix (15 bookworm,
-                               17 trixie; 13 bullseye is retired: past end of life),
-                               built by Drydock's own executor (reused when unchanged)
+    foundation_build  session  BuildResult of the operator image, one minimal operand per
+                               supported major of the default matrix (15 bookworm, 17
+                               trixie; 13 bullseye is retired: past end of life) and the
+                               standard flavour built on 17's minimal, built by Drydock's
+                               own executor (reused when unchanged)
 
 A missing engine fails the run; nothing is skipped.
 """
@@ -25,6 +26,7 @@ FOUNDATION_TARGETS = (
     "operator",
     "postgresql-15-minimal-bookworm",
     "postgresql-17-minimal-trixie",
+    "postgresql-17-standard-trixie",
 )
 
 

@@ -40,7 +40,7 @@ def test_the_repository_images_map_to_their_lines() -> None:
     assert pg.repository == "drydock/postgresql"
     tzdata = pg.package_line("tzdata")
     assert tzdata is not None and "tzdata" in tzdata.text
-    server = pg.package_line("postgresql-15")
+    server = sources["postgresql-15-minimal-bookworm"].package_line("postgresql-15")
     assert server is not None and "postgresql-{major}" in server.text
     user = pg.instruction_line("USER")
     assert user is not None and user.path == "dockerfiles/postgresql.Dockerfile.j2"

@@ -71,12 +71,83 @@ def test_shipped_descriptors_give_the_documented_matrix() -> None:
         seen.add(t.name)
 
 
-def test_standard_flavour_adds_to_minimal() -> None:
+def test_standard_flavour_is_built_on_minimal() -> None:
     plan = load_plan(ROOT / "images", ROOT / "dockerfiles")
-    minimal = set(plan.get("postgresql-15-minimal-bookworm").packages)
-    standard = set(plan.get("postgresql-15-standard-bookworm").packages)
-    assert minimal < standard
-    assert "locales-all" in standard
+    minimal = plan.get("postgresql-15-minimal-bookworm")
+    standard = plan.get("postgresql-15-standard-bookworm")
+    assert standard.base == standard.parent == minimal.name
+    assert standard.depends_on == (minimal.name,)
+    # the server is installed once (in minimal); standard adds only its own packages
+    assert standard.inherited_packages == minimal.packages == ("postgresql-15",)
+    assert not set(standard.packages) & set(minimal.packages)
+    assert "locales-all" in standard.packages
+    assert minimal.excludes == standard.excludes == ("jit", "locales")
+
+
+FLAVOURS = """
+kind: operand
+name: pg
+repository: pg
+template: postgresql.Dockerfile.j2
+user: {uid: 26, gid: 26, name: postgres}
+flavours:
+  minimal: {description: server, packages: ["postgresql-{major}"], exclude: [jit]}
+  standard: {description: more, base: minimal, packages: [tzdata], exclude: [locales]}
+  full: {description: most, base: standard, packages: [ca-certificates]}
+majors:
+  - {major: 15, source: debian}
+"""
+
+
+def test_flavours_on_flavours_chain_packages_and_exclusions(tmp_path: Path) -> None:
+    plan = load_plan(write(tmp_path, base=BASE, pg=FLAVOURS), ROOT / "dockerfiles")
+    full = plan.get("pg-15-full-bookworm")
+    assert full.parent == "pg-15-standard-bookworm" and full.parent_flavour == "standard"
+    assert full.inherited_packages == ("postgresql-15", "tzdata")
+    assert full.excludes == ("jit", "locales")
+    names = [t.name for t in plan]
+    assert names.index("pg-15-minimal-bookworm") < names.index("pg-15-standard-bookworm")
+    assert names.index("pg-15-standard-bookworm") < names.index("pg-15-full-bookworm")
+    # a family stays in one shard, so no image is built (or staged) twice
+    assert plan.families() == [
+        ["pg-15-minimal-bookworm", "pg-15-standard-bookworm", "pg-15-full-bookworm"]
+    ]
+    assert set(plan.shard(1, 2).names()) >= {"pg-15-full-bookworm", "pg-15-minimal-bookworm"}
+    assert [t for t in plan.shard(2, 2) if t.kind is not Kind.BASE] == []
+
+
+def test_flavour_on_unknown_flavour_or_in_a_cycle(tmp_path: Path) -> None:
+    unknown = FLAVOURS.replace("base: minimal", "base: tiny")
+    assert problems_of(write(tmp_path, base=BASE, pg=unknown)) == [
+        f"{tmp_path / 'pg.yaml'}: flavours.standard.base: unknown flavour 'tiny'"
+    ]
+    cycle = FLAVOURS.replace("exclude: [jit]}", "exclude: [jit], base: full}")
+    found = problems_of(write(tmp_path, base=BASE, pg=cycle))
+    assert len(found) == 3
+    assert all("flavours built on each other in a cycle" in p for p in found)
+
+
+def test_flavour_needs_the_flavour_it_is_built_on(tmp_path: Path) -> None:
+    only = FLAVOURS.replace(
+        "{major: 15, source: debian}", "{major: 15, source: debian, flavours: [standard]}"
+    )
+    assert problems_of(write(tmp_path, base=BASE, pg=only)) == [
+        f"{tmp_path / 'pg.yaml'}: majors.0.flavours: flavour 'standard' is built on "
+        "'minimal', which this major does not build: list both"
+    ]
+
+
+def test_package_names_and_exclusion_groups_are_checked(tmp_path: Path) -> None:
+    bad = FLAVOURS.replace("packages: [tzdata]", 'packages: ["tzdata; rm -rf /"]').replace(
+        "exclude: [locales]", "exclude: [docs]"
+    )
+    found = problems_of(write(tmp_path, base=BASE, pg=bad))
+    assert len(found) == 2
+    assert found[0].startswith(f"{tmp_path / 'pg.yaml'}: flavours.standard.packages.0: ")
+    assert found[1] == (
+        f"{tmp_path / 'pg.yaml'}: flavours.standard.exclude: Value error, unknown exclude "
+        "group(s) docs (known: jit, locales)"
+    )
 
 
 def test_unknown_key_is_named_with_file_and_field(tmp_path: Path) -> None:
