@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Bring up what Drydock needs on the host, idempotently: a Docker engine and a local
-# registry on 127.0.0.1:5000, the Debian tools that build base images and the Debian
-# packages of the local Kubernetes node. Does nothing for a service that already answers. `base` installs what a bare Debian container lacks to run
+# registry on 127.0.0.1:5000, the Debian tools that build base images, the Debian packages
+# of the local Kubernetes node and the PostgreSQL Clair keeps its data in (`drydock dev
+# clair up` starts it). Does nothing for a service that already answers. `base` installs
+# what a bare Debian container lacks to run
 # the rest (CI jobs run in debian:bookworm containers, as root: never under sudo, which
 # would leave $DRYDOCK_CACHE root-owned).
 # Installs Debian packages only when running as root with apt; otherwise it says what is
@@ -22,6 +24,10 @@ PKG_REGISTRY=(docker-registry curl)
 # debootstrap is only a Recommends of debuerreotype, and apt_install skips recommends:
 # name it, or debuerreotype-init fails on a fresh machine ("failed to execute debootstrap").
 PKG_BASES=(debuerreotype debootstrap debian-archive-keyring)
+# Clair's database: Debian's PostgreSQL, run by `drydock dev clair up` as an unprivileged
+# user (setpriv, from util-linux, drops root) with its own data directory and port, never
+# the packaged cluster.
+PKG_CLAIR=(postgresql util-linux)
 # Test-only: the HTML checklist opens in a real headless browser; the nightly package-delta
 # test builds and signs a small apt repository.
 PKG_TESTS=(chromium dpkg-dev gnupg)
@@ -36,7 +42,7 @@ PROGRAMS=(bash flock python3 make git curl tar xz docker dockerd docker-registry
   debuerreotype-init debuerreotype-minimizing-config debuerreotype-apt-get
   debuerreotype-slimify debuerreotype-tar chromium dpkg-deb dpkg-scanpackages gpg gpgconf gpgv
   containerd containerd-shim-runc-v2 runc ip iptables iptables-save sysctl nsenter unshare mount
-  sleep gcc)
+  sleep gcc setpriv psql pg_isready)
 
 log() { printf '[host] %s\n' "$*" >&2; }
 die() { printf '[host] error: %s\n' "$*" >&2; exit 3; }
@@ -112,13 +118,17 @@ ensure_node() {
   apt_install "${PKG_NODE[@]}"
 }
 
+ensure_clair_db() {
+  apt_install "${PKG_CLAIR[@]}"
+}
+
 ensure_browser() {
   apt_install "${PKG_TESTS[@]}"
 }
 
 install_all() {
   apt_install "${PKG_BASE[@]}" "${PKG_ENGINE[@]}" "${PKG_REGISTRY[@]}" "${PKG_BASES[@]}" \
-    "${PKG_TESTS[@]}" "${PKG_NODE[@]}"
+    "${PKG_CLAIR[@]}" "${PKG_TESTS[@]}" "${PKG_NODE[@]}"
 }
 
 check_programs() {
@@ -132,7 +142,8 @@ check_programs() {
 [ $# -eq 0 ] && set -- up
 for what in "$@"; do
   case "$what" in
-    up) ensure_docker; ensure_registry; ensure_base_tools; ensure_node ;;
+    up) ensure_docker; ensure_registry; ensure_base_tools; ensure_node; ensure_clair_db ;;
+    clair) ensure_clair_db ;;
     docker) ensure_docker ;;
     node) ensure_node ;;
     registry) ensure_registry ;;
@@ -140,6 +151,6 @@ for what in "$@"; do
     base) ensure_base ;;
     install) install_all ;;
     check) check_programs ;;
-    *) echo "usage: scripts/host.sh [up|base|docker|registry|node|browser|install|check]..." >&2; exit 2 ;;
+    *) echo "usage: scripts/host.sh [up|base|docker|registry|node|clair|browser|install|check]..." >&2; exit 2 ;;
   esac
 done

@@ -17,7 +17,8 @@
 # Environment: DRYDOCK_REGISTRY (host[:port][/namespace], default the local registry),
 # SHARDS (default 4), TARGETS (space-separated plan targets; default every target),
 # DRYDOCK_KEYLESS=true to sign with the CI's OIDC identity (the workflow) instead of the
-# cached key pair (local runs), DRYDOCK_VULN_DB / extra run flags in RUN_FLAGS.
+# cached key pair (local runs), DRYDOCK_VULN_DB / extra run flags in RUN_FLAGS,
+# DRYDOCK_CLAIR_URL (default: `drydock dev clair up`, DRYDOCK_CLAIR_UPDATERS local|default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN="${VENV:-.venv}/bin"
@@ -27,7 +28,7 @@ read -r -a targets <<<"${TARGETS:-}"
 read -r -a run_flags <<<"${RUN_FLAGS:-}"
 
 log() { printf '[nightly] %s\n' "$*" >&2; }
-usage() { sed -n '2,22p' "$0" >&2; exit 2; }
+usage() { sed -n '2,23p' "$0" >&2; exit 2; }
 
 plan() { # plan OUT
   mkdir -p "$1/plan"
@@ -37,6 +38,11 @@ plan() { # plan OUT
 
 shard() { # shard OUT I/N
   local out=$1 spec=$2 index=${2%%/*} rc=0
+  if [ -z "${DRYDOCK_CLAIR_URL:-}" ]; then
+    # Clair scans beside Trivy: the local one, fed Drydock's feed (local) or Debian's own
+    # data (DRYDOCK_CLAIR_UPDATERS=default, where the runner reaches the internet).
+    eval "$("$DRYDOCK" dev clair up --updaters "${DRYDOCK_CLAIR_UPDATERS:-local}")"
+  fi
   # Exit 1 (a gate failed) still stages and records; promotion then skips that image.
   "$DRYDOCK" run "${targets[@]}" --shard "$spec" --stage-only --out "$out/shard-$index" \
     "${run_flags[@]}" || rc=$?

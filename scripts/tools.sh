@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the third-party Go tools Drydock drives (Dockle, Trivy, trivy-db, crane, oras,
-# etcd, kube-apiserver, cosign, actionlint, and the node: kubelet, kube-proxy,
+# etcd, kube-apiserver, cosign, actionlint, Clair, and the node: kubelet, kube-proxy,
 # kube-controller-manager, kube-scheduler, CoreDNS) from the Go module proxy at pinned
 # versions. Go's checksum database verifies every module. The node's pause binary is
 # Kubernetes' own build/pause/linux/pause.c from the k8s.io/kubernetes module at KUBE_VERSION,
@@ -77,6 +77,20 @@ cosign() { build_simple cosign "$COSIGN_VERSION" github.com/sigstore/cosign/v2/c
   "-X sigs.k8s.io/release-utils/version.gitVersion=$COSIGN_VERSION -X sigs.k8s.io/release-utils/version.gitTreeState=clean"; }
 actionlint() { build_simple actionlint "$ACTIONLINT_VERSION" github.com/rhysd/actionlint/cmd/actionlint \
   "-X github.com/rhysd/actionlint.version=$ACTIONLINT_VERSION"; }
+clair() {
+  # `go get` must name the module (github.com/quay/clair/v4): the proxy refuses the longer
+  # cmd/clair path. -mod=mod lets the build add the go.sum lines the command needs.
+  local version=$CLAIR_VERSION start dir
+  have clair "$version" && { ln -sfn "clair-$version" "$BIN/clair"; return 0; }
+  start=$(date +%s); dir="$CACHE/wrappers/clair-$version"
+  log "building clair $version through a wrapper module"
+  rm -rf "$dir"; mkdir -p "$dir"
+  (cd "$dir" && go mod init drydock.invalid/clair-bin >/dev/null 2>&1 \
+    && go get "github.com/quay/clair/v4@$version" \
+    && go build -mod=mod -ldflags "-s -w" -o "$BIN/clair-$version.tmp" github.com/quay/clair/v4/cmd/clair) \
+    && mv "$BIN/clair-$version.tmp" "$BIN/clair-$version"
+  finish clair "$version" "$start"
+}
 # Kubernetes' own go.mod requires its 31 staging modules at the fake version v0.0.0 and
 # replaces them with ./staging paths, which a module download does not have: a wrapper module
 # replaces each with its published v0.Y.Z. Every Kubernetes binary is built the same way.
@@ -125,7 +139,7 @@ pause() { # the sandbox ("pause") process of every pod, from the module source a
   finish "$name" "$version" "$start"
 }
 
-ALL=(dockle crane oras trivy_db trivy etcd kube_apiserver cosign actionlint
+ALL=(dockle crane oras trivy_db trivy etcd kube_apiserver cosign actionlint clair
   kubelet kube_proxy kube_controller_manager kube_scheduler coredns pause)
 want=("$@"); [ ${#want[@]} -eq 0 ] && want=("${ALL[@]}")
 if [ "${1:-}" = "--for" ]; then

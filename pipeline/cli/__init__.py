@@ -88,10 +88,11 @@ def _register() -> None:
     from pipeline.cli import trivydb
 
     trivydb.register(main)
-    from pipeline.cli import dev, dev_loop
+    from pipeline.cli import dev, dev_clair, dev_loop
 
     dev.register(main)
     dev_loop.register(main)
+    dev_clair.register(main)
     from pipeline.cli import catalog
 
     catalog.register(main)

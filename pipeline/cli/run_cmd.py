@@ -14,9 +14,9 @@ from pipeline.cli import exits, is_interactive
 from pipeline.cli.build_cmds import parse_shard
 from pipeline.cli.common import settings_from
 from pipeline.cli.progress import PlainEvents, RichEvents
-from pipeline.cli.scan_cmd import scan_settings, vuln_db_option
+from pipeline.cli.scan_cmd import clair_options, scan_settings, scanner_names, vuln_db_option
 from pipeline.compliance.config import load_policy
-from pipeline.scan.scanners import DEFAULT_SCANNERS, SCANNERS, make_scanners
+from pipeline.scan.scanners import SCANNERS, make_scanners
 from pipeline.stages.promote import promote_staged
 from pipeline.stages.run import RunOptions, run_pipeline
 from pipeline.stages.vulndb import vuln_db_spec
@@ -74,6 +74,7 @@ from pipeline.tools.provision import RUN_TOOLS, Prefetch
     help="Rebuild and republish the chosen targets even when their inputs are unchanged "
     "(a new digest that rolls every Cluster using it). Bases are reused.",
 )
+@clair_options
 @exits
 def run_cmd(
     targets: tuple[str, ...],
@@ -93,14 +94,20 @@ def run_cmd(
     stage_only: bool,
     no_regate: bool,
     rebuild: bool,
+    clair_url: str,
+    clair_psk_file: Path | None,
 ) -> None:
-    """Plan, build what changed, scan, gate, publish, sign and write (apply) catalogs."""
+    """Plan, build what changed, stage, scan, gate, publish, sign and write (apply) catalogs."""
     settings = settings_from(jobs=jobs, builder=builder, registry=registry)
     shard_of = parse_shard(shard_spec) if shard_spec else None
     # The tools of the later steps compile while the bases and images build.
     Prefetch(RUN_TOOLS if not no_sign else RUN_TOOLS[:-1]).start()
-    db = vuln_db_spec(vuln_db, settings, load_policy(settings.scan_config / "policy.yaml"))
-    chosen = make_scanners(scanners or DEFAULT_SCANNERS, scan_settings(settings, db, False))
+    policy = load_policy(settings.scan_config / "policy.yaml")
+    db = vuln_db_spec(vuln_db, settings, policy)
+    scanning = scan_settings(
+        settings, db, False, policy=policy, clair_url=clair_url, clair_psk_file=clair_psk_file
+    )
+    chosen = make_scanners(scanner_names(scanners, scanning), scanning)
     options = RunOptions(
         out_dir=out_dir,
         scanners=chosen,

@@ -8,7 +8,10 @@ in every case, and names the scanner that failed, so a failure is never silent.
 from __future__ import annotations
 
 import datetime as dt
+import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import click
 
@@ -16,13 +19,15 @@ from pipeline.cli import exits
 from pipeline.cli.common import settings_from
 from pipeline.compliance.config import load_policy
 from pipeline.errors import GateFailed, InputError, Problem, ScanError
-from pipeline.models.compliance import VerdictStatus
+from pipeline.models.compliance import Policy, VerdictStatus
 from pipeline.report.formats import render
 from pipeline.scan.base import ScanSettings, VulnDbSpec
+from pipeline.scan.clair_api import PSK_ENV, PSK_FILE_ENV, STATE_ENV
 from pipeline.scan.resolve import release, resolve_all
 from pipeline.scan.scanners import DEFAULT_SCANNERS, SCANNERS, make_scanners
 from pipeline.settings import Settings
 from pipeline.stages.scan import ScanConfig, ScanRun, ScanTarget, scan_images
+from pipeline.stages.scan_context import attach_sources, stage_for_scan
 from pipeline.stages.vulndb import quiet_plan, vuln_db_spec
 
 FORMATS = ("json", "sarif", "markdown", "junit", "html")
@@ -38,10 +43,54 @@ vuln_db_option = click.option(
 )
 
 
-def scan_settings(settings: Settings, db: VulnDbSpec, ignore_unfixed: bool) -> ScanSettings:
+F = TypeVar("F", bound=Callable[..., object])
+
+
+def clair_options(func: F) -> F:
+    """--clair-url and --clair-psk-file, also read from DRYDOCK_CLAIR_URL / _PSK_FILE."""
+    func = click.option(
+        "--clair-psk-file",
+        envvar=PSK_FILE_ENV,
+        type=click.Path(path_type=Path, dir_okay=False, exists=True),
+        help=f"File holding Clair's base64 pre-shared key (or ${PSK_ENV} with the key).",
+    )(func)
+    return click.option(
+        "--clair-url",
+        envvar="DRYDOCK_CLAIR_URL",
+        default="",
+        help="Clair v4's API URL (default: the policy's clair.url); with one, Clair scans too.",
+    )(func)
+
+
+def scan_settings(
+    settings: Settings,
+    db: VulnDbSpec,
+    ignore_unfixed: bool,
+    *,
+    policy: Policy | None = None,
+    clair_url: str = "",
+    clair_psk_file: Path | None = None,
+) -> ScanSettings:
+    """The scanners' settings; Clair's URL from the flag/environment, else the policy."""
+    chosen = policy or Policy()
+    state = os.environ.get(STATE_ENV, "")
     return ScanSettings(
-        cache_dir=settings.cache / "trivy", vuln_db=db, ignore_unfixed=ignore_unfixed
+        cache_dir=settings.cache / "trivy",
+        vuln_db=db,
+        ignore_unfixed=ignore_unfixed,
+        clair_url=clair_url or chosen.clair_url,
+        clair_psk=os.environ.get(PSK_ENV, ""),
+        clair_psk_file=clair_psk_file,
+        clair_state=Path(state) if state and (clair_url or chosen.clair_url) else None,
+        max_db_age_hours=chosen.max_db_age.total_seconds() / 3600,
     )
+
+
+def scanner_names(names: tuple[str, ...], settings: ScanSettings) -> tuple[str, ...]:
+    """The scanners asked for, else Dockle and Trivy, plus Clair when a URL is configured."""
+    if names:
+        return names
+    return (*DEFAULT_SCANNERS, "clair") if settings.clair_url else DEFAULT_SCANNERS
 
 
 def write_report(run: ScanRun, fmt: str, output: Path | None) -> None:
@@ -85,7 +134,7 @@ def raise_for(run: ScanRun) -> None:
     "scanners",
     multiple=True,
     type=click.Choice(sorted(SCANNERS)),
-    help="Scanners to run (repeatable; default: dockle and trivy).",
+    help="Scanners to run (repeatable; default: dockle and trivy, and clair with a URL).",
 )
 @vuln_db_option
 @click.option(
@@ -98,6 +147,7 @@ def raise_for(run: ScanRun) -> None:
 @click.option("--jobs", "-j", type=click.IntRange(1, 16), default=2, show_default=True)
 @click.option("--flavour", default="", help="Flavour for the package deny list.")
 @click.option("--no-update-check", is_flag=True, help="Skip the apt upgrade simulation (CIS 4.4).")
+@clair_options
 @exits
 def scan_cmd(
     images: tuple[str, ...],
@@ -112,6 +162,8 @@ def scan_cmd(
     jobs: int,
     flavour: str,
     no_update_check: bool,
+    clair_url: str,
+    clair_psk_file: Path | None,
 ) -> None:
     """Scan IMAGEs and gate them.
 
@@ -128,14 +180,24 @@ def scan_cmd(
         raise InputError([Problem("--output", str(output), "is a directory, expected a file")])
     config = ScanConfig.in_dir(settings.scan_config, policy)
     plan = quiet_plan(settings)
-    db = vuln_db_spec(vuln_db, settings, load_policy(config.policy), plan=plan, update=not offline)
-    chosen = make_scanners(
-        scanners or DEFAULT_SCANNERS, scan_settings(settings, db, ignore_unfixed)
+    policy_doc = load_policy(config.policy)
+    db = vuln_db_spec(vuln_db, settings, policy_doc, plan=plan, update=not offline)
+    options = scan_settings(
+        settings,
+        db,
+        ignore_unfixed,
+        policy=policy_doc,
+        clair_url=clair_url,
+        clair_psk_file=clair_psk_file,
     )
+    chosen = make_scanners(scanner_names(scanners, options), options)
     resolved = resolve_all(images, tarballs)
     try:
+        targets = [ScanTarget.resolved(image, flavour) for image in resolved]
+        if any(s.needs_registry for s in chosen):
+            targets = stage_for_scan(targets, settings.registry)
         run = scan_images(
-            [ScanTarget.resolved(image, flavour) for image in resolved],
+            targets,
             chosen,
             config,
             settings.work / "scan",
@@ -146,6 +208,7 @@ def scan_cmd(
         )
     finally:
         release(resolved)
+    attach_sources(run, settings)
     write_report(run, fmt, output)
     raise_for(run)
 

@@ -31,7 +31,7 @@ from pipeline.models.compliance import (
     TrivyEvidence,
     Waiver,
 )
-from pipeline.models.findings import Severity
+from pipeline.models.findings import Severity, Source
 
 CONTROL_ID = re.compile(r"^(CIS-4|DISA-[23])\.\d+$")
 DOCKLE_CODE = re.compile(r"^(CIS-DI|DKL-DI|DKL-LI)-\d{4}$")
@@ -93,6 +93,11 @@ class _Block(_Strict):
     ignore_unfixed: bool = False
     dockle_severity: Severity = Severity.MEDIUM
     mandatory_controls: bool = True
+    required_scanners: list[Literal["trivy", "clair"]] = []
+
+
+class _Clair(_Strict):
+    url: Annotated[str, Field(pattern=r"^(https?://\S+)?$")] = ""
 
 
 class _Packages(_Strict):
@@ -130,6 +135,7 @@ class _PolicyFile(_Strict):
     block: _Block = _Block()
     native: _Native = _Native()
     vulnerability_db: _VulnDb = _VulnDb()
+    clair: _Clair = _Clair()
 
 
 # ---------------------------------------------------------------- waivers.yaml
@@ -279,6 +285,8 @@ def parse_policy(data: Any, source: str = "policy.yaml") -> Policy:
         dockle_severity=doc.block.dockle_severity,
         block_on_mandatory_controls=doc.block.mandatory_controls,
         native=native,
+        required_scanners=tuple(Source(s) for s in dict.fromkeys(doc.block.required_scanners)),
+        clair_url=doc.clair.url,
         vuln_db_source=doc.vulnerability_db.source,
         vuln_db_mirror=doc.vulnerability_db.mirror,
         max_db_age=dt.timedelta(hours=doc.vulnerability_db.max_age_hours),

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Sequence
 
 from pipeline.compliance import waivers as waiver_rules
+from pipeline.compliance.crosscheck import cross_check
 from pipeline.compliance.evidence import Observed, observe
 from pipeline.compliance.mapping import assess_control, blocks_by_itself, controls_for, describe
 from pipeline.models.compliance import (
@@ -154,6 +155,8 @@ def judge_image(
         expired_waivers=tuple(expired),
         digest=scan.digest,
         os=scan.os,
+        runs=scan.runs,
+        crosscheck=cross_check(scan),
     )
 
 

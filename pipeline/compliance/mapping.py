@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from pipeline.compliance.crosscheck import ran_key
 from pipeline.compliance.evidence import Observed, observe
 from pipeline.models.compliance import (
     RAN_CLAIR,
@@ -158,6 +159,30 @@ def _blind_notes(control: Control, observed: Observed, sources: frozenset[str]) 
     return notes
 
 
+def is_vulnerability_control(control: Control) -> bool:
+    ev = control.evidence
+    return bool(ev.clair) or any(t.cls is TrivyClass.VULNERABILITY for t in ev.trivy)
+
+
+def vulnerability_gaps(scan: ImageScan, observed: Observed, policy: Policy) -> list[str]:
+    """Why the image's vulnerability evidence falls short of the policy's
+    `required_scanners` ([] when it does not): a required scanner that did not run, or
+    that ran but could not see (a stale or empty database, no OS detected)."""
+    failed = {e.source for e in scan.errors}
+    gaps = []
+    for source in policy.required_scanners:
+        key = ran_key(source)
+        if key in observed.ran or source in failed:
+            continue
+        why = observed.why(key)
+        gaps.append(
+            f"required scanner {source.value} could not see: {why}"
+            if why
+            else f"required scanner {source.value} did not run"
+        )
+    return gaps
+
+
 def assess_control(
     control: Control,
     scan: ImageScan,
@@ -180,16 +205,18 @@ def assess_control(
     ran = sorted(k for k in sources if observed.has(k, control))
     unmet = _unmet(control, observed, scan)
     evidence = [describe(af.finding) for af in counting]
+    counted = {id(af) for af in counting}  # identity: `in` on a list is quadratic
     evidence += [
         f"{af.finding.id} (not counted): {describe(af.finding)}"
         for af in mapped
-        if af not in counting and af.finding.kind != Kind.VULNERABILITY
+        if id(af) not in counted and af.finding.kind != Kind.VULNERABILITY
     ]
     evidence += [f"{e.source.value} failed: {e.message}" for e in errors]
     evidence += _blind_notes(control, observed, sources)
     waivers = tuple(sorted({af.waived_by for af in counting if af.waived}))
     ids = tuple(dict.fromkeys(af.finding.id for af in counting))
-    if control_waiver and (unwaived or errors or not ran or unmet):
+    gaps = vulnerability_gaps(scan, observed, policy) if is_vulnerability_control(control) else []
+    if control_waiver and (unwaived or errors or not ran or unmet or gaps):
         waivers = (*waivers, control_waiver)
         return ControlResult(control, ControlStatus.WAIVED, tuple(evidence), ids, waivers)
     if unwaived:
@@ -198,9 +225,11 @@ def assess_control(
         return ControlResult(control, ControlStatus.ERROR, tuple(evidence), ids, waivers)
     if counting:
         return ControlResult(control, ControlStatus.WAIVED, tuple(evidence), ids, waivers)
-    if not ran or unmet:
+    if not ran or unmet or gaps:
         needed = ", ".join(sorted(sources))
-        missing = unmet or [f"no evidence source ran and could see (needs one of: {needed})"]
+        missing = [*unmet, *gaps] or [
+            f"no evidence source ran and could see (needs one of: {needed})"
+        ]
         return ControlResult(control, ControlStatus.UNVERIFIED, (*evidence, *missing))
     below = sum(1 for af in mapped if af.finding.kind == Kind.VULNERABILITY)
     if below:

@@ -13,8 +13,10 @@ import datetime as dt
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from pipeline.models.crosscheck import CrossCheck
 from pipeline.models.findings import Finding, Kind, Severity, Source
 from pipeline.models.provenance import DEFAULT_MAX_DB_AGE, OsFacts, ScanProvenance
+from pipeline.models.sources import ImageSource
 
 
 class TrivyClass(StrEnum):
@@ -118,6 +120,11 @@ class Policy:
     vuln_db_source: str = "auto"
     vuln_db_mirror: str = ""
     max_db_age: dt.timedelta = DEFAULT_MAX_DB_AGE
+    # Vulnerability scanners the vulnerability controls cannot do without: each must run on
+    # the image and be able to see (a stale or empty DB leaves the controls unverified).
+    # Empty: one scanner that could see is enough (the controls' `requires`).
+    required_scanners: tuple[Source, ...] = ()
+    clair_url: str = ""  # Clair v4's API, when the policy file names one
 
 
 @dataclass(frozen=True)
@@ -151,6 +158,18 @@ class ScannerError:
 
     source: Source
     message: str
+
+
+@dataclass(frozen=True)
+class ScannerRun:
+    """One scanner on one image: how many findings, from which data, and whether it could
+    see (`blind` says why not: a stale or empty vulnerability database, no OS detected)."""
+
+    source: Source
+    findings: int = 0
+    seconds: float = 0.0
+    database: str = ""
+    blind: str = ""
 
 
 # Names for `ImageScan.ran`: which evidence sources actually ran for an image.
@@ -193,8 +212,10 @@ class ImageScan:
     errors: tuple[ScannerError, ...] = ()
     digest: str = ""
     os: OsFacts | None = None  # what Trivy saw of the OS and its packages (None: not run)
+    runs: tuple[ScannerRun, ...] = ()  # scanners that answered, with their data
     # Sources that ran but could not see a problem, with why: (key, reason), e.g.
-    # ("dockle:DKL-DI-0006", "no tag in a docker-save archive").
+    # ("dockle:DKL-DI-0006", "no tag in a docker-save archive"), ("clair", "its matcher
+    # holds no data"); a blind key is never granted.
     blind: tuple[tuple[str, str], ...] = ()
 
 
@@ -256,6 +277,8 @@ class ImageVerdict:
     expired_waivers: tuple[str, ...] = ()  # "... expired on 2026-01-31"
     digest: str = ""
     os: OsFacts | None = None  # what Trivy saw of the OS and packages (None: not scanned)
+    runs: tuple[ScannerRun, ...] = ()  # each scanner's data and whether it could see
+    crosscheck: CrossCheck = field(default_factory=CrossCheck)  # the vulnerability findings, merged
 
     @property
     def passed(self) -> bool:
@@ -270,6 +293,10 @@ class GateReport:
     expired_waivers: tuple[str, ...] = ()  # every expired waiver in the file
     unused_waivers: tuple[str, ...] = ()  # valid waivers that matched nothing: clean them up
     provenance: ScanProvenance | None = None  # scanners, versions, vulnerability DB and age
+    sources: tuple[ImageSource, ...] = ()  # where each image is defined (code scanning)
+
+    def source_of(self, image: str) -> ImageSource | None:
+        return next((s for s in self.sources if s.image == image), None)
 
     @property
     def passed(self) -> bool:
@@ -298,6 +325,7 @@ __all__ = [
     "NativeSettings",
     "Policy",
     "ScannerError",
+    "ScannerRun",
     "TrivyClass",
     "TrivyEvidence",
     "VerdictStatus",

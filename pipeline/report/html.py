@@ -13,7 +13,7 @@ import jinja2
 
 from pipeline.models.compliance import AssessedFinding, GateReport, ImageVerdict
 from pipeline.report import provenance
-from pipeline.report.base import Renderer, counts_text, slug
+from pipeline.report.base import Renderer, counts_text, crosscheck_summary, scanner_state, slug
 from pipeline.report.html_template import TEMPLATE
 
 
@@ -24,6 +24,8 @@ class _ImageView:
     counts: str
     findings: tuple[AssessedFinding, ...]
     os: str
+    scanners: tuple[tuple[str, int, str, str], ...]  # source, findings, data, state
+    crosscheck: str
 
 
 def _environment() -> jinja2.Environment:
@@ -52,6 +54,9 @@ class HtmlRenderer(Renderer):
                 verdict.findings,
                 key=lambda af: (not af.blocking, not af.controls, -af.finding.severity.rank),
             )
+            scanners = tuple(
+                (r.source.value, r.findings, r.database, scanner_state(r)) for r in verdict.runs
+            )
             views.append(
                 _ImageView(
                     verdict,
@@ -59,6 +64,8 @@ class HtmlRenderer(Renderer):
                     counts_text(verdict),
                     tuple(ordered),
                     provenance.os_text(verdict),
+                    scanners,
+                    crosscheck_summary(verdict.crosscheck),
                 )
             )
         template = _environment().from_string(TEMPLATE)

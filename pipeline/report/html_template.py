@@ -93,6 +93,30 @@ Guide 2.x, {{ date }}. Blocking: {{ policy.vulnerability_severity.value }}+ vuln
 <h3>Expired waivers (no longer applied)</h3>
 <ul>{% for w in v.verdict.expired_waivers %}<li class="waiver">{{ w }}</li>{% endfor %}</ul>
 {%- endif %}
+{%- if v.scanners %}
+<h3>Scanners</h3>
+<p class="crosscheck">{{ v.crosscheck }}</p>
+<table class="scanners">
+<thead><tr><th>Scanner</th><th>Findings</th><th>Vulnerability data</th><th>State</th></tr></thead>
+<tbody>
+{%- for name, count, data, state in v.scanners %}
+<tr data-scanner="{{ name }}"><td>{{ name }}</td><td>{{ count }}</td><td>{{ data }}</td>
+<td>{{ state }}</td></tr>
+{%- endfor %}
+</tbody>
+</table>
+{%- endif %}
+{%- if v.verdict.crosscheck.disagreements %}
+<details><summary>Seen by one scanner only
+({{ v.verdict.crosscheck.disagreements | length }})</summary>
+<ul class="disagreements">
+{%- for d in v.verdict.crosscheck.disagreements %}
+<li>{{ d.id }} in {{ d.package }} {{ d.installed_version }}: only
+{{ d.seen_by | map(attribute="value") | join(", ") }}</li>
+{%- endfor %}
+</ul>
+</details>
+{%- endif %}
 <table class="controls">
 <thead><tr><th>Control</th><th>Title</th><th>Mandatory</th><th>Status</th>
 <th>Evidence</th><th>Waivers</th></tr></thead>

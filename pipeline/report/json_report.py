@@ -19,6 +19,7 @@ from pipeline.models.compliance import (
     ImageVerdict,
     Policy,
 )
+from pipeline.models.crosscheck import CrossCheck, MergedVulnerability
 from pipeline.report import provenance
 from pipeline.report.base import Renderer
 
@@ -61,6 +62,27 @@ def _finding(af: AssessedFinding) -> dict[str, Any]:
     }
 
 
+def _merged(v: MergedVulnerability) -> dict[str, Any]:
+    return {
+        "id": v.id,
+        "package": v.package,
+        "installed_version": v.installed_version,
+        "fixed_version": v.fixed_version,
+        "severity": v.severity.value,
+        "seen_by": [s.value for s in v.seen_by],
+    }
+
+
+def _crosscheck(check: CrossCheck) -> dict[str, Any]:
+    return {
+        "scanners": [s.value for s in check.scanners],
+        "blind": [s.value for s in check.blind],
+        "compared": check.compared,
+        "vulnerabilities": [_merged(v) for v in check.vulnerabilities],
+        "disagreements": [_merged(v) for v in check.disagreements],
+    }
+
+
 def _image(verdict: ImageVerdict) -> dict[str, Any]:
     return {
         "image": verdict.image,
@@ -83,6 +105,17 @@ def _image(verdict: ImageVerdict) -> dict[str, Any]:
         "scanner_errors": [
             {"source": e.source.value, "message": e.message} for e in verdict.errors
         ],
+        "scanners": [
+            {
+                "source": r.source.value,
+                "findings": r.findings,
+                "seconds": round(r.seconds, 2),
+                "database": r.database,
+                "blind": r.blind,
+            }
+            for r in verdict.runs
+        ],
+        "crosscheck": _crosscheck(verdict.crosscheck),
         "waived": list(verdict.waived),
         "expired_waivers": list(verdict.expired_waivers),
     }
@@ -96,6 +129,7 @@ def _policy(policy: Policy) -> dict[str, Any]:
         "block_on_mandatory_controls": policy.block_on_mandatory_controls,
         "vulnerability_db_source": policy.vuln_db_source,
         "max_db_age_hours": round(policy.max_db_age.total_seconds() / 3600, 2),
+        "required_scanners": [s.value for s in policy.required_scanners],
     }
 
 

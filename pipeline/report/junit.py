@@ -12,7 +12,7 @@ from xml.etree import ElementTree as ET
 
 from pipeline.models.compliance import ControlResult, ControlStatus, GateReport, ImageVerdict
 from pipeline.report import provenance
-from pipeline.report.base import Renderer
+from pipeline.report.base import Renderer, crosscheck_summary, scanner_state
 
 
 def _case(suite: ET.Element, image: str, name: str) -> ET.Element:
@@ -55,6 +55,14 @@ def _suite(root: ET.Element, verdict: ImageVerdict, report: GateReport) -> None:
         _control_case(suite, verdict.image, r)
     gate = _case(suite, verdict.image, "gate")
     detail = "\n".join([*verdict.reasons, *verdict.expired_waivers])
+    scanners = [
+        f"{r.source.value}: {r.findings} findings; {r.database or 'no vulnerability data'}; "
+        f"{scanner_state(r)}"
+        for r in verdict.runs
+    ]
+    if scanners:
+        out = [*scanners, crosscheck_summary(verdict.crosscheck)]
+        ET.SubElement(gate, "system-out").text = "\n".join(out)
     if verdict.errors:
         ET.SubElement(gate, "error", {"message": "scanner error", "type": "error"}).text = detail
     elif verdict.reasons:

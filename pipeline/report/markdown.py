@@ -10,7 +10,7 @@ from typing import ClassVar
 
 from pipeline.models.compliance import ControlResult, GateReport, ImageVerdict
 from pipeline.report import provenance
-from pipeline.report.base import Renderer, counts_text
+from pipeline.report.base import Renderer, counts_text, crosscheck_summary, scanner_state
 
 ICON = {
     "pass": "✅",
@@ -50,6 +50,33 @@ def _image(verdict: ImageVerdict) -> list[str]:
     if verdict.expired_waivers:
         lines += ["**Expired waivers (no longer applied)**", ""]
         lines += [f"- {cell(w)}" for w in verdict.expired_waivers] + [""]
+    if verdict.runs:
+        lines += [
+            "**Scanners**: " + cell(crosscheck_summary(verdict.crosscheck)),
+            "",
+            "| Scanner | Findings | Vulnerability data | State |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r.source.value} | {r.findings} | {cell(r.database) or '-'} "
+            f"| {cell(scanner_state(r))} |"
+            for r in verdict.runs
+        ]
+        lines.append("")
+    disagreements = verdict.crosscheck.disagreements
+    if disagreements:
+        lines += [
+            f"<details><summary>Seen by one scanner only: {len(disagreements)}</summary>",
+            "",
+            "| Vulnerability | Package | Seen by |",
+            "|---|---|---|",
+        ]
+        lines += [
+            f"| {cell(v.id)} | {cell(v.package)} {cell(v.installed_version)} "
+            f"| {', '.join(s.value for s in v.seen_by)} |"
+            for v in disagreements
+        ]
+        lines += ["", "</details>", ""]
     open_attr = " open" if verdict.status.value != "pass" else ""
     lines += [
         f"<details{open_attr}><summary>Controls: {counts_text(verdict)}</summary>",

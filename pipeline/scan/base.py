@@ -62,6 +62,10 @@ class ScanSettings:
     vuln_db: VulnDbSpec | None = None  # wins over db_repository when given
     ignore_unfixed: bool = False
     clair_url: str = ""  # e.g. "http://127.0.0.1:6060"
+    clair_psk: str = field(default="", repr=False)  # base64 pre-shared key for Clair's JWTs
+    clair_psk_file: Path | None = None  # or a file holding it
+    clair_state: Path | None = None  # a local Clair's state dir: the run serves it its feed
+    max_db_age_hours: float = 36.0  # vulnerability data older than this proves nothing
     content_trust: bool = False  # value of DOCKER_CONTENT_TRUST for Dockle (see tools.dockle)
     binaries: tuple[tuple[str, Path], ...] = field(default=())  # overrides: (tool, path)
 
@@ -79,13 +83,20 @@ class ScanOutput:
     raw: str  # the tool's report, verbatim, for the run record
     seconds: float = 0.0
     os: OsFacts | None = None  # what the scanner saw of the OS and package database
-    blind: tuple[tuple[str, str], ...] = ()  # checks it could not evaluate: (key, why)
+    # Checks it ran but could not evaluate, as (`ImageScan.ran` key, why): e.g. ("clair",
+    # "its matcher holds no data") for a stale or empty vulnerability database. Its
+    # findings still count; the key is not granted.
+    blind: tuple[tuple[str, str], ...] = ()
+    database: str = ""  # which vulnerability data it used, and how old it was
 
 
 class Scanner(ABC):
     """One scanner. Subclasses set `name` and implement `scan`."""
 
     name: ClassVar[str]
+    # True for scanners that read the image from a registry (Clair): they are given the
+    # staged registry reference by digest instead of the local tag.
+    needs_registry: ClassVar[bool] = False
 
     def __init__(self, settings: ScanSettings) -> None:
         self.settings = settings

@@ -1,54 +1,49 @@
-"""Clair v4: vulnerabilities of an image pushed to a registry, over Clair's HTTP API.
+"""Clair v4: vulnerabilities of an image in a registry, and whether Clair could see them.
 
-Clair does not read tarballs: its indexer downloads each layer from a URL. So the adapter
-reads the image's manifest from the registry, submits a Clair manifest whose layer URIs
-point at that registry (POST /indexer/api/v1/index_report), polls the index report until
-the indexer is done, then fetches the vulnerability report
-(GET /matcher/api/v1/vulnerability_report/{digest}) and parses it with `parse_clair`.
-Every HTTP call has a timeout; transient failures are retried a bounded number of times.
+The adapter (`ClairScanner`) scans an image by its registry reference (the run stages
+every image before it scans, so the reference names a digest): it builds Clair's manifest
+from the registry (pipeline.scan.clair_api), indexes it, fetches the vulnerability
+report and parses it with `parse_clair`.
+
+A report with no vulnerabilities proves nothing unless Clair's data could have shown
+them, so every scan is also judged (`judge_data`): the image's OS must have been
+detected, packages found, and the updater for that OS must have stored data no older
+than the policy's maximum age. Otherwise the output is *blind*, with the reason: the
+gate then leaves the vulnerability controls `unverified` (it blocks). A matcher holding
+no data at all (Clair answers 202) is blind too. Clair being unreachable, refusing the
+credentials or failing to index is a ScanError (the image is not proven safe).
 """
 
 from __future__ import annotations
 
-import json
-import logging
+import datetime as dt
+import email.utils
 import time
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import requests
 from pydantic import BaseModel, ConfigDict, Field
-from tenacity import (
-    RetryError,
-    Retrying,
-    retry_if_exception_type,
-    retry_if_result,
-    stop_after_attempt,
-    stop_after_delay,
-    wait_exponential,
-    wait_fixed,
-)
 
-from pipeline.errors import ScanError
+from pipeline.archive.feed import current_feed
+from pipeline.errors import InputError, ScanError, ToolError
+from pipeline.models.compliance import RAN_CLAIR
 from pipeline.models.findings import Finding, Kind, Severity, Source, Status
-from pipeline.models.reference import ImageReference, is_loopback
 from pipeline.scan.base import Scanner, ScanOutput, ScanSettings, validate
+from pipeline.scan.clair_api import NAME, ClairAuth, ClairClient, UpdateOperation
+from pipeline.scan.clair_local import sync
+from pipeline.tools.clair_service import ClairSettings
+from pipeline.tools.locate import locate
 
-log = logging.getLogger(__name__)
-
-NAME = "clair"
-CONNECT_TIMEOUT = 5.0
-READ_TIMEOUT = 30.0
-ATTEMPTS = 4
-POLL_SECONDS = 1.0
-MANIFEST_TYPES = (
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-)
-FINISHED = "IndexFinished"
-FAILED = "IndexError"
+# claircore's updater names start with these, per distribution id (os-release ID).
+UPDATER_PREFIXES: Mapping[str, str] = {
+    "debian": "debian/",
+    "ubuntu": "ubuntu/",
+    "alpine": "alpine-",
+    "rhel": "RHEL",
+}
 
 
 class NormalizedSeverity(StrEnum):
@@ -86,6 +81,7 @@ class ClairDistribution(_Model):
     did: str = ""
     name: str = ""
     version: str = ""
+    version_code_name: str = ""
     pretty_name: str = ""
 
 
@@ -111,13 +107,6 @@ class VulnerabilityReport(_Model):
     package_vulnerabilities: dict[str, list[str]] | None = None
 
 
-class IndexReport(_Model):
-    manifest_hash: str
-    state: str
-    success: bool = False
-    err: str = ""
-
-
 def _distribution(vuln: ClairVulnerability) -> str:
     dist = vuln.distribution
     if dist is None:
@@ -125,9 +114,8 @@ def _distribution(vuln: ClairVulnerability) -> str:
     return dist.pretty_name or " ".join(p for p in (dist.name, dist.version) if p)
 
 
-def parse_clair(text: str) -> tuple[Finding, ...]:
-    """A Clair vulnerability report (JSON text) -> one finding per (package, vulnerability)."""
-    report = validate(NAME, VulnerabilityReport, text)
+def findings_of(report: VulnerabilityReport) -> tuple[Finding, ...]:
+    """One finding per (package, vulnerability) of a parsed report."""
     vulns = report.vulnerabilities or {}
     findings: list[Finding] = []
     for pkg_id, vuln_ids in sorted((report.package_vulnerabilities or {}).items()):
@@ -157,160 +145,125 @@ def parse_clair(text: str) -> tuple[Finding, ...]:
     return tuple(findings)
 
 
-def parse_index_report(text: str) -> IndexReport:
-    """A Clair index report (JSON text) -> its state; ScanError when indexing failed."""
-    report = validate(NAME, IndexReport, text)
-    if report.state == FAILED or (report.state == FINISHED and not report.success):
-        raise ScanError(f"{NAME}: indexing {report.manifest_hash} failed: {report.err or '?'}")
-    return report
+def parse_report(text: str) -> VulnerabilityReport:
+    return validate(NAME, VulnerabilityReport, text)
 
 
-# ---- reading the image manifest from the registry ------------------------------------
+def parse_clair(text: str) -> tuple[Finding, ...]:
+    """A Clair vulnerability report (JSON text) -> one finding per (package, vulnerability)."""
+    return findings_of(parse_report(text))
 
 
-def split_reference(ref: str) -> tuple[str, str, str]:
-    """ "host:port/repo/name:tag" or "...@sha256:..." -> (host, repository, tag-or-digest)."""
+def data_time(op: UpdateOperation) -> dt.datetime:
+    """When the updater's data was made: its source's Last-Modified (claircore's Debian
+    updater keeps it as the fingerprint) when that is an HTTP date, else when Clair
+    stored it. A feed served unchanged for days is as old as its Last-Modified."""
     try:
-        parsed = ImageReference.parse(ref)
-    except ValueError as err:
-        raise ScanError(f"{NAME}: {ref!r}: {err}") from err
-    if "/" not in ref or ref.strip().split("/", 1)[0].lower() != parsed.host:
-        raise ScanError(f"{NAME}: needs a registry reference (host/repo:tag), got {ref!r}")
-    return parsed.host, parsed.repository, parsed.digest or parsed.tag
+        made = email.utils.parsedate_to_datetime(op.fingerprint)
+    except (TypeError, ValueError):
+        return op.date
+    if made.tzinfo is None:
+        made = made.replace(tzinfo=dt.UTC)
+    return min(made, op.date)
 
 
-def registry_url(host: str) -> str:
-    """Plain HTTP for loopback registries (as go-containerregistry does), HTTPS otherwise."""
-    return f"{'http' if is_loopback(host) else 'https'}://{host}"
+def _age(delta: dt.timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    return f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} days"
 
 
-def clair_manifest(base_url: str, repository: str, digest: str, manifest: Any) -> dict[str, Any]:
-    """An OCI/Docker image manifest -> the body Clair's indexer expects (pure)."""
-    try:
-        layers = manifest["layers"]
-        body_layers = []
-        for layer in layers:
-            entry: dict[str, Any] = {
-                "hash": layer["digest"],
-                "uri": f"{base_url}/v2/{repository}/blobs/{layer['digest']}",
-                "headers": {},
-            }
-            media_type = str(layer.get("mediaType", ""))
-            if media_type.startswith("application/vnd.oci.image.layer.v1.tar"):
-                entry["media_type"] = media_type
-            body_layers.append(entry)
-    except (KeyError, TypeError) as err:
-        raise ScanError(f"{NAME}: registry manifest of {repository} has no layers") from err
-    return {"hash": digest, "layers": body_layers}
-
-
-class ClairClient:
-    """The few Clair v4 endpoints Drydock uses, with timeouts and bounded retries."""
-
-    def __init__(self, base_url: str, timeout: float, session: requests.Session | None = None):
-        self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
-        self.session = session or requests.Session()
-
-    def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
-        def once() -> requests.Response:
-            response = self.session.request(
-                method, url, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), **kwargs
+def judge_data(
+    report: VulnerabilityReport,
+    updates: Mapping[str, UpdateOperation],
+    now: dt.datetime,
+    max_age: dt.timedelta,
+) -> tuple[str, str]:
+    """(what data Clair used, why it could not see: "" when it could) for one report."""
+    dists = list((report.distributions or {}).values())
+    if not dists:
+        return "", "Clair detected no OS distribution in the image: OS packages went unjudged"
+    if not report.packages:
+        return "", "Clair found no packages in the image"
+    used: list[str] = []
+    blind: list[str] = []
+    for dist in dists:
+        did = dist.did or dist.name.split()[0].lower()
+        label = dist.pretty_name or did
+        prefix = UPDATER_PREFIXES.get(did, f"{did}/")
+        ops = [op for name, op in updates.items() if name.startswith(prefix)]
+        if not ops:
+            blind.append(f"Clair's matcher holds no {did} data (no {prefix}* updater has run)")
+            continue
+        newest = max(ops, key=data_time)
+        made = data_time(newest)
+        age = now - made
+        used.append(
+            f"{newest.updater} for {label}, data from {made.isoformat(timespec='minutes')}"
+            f" ({_age(age)} old)"
+        )
+        if age > max_age:
+            blind.append(
+                f"{newest.updater} data is {_age(age)} old (the policy allows {_age(max_age)})"
             )
-            if response.status_code >= 500:
-                response.raise_for_status()
-            return response
-
-        retrying = Retrying(
-            stop=stop_after_attempt(ATTEMPTS),
-            wait=wait_exponential(multiplier=0.5, max=4),
-            retry=retry_if_exception_type(
-                (requests.ConnectionError, requests.Timeout, requests.HTTPError)
-            ),
-            reraise=True,
-        )
-        try:
-            return retrying(once)
-        except requests.RequestException as err:
-            raise ScanError(f"{NAME}: {method} {url} failed: {err}") from err
-
-    def _expect(self, response: requests.Response, *codes: int) -> str:
-        if response.status_code not in codes:
-            raise ScanError(
-                f"{NAME}: {response.request.method} {response.url} answered"
-                f" {response.status_code}: {response.text[:200]}"
-            )
-        return response.text
-
-    def registry_manifest(self, ref: str) -> dict[str, Any]:
-        """Build Clair's manifest body for an image in a registry."""
-        host, repository, version = split_reference(ref)
-        base = registry_url(host)
-        response = self._request(
-            "GET",
-            f"{base}/v2/{repository}/manifests/{version}",
-            headers={"Accept": ", ".join(MANIFEST_TYPES)},
-        )
-        text = self._expect(response, 200)
-        digest = response.headers.get("Docker-Content-Digest", "")
-        if not digest:
-            raise ScanError(f"{NAME}: registry gave no digest for {ref}")
-        try:
-            manifest = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ScanError(f"{NAME}: registry manifest of {ref} is not JSON") from err
-        return clair_manifest(base, repository, digest, manifest)
-
-    def index(self, manifest: Mapping[str, Any]) -> IndexReport:
-        response = self._request(
-            "POST", f"{self.base_url}/indexer/api/v1/index_report", json=dict(manifest)
-        )
-        return parse_index_report(self._expect(response, 200, 201))
-
-    def index_report(self, digest: str) -> IndexReport:
-        response = self._request("GET", f"{self.base_url}/indexer/api/v1/index_report/{digest}")
-        return parse_index_report(self._expect(response, 200))
-
-    def wait_indexed(self, first: IndexReport) -> IndexReport:
-        """Poll the index report until the indexer finished, for at most `timeout` seconds."""
-        if first.state == FINISHED:
-            return first
-        polling = Retrying(
-            stop=stop_after_delay(self.timeout),
-            wait=wait_fixed(POLL_SECONDS),
-            retry=retry_if_result(lambda r: r.state != FINISHED),
-        )
-        try:
-            return polling(self.index_report, first.manifest_hash)
-        except RetryError as err:
-            raise ScanError(
-                f"{NAME}: {first.manifest_hash} not indexed within {self.timeout:.0f}s"
-            ) from err
-
-    def vulnerability_report(self, digest: str) -> str:
-        response = self._request(
-            "GET", f"{self.base_url}/matcher/api/v1/vulnerability_report/{digest}"
-        )
-        return self._expect(response, 200, 201)
-
-    def report(self, manifest: Mapping[str, Any]) -> str:
-        """Index a manifest, wait for the indexer, return the vulnerability report text."""
-        indexed = self.wait_indexed(self.index(manifest))
-        return self.vulnerability_report(indexed.manifest_hash)
+    return "; ".join(used), "; ".join(blind)
 
 
 class ClairScanner(Scanner):
     """Scans an image already pushed to a registry (the tarball is not used by Clair)."""
 
     name: ClassVar[str] = NAME
+    needs_registry: ClassVar[bool] = True
 
     def __init__(self, settings: ScanSettings, session: requests.Session | None = None) -> None:
         super().__init__(settings)
         if not settings.clair_url:
-            raise ScanError(f"{NAME}: no Clair URL configured")
-        self.client = ClairClient(settings.clair_url, settings.timeout, session)
+            raise InputError(
+                f"{NAME}: no Clair URL configured"
+                " (--clair-url, DRYDOCK_CLAIR_URL or clair.url in the policy)"
+            )
+        auth = ClairAuth.load(settings.clair_psk, settings.clair_psk_file)
+        self.client = ClairClient(settings.clair_url, settings.timeout, auth, session)
+        self._updates: dict[str, UpdateOperation] | None = None
+
+    def version(self) -> str:
+        """Clair's API names no version: the pinned build when Drydock runs this Clair."""
+        if self.settings.clair_state is None:
+            return "unknown (Clair v4 API)"
+        try:
+            return f"{locate(NAME).version} (local)"
+        except ToolError:
+            return "unknown (local)"
+
+    def prepare(self, inventory: Mapping[str, frozenset[str]] | None = None) -> None:
+        """Once per run: a local Clair gets the run's archive-derived feed (the one Trivy's
+        DB was just built from), then read when each updater last stored data."""
+        if self._updates is not None:
+            return
+        db, state = self.settings.vuln_db, self.settings.clair_state
+        if state is not None and db is not None and db.archive is not None:
+            feed = current_feed(db.archive.feed_cache)
+            if feed is not None:
+                try:
+                    sync(ClairSettings(state_dir=state), feed, db.archive.mirrors.archive)
+                except ToolError as err:
+                    raise ScanError(f"{NAME}: serving the feed to the local Clair: {err}") from err
+        self._updates = self.client.update_operations()
 
     def scan(self, image_tar: Path, ref: str) -> ScanOutput:
         start = time.monotonic()
-        raw = self.client.report(self.client.registry_manifest(ref))
-        return ScanOutput(NAME, ref, parse_clair(raw), raw, time.monotonic() - start)
+        self.prepare()
+        manifest = self.client.registry.manifest_for_clair(ref)
+        indexed = self.client.wait_indexed(self.client.index(manifest))
+        raw = self.client.vulnerability_report(indexed.manifest_hash)
+        seconds = time.monotonic() - start
+        if raw is None:
+            reason = "Clair's matcher holds no vulnerability data at all (empty database)"
+            return ScanOutput(NAME, ref, (), "", seconds, blind=((RAN_CLAIR, reason),))
+        report = parse_report(raw)
+        max_age = dt.timedelta(hours=self.settings.max_db_age_hours)
+        now = dt.datetime.now(dt.UTC)
+        database, blind = judge_data(report, self._updates or {}, now, max_age)
+        blinded = ((RAN_CLAIR, blind),) if blind else ()
+        return ScanOutput(
+            NAME, ref, findings_of(report), raw, seconds, blind=blinded, database=database
+        )

@@ -30,7 +30,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline.errors import InputError, Problem, ToolError
-from pipeline.scan.clair import registry_url
+from pipeline.scan.clair_api import registry_url
 from pipeline.tools import trivydb as trivydb_tool
 from pipeline.tools.locate import cache_root
 

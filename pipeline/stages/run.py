@@ -1,11 +1,13 @@
-"""The whole pipeline: plan -> freshness -> build -> scan/gate -> publish -> sign -> catalogs.
+"""The whole pipeline: plan, build, stage, scan and gate, promote, sign, catalogs.
 
 One direction, one record. The run reads what the release repository holds, builds only
 targets whose inputs changed, re-gates the published images of the others against
 today's vulnerability DB (rebuilding those with a fixable finding, `stages.regate`),
-scans and gates what it built, stages every built image, promotes and signs only what
-passed, and regenerates the catalogs from the promoted images (a target that failed keeps
-its previous digest, unless that digest failed today's gate with a fixable finding).
+stages every built image (pushed to `staging/<repository>`, its digest read back), scans
+and gates what it built (registry scanners such as Clair read the staged digest),
+promotes and signs only what passed, and regenerates the catalogs from the promoted
+images (a target that failed keeps its previous digest, unless that digest failed
+today's gate with a fixable finding).
 Everything it decided is written to one JSON record and a Markdown summary.
 """
 
@@ -30,7 +32,7 @@ from pipeline.models.images import BuiltImage
 from pipeline.models.publish import PublishedImage
 from pipeline.models.targets import Kind, Plan, Target
 from pipeline.publish.current import Current, find_current, pull_published
-from pipeline.publish.push import PushRetry, Release, publish, push_to_staging
+from pipeline.publish.push import PushRetry, Release, promote, push_to_staging
 from pipeline.publish.sign import make_signer, sign_image
 from pipeline.publish.tags import tags_for
 from pipeline.report.formats import render
@@ -41,6 +43,7 @@ from pipeline.stages.promote import stage_record, write_staged
 from pipeline.stages.record import write_record
 from pipeline.stages.regate import ERROR, REBUILD, Regate, regate_published
 from pipeline.stages.scan import ScanConfig, ScanRun, ScanTarget, scan_images
+from pipeline.stages.scan_context import attach_sources
 from pipeline.tools.cosign import locate_cosign
 from pipeline.tools.registry import RegistryClient
 
@@ -122,6 +125,34 @@ def _current(client: RegistryClient, targets: list[Target]) -> dict[str, Current
     return found
 
 
+Staged = dict[str, tuple[PublishedImage, Release]]  # target name -> staged image, release
+
+
+def _release(target: Target, image: BuiltImage) -> Release:
+    created = image.label("org.opencontainers.image.created")
+    when = dt.datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    return Release.for_target(target, tags_for(target, image.packages, when), created)
+
+
+def _stage_all(run: RunOutcome, plan: Plan, client: RegistryClient) -> Staged:
+    """Push every newly built image to staging and prove its digest, before any scan."""
+    assert run.build is not None  # noqa: S101 - set by the build stage
+    staged: Staged = {}
+    for name, image in run.build.images.items():
+        if name not in run.outcomes or image.published:
+            continue
+        release = _release(plan.get(name), image)
+        try:
+            staged[name] = (push_to_staging(image.tag, release, client, PushRetry()), release)
+        except DrydockError as err:
+            out = run.outcomes[name]
+            out.decision, out.reason = "failed-publish", str(err).splitlines()[0]
+            run.errors.append(f"{name}: {out.reason}")
+            continue
+        run.outcomes[name].staged = staged[name][0].reference
+    return staged
+
+
 def _bases(built: Mapping[str, BuiltImage], plan: Plan) -> frozenset[str]:
     """The bases Drydock built, and the images of this plan others are built on (standard
     FROM minimal): each was built here from a trusted base, and is gated itself."""
@@ -158,6 +189,8 @@ def _regate(
         known_bases=_bases(run.build.images, plan),
         check_updates=options.check_updates,
     )
+    if scan is not None:
+        attach_sources(scan, settings)
     run.regate_report = scan.report if scan else None
     for name, result in run.regate.items():
         run.outcomes[name].regate = result.describe()
@@ -196,7 +229,11 @@ def _withdraw(run: RunOutcome, current: dict[str, Current]) -> dict[str, Current
 
 
 def _scan(
-    built: dict[str, BuiltImage], plan: Plan, settings: Settings, options: RunOptions
+    built: dict[str, BuiltImage],
+    plan: Plan,
+    settings: Settings,
+    options: RunOptions,
+    staged: Staged | None = None,
 ) -> ScanRun | None:
     todo = [
         img for img in built.values() if not img.published and not img.target.startswith("base-")
@@ -204,11 +241,19 @@ def _scan(
     if not todo:
         return None
     bases = _bases(built, plan)
-    targets = [ScanTarget(img.tag, flavour=plan.get(img.target).flavour or "") for img in todo]
+    targets = [
+        ScanTarget(
+            img.tag,
+            flavour=plan.get(img.target).flavour or "",
+            remote=staged[img.target][0].reference if staged and img.target in staged else "",
+            target=img.target,
+        )
+        for img in todo
+    ]
     log.info(
         "scanning %d image(s) with %s", len(targets), ", ".join(s.name for s in options.scanners)
     )
-    return scan_images(
+    scan = scan_images(
         targets,
         options.scanners,
         ScanConfig.in_dir(settings.scan_config),
@@ -220,11 +265,13 @@ def _scan(
         on_done=lambda s: log.info("scanned %s (%d findings)", s.image, len(s.findings)),
         postgres_eol=plan.postgres_eol,
     )
+    attach_sources(scan, settings)
+    return scan
 
 
 def _publish_one(
     target: Target,
-    image: BuiltImage,
+    staged: tuple[PublishedImage, Release],
     gated: bool,
     sbom: Path | None,
     client: RegistryClient,
@@ -232,18 +279,14 @@ def _publish_one(
     outcome: TargetOutcome,
     run: RunOutcome,
 ) -> PublishedImage | None:
-    created = image.label("org.opencontainers.image.created")
-    when = dt.datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
-    release = Release.for_target(target, tags_for(target, image.packages, when), created)
+    image, release = staged
     if options.stage_only:
-        staged = push_to_staging(image.tag, release, client, PushRetry())
-        outcome.staged = staged.reference
-        run.staged.append(stage_record(staged, release, gated, sbom, options.out_dir))
+        run.staged.append(stage_record(image, release, gated, sbom, options.out_dir))
         return None
-    result = publish(image.tag, release, client, gated=gated, retry=PushRetry())
-    outcome.staged = result.reference if not result.gated else outcome.staged
-    if not result.gated:
+    if not gated:
+        log.warning("%s failed its gate: left in %s only", target.name, image.reference)
         return None
+    result = promote(image, release, client, gated=True)
     outcome.published = result.reference
     run.published.append(result)
     if options.sign:
@@ -279,14 +322,15 @@ def _publish_all(
     run: RunOutcome,
     plan: Plan,
     scan: ScanRun | None,
+    staged: Staged,
     client: RegistryClient,
     options: RunOptions,
 ) -> None:
-    """Stage everything built; promote and sign only what passed its gate."""
+    """Promote and sign only what passed its gate; everything staged stays in staging."""
     verdicts = {v.image: v for v in scan.report.images} if scan else {}
     assert run.build is not None  # noqa: S101 - set by the build stage
     for name, image in run.build.images.items():
-        if name not in run.outcomes or image.published:
+        if name not in staged:
             continue
         out, target = run.outcomes[name], plan.get(name)
         verdict = verdicts.get(image.tag)
@@ -302,7 +346,7 @@ def _publish_all(
             out.decision = "built"
         sbom = scan.sboms.get(image.tag) if scan else None
         try:
-            _publish_one(target, image, gated, sbom, client, options, out, run)
+            _publish_one(target, staged[name], gated, sbom, client, options, out, run)
         except DrydockError as err:
             out.decision, out.reason = "failed-publish", str(err).splitlines()[0]
             run.errors.append(f"{name}: {out.reason}")
@@ -374,7 +418,8 @@ def run_pipeline(settings: Settings, options: RunOptions, events: BuildEvents) -
     _note_build(run, run.build, current)
     _regate(run, plan, current, settings, options, events)
 
-    scan = _scan(run.build.images, plan, settings, options)
+    staged = _stage_all(run, plan, client)
+    scan = _scan(run.build.images, plan, settings, options, staged)
     run.gate = scan.report if scan else None
     # Always written: a run that scanned nothing still uploads an (empty) SARIF run, so
     # code scanning closes the alerts of images that are fine now.
@@ -387,7 +432,7 @@ def run_pipeline(settings: Settings, options: RunOptions, events: BuildEvents) -
             regate_file = reports / filename.replace("gate.", "regate.", 1)
             regate_file.write_text(render(run.regate_report, fmt), encoding="utf-8")
 
-    _publish_all(run, plan, scan, client, options)
+    _publish_all(run, plan, scan, staged, client, options)
     if options.stage_only:
         write_staged(run.staged, options.out_dir)
     else:

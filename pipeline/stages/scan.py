@@ -3,10 +3,14 @@
 Images are scanned in parallel (bounded), scanners of one image one after the other;
 the vulnerability DB is prepared once for the whole run before any scan starts, for the
 Debian releases and source packages the images hold (read from each image's dpkg
-database without running it). A scanner that crashes, times out or prints something
-unparsable is recorded as a ScannerError on the image, which the gate treats as "not
-proven safe": the image fails (fail closed). The report names every scanner, its version
-and the DB it used, and the gate judges the DB's age against the policy.
+database without running it), and Clair reports when its updaters last stored data.
+Scanners that read from a registry (Clair) get the image's staged reference by digest.
+A scanner that crashes, times out or prints something unparsable is recorded as a
+ScannerError on the image, which the gate treats as "not proven safe": the image fails
+(fail closed). A scanner that answers but could not see (a stale or empty vulnerability
+database) is recorded as blind: its findings count, but the vulnerability controls
+cannot pass on it. The report names every scanner, its version and the DB it used, and
+the gate judges the DB's age against the policy.
 """
 
 from __future__ import annotations
@@ -29,7 +33,14 @@ from pipeline.compliance.gate import evaluate
 from pipeline.compliance.native import check_image_archive
 from pipeline.compliance.native_base import NativeInputs, UpdateEvidence, parse_apt_simulation
 from pipeline.errors import DrydockError, ScanError, ToolError
-from pipeline.models.compliance import GateReport, ImageScan, NativeSettings, ScannerError, ran_by
+from pipeline.models.compliance import (
+    GateReport,
+    ImageScan,
+    NativeSettings,
+    ScannerError,
+    ScannerRun,
+    ran_by,
+)
 from pipeline.models.findings import Finding, Source
 from pipeline.models.provenance import OsFacts, ScanProvenance, ToolInfo
 from pipeline.scan.base import Scanner, ScanOutput
@@ -38,6 +49,8 @@ from pipeline.scan.trivy import TrivyScanner
 from pipeline.tools import docker
 
 log = logging.getLogger(__name__)
+
+TARGET_LABEL = "io.drydock.target"  # set by the Dockerfile templates
 
 
 @dataclass(frozen=True)
@@ -49,6 +62,8 @@ class ScanTarget:
     bootstrapped: bool = False  # a Debian base Drydock built from packages
     name: str = ""  # what reports call it (default: `image`)
     digest: str = ""  # the registry digest being scanned, when it came from a registry
+    remote: str = ""  # a registry reference by digest, for scanners that read registries
+    target: str = ""  # the plan target it was built from ("" = read its io.drydock.target)
 
     @property
     def label(self) -> str:
@@ -56,7 +71,13 @@ class ScanTarget:
 
     @classmethod
     def resolved(cls, image: ResolvedImage, flavour: str = "") -> ScanTarget:
-        return cls(image.image_id, flavour=flavour, name=image.name, digest=image.digest)
+        """A resolved image; one pulled from a registry by digest is scanned there too."""
+        remote = ""
+        if image.digest and "/" in image.name:
+            remote = f"{image.name.split('@', 1)[0]}@{image.digest}"
+        return cls(
+            image.image_id, flavour=flavour, name=image.name, digest=image.digest, remote=remote
+        )
 
 
 @dataclass(frozen=True)
@@ -77,6 +98,7 @@ class ScanRun:
     report: GateReport
     outputs: dict[str, list[ScanOutput]] = field(default_factory=dict)
     sboms: dict[str, Path] = field(default_factory=dict)
+    targets: dict[str, str] = field(default_factory=dict)  # image -> plan target name
     seconds: float = 0.0
 
 
@@ -131,6 +153,55 @@ class ScanLifecycle:
     today: dt.date | None = None
 
 
+@dataclass
+class _Collected:
+    """What the scanners said about one image, gathered as they run."""
+
+    findings: list[Finding] = field(default_factory=list)
+    ran: set[str] = field(default_factory=set)
+    errors: list[ScannerError] = field(default_factory=list)
+    runs: list[ScannerRun] = field(default_factory=list)
+    blind: list[tuple[str, str]] = field(default_factory=list)
+    outputs: list[ScanOutput] = field(default_factory=list)
+    sbom: Path | None = None
+    os: OsFacts | None = None  # what Trivy saw of the OS and its packages
+
+
+def _run_scanners(
+    target: ScanTarget, scanners: Sequence[Scanner], tar: Path, scratch: Path
+) -> _Collected:
+    got = _Collected()
+    for scanner in scanners:
+        source = Source(scanner.name)
+        ref = target.remote if scanner.needs_registry else target.label
+        if not ref:
+            message = f"{scanner.name}: {target.label} is in no registry (stage it first)"
+            got.errors.append(ScannerError(source, message))
+            continue
+        try:
+            out = scanner.scan(tar, ref)
+        except ScanError as exc:
+            got.errors.append(ScannerError(source, str(exc)))
+            continue
+        got.outputs.append(out)
+        got.findings.extend(out.findings)
+        why = "; ".join(reason for _, reason in out.blind)
+        got.runs.append(ScannerRun(source, len(out.findings), out.seconds, out.database, why))
+        got.blind += out.blind
+        if why:
+            log.warning("%s: %s could not see: %s", target.label, scanner.name, why)
+        got.ran |= ran_by(source) - {key for key, _ in out.blind}
+        if isinstance(scanner, TrivyScanner):
+            got.os = out.os
+            try:
+                got.sbom = scratch / "sbom.cdx.json"
+                got.sbom.write_text(scanner.sbom(tar), encoding="utf-8")
+            except ScanError as exc:
+                got.errors.append(ScannerError(Source.TRIVY, f"SBOM: {exc}"))
+                got.sbom = None
+    return got
+
+
 def scan_one(
     target: ScanTarget,
     scanners: Sequence[Scanner],
@@ -150,32 +221,7 @@ def scan_one(
         err = ScannerError(Source.NATIVE, f"image {target.image} is not in the local engine")
         return ImageScan(image=target.label, errors=(err,)), [], None
     docker.save(target.image, tar)
-    findings: list[Finding] = []
-    ran: set[str] = set()
-    errors: list[ScannerError] = []
-    outputs: list[ScanOutput] = []
-    sbom_path: Path | None = None
-    os_facts: OsFacts | None = None
-    blind: list[tuple[str, str]] = []
-    for scanner in scanners:
-        try:
-            out = scanner.scan(tar, target.label)
-        except ScanError as exc:
-            errors.append(ScannerError(Source(scanner.name), str(exc)))
-            continue
-        outputs.append(out)
-        findings.extend(out.findings)
-        ran |= ran_by(Source(scanner.name))
-        blind += out.blind
-        if isinstance(scanner, TrivyScanner):
-            os_facts = out.os
-        if isinstance(scanner, TrivyScanner):
-            try:
-                sbom_path = scratch / "sbom.cdx.json"
-                sbom_path.write_text(scanner.sbom(tar), encoding="utf-8")
-            except ScanError as exc:
-                errors.append(ScannerError(Source.TRIVY, f"SBOM: {exc}"))
-                sbom_path = None
+    got = _run_scanners(target, scanners, tar, scratch)
     inputs = NativeInputs(
         flavour=target.flavour,
         updates=_updates(target.image, timeout) if check_updates else None,
@@ -187,23 +233,24 @@ def scan_one(
     try:
         # The archive holds exactly the one image saved above, whatever name it goes by.
         native = check_image_archive(tar, policy_native, inputs)
-        findings.extend(native.findings)
-        ran |= native.ran
+        got.findings.extend(native.findings)
+        got.ran |= native.ran
     except (DrydockError, OSError, tarfile.TarError, ValueError, KeyError) as exc:
         # An image the native checks cannot read is not proven safe: fail closed.
-        errors.append(ScannerError(Source.NATIVE, f"native checks failed: {exc}"))
+        got.errors.append(ScannerError(Source.NATIVE, f"native checks failed: {exc}"))
     finally:
         tar.unlink(missing_ok=True)
     scan = ImageScan(
         image=target.label,
-        findings=tuple(findings),
-        ran=frozenset(ran),
-        errors=tuple(errors),
+        findings=tuple(got.findings),
+        ran=frozenset(got.ran),
+        errors=tuple(got.errors),
         digest=target.digest or str(inspected.get("Id", "")),
-        os=os_facts,
-        blind=tuple(blind),
+        os=got.os,
+        runs=tuple(got.runs),
+        blind=tuple(got.blind),
     )
-    return scan, outputs, sbom_path
+    return scan, got.outputs, got.sbom
 
 
 def provenance_of(scanners: Sequence[Scanner]) -> ScanProvenance:
@@ -271,6 +318,8 @@ def scan_images(
     run = ScanRun(report=report, seconds=time.monotonic() - start)
     for target, (_, outputs, sbom) in zip(targets, results, strict=True):
         run.outputs[target.label] = outputs
+        labels = {} if target.target else docker.labels_of(docker.inspect(target.image) or {})
+        run.targets[target.label] = target.target or labels.get(TARGET_LABEL, "")
         if sbom is not None:
             run.sboms[target.label] = sbom
     return run

@@ -34,17 +34,13 @@ pytest: tests/e2e/conftest.py wraps this module as the `control_plane_settings` 
 
 from __future__ import annotations
 
-import fcntl
-import json
 import logging
 import os
 import secrets
 import shutil
 import signal
-import socket
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -53,14 +49,23 @@ import yaml
 
 from pipeline.errors import ToolError
 from pipeline.tools import pki, provision
-from pipeline.tools.daemon import cmdline, gone, is_ours, spawn, stop, wait_ready
+from pipeline.tools.daemon import (
+    cmdline,
+    gone,
+    is_ours,
+    read_state,
+    spawn,
+    stop,
+    wait_ready,
+    write_state,
+)
+from pipeline.tools.daemon import free_ports as _free_ports
+from pipeline.tools.daemon import locked_dir as _locked
 from pipeline.tools.kubeapi import KubeAPI, load_kubeconfig, resource_path
 
 log = logging.getLogger(__name__)
 
 SERVICE_CIDR = "10.0.0.0/16"  # room for the Services of hundreds of Clusters
-EPHEMERAL_RANGE = "/proc/sys/net/ipv4/ip_local_port_range"
-PORT_FLOOR = 20000
 SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
 ADMIN_USER = "drydock-admin"
 
@@ -247,71 +252,12 @@ def _start(
 # -- state -----------------------------------------------------------------------------------
 
 
-def _ephemeral_low() -> int:
-    try:
-        return int(Path(EPHEMERAL_RANGE).read_text(encoding="ascii").split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_ports(count: int) -> list[int]:
-    """Free loopback ports *below* the kernel's ephemeral range.
-
-    A port taken from the ephemeral range (bind to port 0) can be reused as the source
-    port of any outgoing connection on the machine while the control plane is down or
-    restarting, and the restart then fails with "address already in use". Ports below
-    the range are never handed out that way.
-    """
-    low = _ephemeral_low()
-    chosen: list[int] = []
-    if low - PORT_FLOOR < 1000:  # an unusual range: fall back to the kernel's choice
-        while len(chosen) < count:
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-                sock.bind(("127.0.0.1", 0))
-                port = int(sock.getsockname()[1])
-            if port not in chosen:
-                chosen.append(port)
-        return chosen
-    for _ in range(1000):
-        port = PORT_FLOOR + secrets.randbelow(low - PORT_FLOOR)
-        if port not in chosen and _bindable(port):
-            chosen.append(port)
-            if len(chosen) == count:
-                return chosen
-    raise ToolError(["bind"], None, "", "no free loopback port below the ephemeral range")
-
-
 def _read_state(state_dir: Path) -> State | None:
-    try:
-        return State(**json.loads((state_dir / "state.json").read_text(encoding="utf-8")))
-    except (OSError, ValueError, TypeError):
-        return None
+    return read_state(state_dir, State)
 
 
 def _write_state(state_dir: Path, st: State) -> None:
-    tmp = state_dir / "state.json.tmp"
-    tmp.write_text(json.dumps(asdict(st), indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(state_dir / "state.json")
-
-
-@contextmanager
-def _locked(state_dir: Path) -> Iterator[None]:
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with (state_dir / "lock").open("w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    write_state(state_dir, st)
 
 
 def _ensure_credentials(state_dir: Path) -> str:

@@ -1,26 +1,38 @@
 """Detached long-running processes: start one in its own session, know it, stop it.
 
 Used by the local control plane (etcd, kube-apiserver), the local node (containerd, kubelet,
-kube-proxy, kube-scheduler, kube-controller-manager) and the dev operator. A process is
-recognised by its pid *and* its argv (binary name plus a marker argument), so a recycled
-pid never makes Drydock signal somebody else's process.
+kube-proxy, kube-scheduler, kube-controller-manager), the dev operator and the local Clair
+(PostgreSQL, Clair, its feed front). A process is recognised by its pid *and* its argv
+(binary name plus a marker argument), so a recycled pid never makes Drydock signal
+somebody else's process. Also here: the loopback ports such daemons listen on, the lock
+that keeps two `up`s of one state dir from racing, and their `state.json`.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import logging
 import os
+import secrets
 import signal
+import socket
 import time
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import suppress
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any, TypeVar
 
 import requests
 
 from pipeline.errors import ToolError
 
 log = logging.getLogger(__name__)
+
+S = TypeVar("S")
+EPHEMERAL_RANGE = "/proc/sys/net/ipv4/ip_local_port_range"
+PORT_FLOOR = 20000
 
 
 def proc_state(pid: int) -> str | None:
@@ -161,3 +173,73 @@ def wait_until(
                 f"not ready after {timeout:.0f}s (log: {log_file})",
             )
         time.sleep(0.25)
+
+
+def ephemeral_low() -> int:
+    try:
+        return int(Path(EPHEMERAL_RANGE).read_text(encoding="ascii").split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_ports(count: int) -> list[int]:
+    """Free loopback ports *below* the kernel's ephemeral range.
+
+    A port taken from the ephemeral range (bind to port 0) can be reused as the source
+    port of any outgoing connection on the machine while a daemon is down or restarting,
+    and the restart then fails with "address already in use". Ports below the range are
+    never handed out that way.
+    """
+    low = ephemeral_low()
+    chosen: list[int] = []
+    if low - PORT_FLOOR < 1000:  # an unusual range: fall back to the kernel's choice
+        while len(chosen) < count:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = int(sock.getsockname()[1])
+            if port not in chosen:
+                chosen.append(port)
+        return chosen
+    for _ in range(1000):
+        port = PORT_FLOOR + secrets.randbelow(low - PORT_FLOOR)
+        if port not in chosen and bindable(port):
+            chosen.append(port)
+            if len(chosen) == count:
+                return chosen
+    raise ToolError(["bind"], None, "", "no free loopback port below the ephemeral range")
+
+
+@contextmanager
+def locked_dir(state_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on state_dir (created 0700) for the duration."""
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with (state_dir / "lock").open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def read_state(state_dir: Path, cls: type[S]) -> S | None:
+    """The dataclass `state.json` of a state dir holds, or None (absent or unreadable)."""
+    try:
+        return cls(**json.loads((state_dir / "state.json").read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def write_state(state_dir: Path, state: Any) -> None:
+    """Write a dataclass as the state dir's `state.json`, atomically."""
+    tmp = state_dir / "state.json.tmp"
+    tmp.write_text(json.dumps(asdict(state), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(state_dir / "state.json")

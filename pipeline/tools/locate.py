@@ -48,6 +48,8 @@ PROBES: Mapping[str, VersionProbe] = {
     "trivy-db": VersionProbe(("--version",), reports_pin=False),
     "crane": VersionProbe(("version",)),
     "oras": VersionProbe(("version",)),
+    # Clair has no version flag; a module build reports "(devel)" anyway.
+    "clair": VersionProbe((), reports_pin=False),
 }
 
 

@@ -23,15 +23,11 @@ State lives in the control plane's state dir under node/ (see NodeLayout).
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
-import json
 import logging
 import os
 import shutil
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -39,7 +35,8 @@ from pipeline.errors import ToolError
 from pipeline.tools import controlplane, node_files, node_leftovers
 from pipeline.tools import node_host as host
 from pipeline.tools.controlplane import ControlPlane, ControlPlaneSettings
-from pipeline.tools.daemon import cmdline, is_ours, spawn, stop, wait_until
+from pipeline.tools.daemon import cmdline, is_ours, read_state, spawn, stop, wait_until, write_state
+from pipeline.tools.daemon import locked_dir as _locked
 from pipeline.tools.node_images import ScratchImage, ensure_image
 from pipeline.tools.node_layout import NodeLayout, link_slot_for, node_id_for
 from pipeline.tools.node_parts import PARTS, Part, apply_addons, node_ready
@@ -112,27 +109,11 @@ class State:
 
 
 def _read_state(state_dir: Path) -> State | None:
-    try:
-        return State(**json.loads((state_dir / "state.json").read_text(encoding="utf-8")))
-    except (OSError, ValueError, TypeError):
-        return None
+    return read_state(state_dir, State)
 
 
 def _write_state(state_dir: Path, st: State) -> None:
-    tmp = state_dir / "state.json.tmp"
-    tmp.write_text(json.dumps(asdict(st), indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(state_dir / "state.json")
-
-
-@contextmanager
-def _locked(state_dir: Path) -> Iterator[None]:
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with (state_dir / "lock").open("w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    write_state(state_dir, st)
 
 
 def _new_state(state_dir: Path) -> State:

@@ -1,6 +1,8 @@
 """Registry authentication: answer a 401 challenge with Basic credentials or a Bearer token.
 
-The local registry needs none; a hosted one (ghcr.io in the nightly) answers 401 with a
+Shared by the publish stage (pushing, promoting) and by Clair's adapter, which hands the
+same Authorization header to Clair so that its indexer can fetch the layers. The local
+registry needs none; a hosted one (ghcr.io in the nightly) answers 401 with a
 `WWW-Authenticate` challenge. For `Basic` the credentials are sent as they are; for
 `Bearer` a token is fetched from the challenge's realm for its service and scope (with the
 credentials, or anonymously) and reused for that scope. Credentials come from the

@@ -1,5 +1,8 @@
 """`drydock run` end to end on the real engine, scanners, a private registry and cosign.
 
+The scanners are Dockle, Trivy and a private real Clair (tests/integration/clair_support),
+which reads each built image from staging, by digest, as `drydock run` stages it first.
+
 One module-scoped story in three runs against a registry of its own:
   1. first run: the clean operand is built, gated, promoted with every documented tag,
      signed and catalogued; a deliberately loose flavour (sudo installed) fails its gate
@@ -16,6 +19,7 @@ One module-scoped story in three runs against a registry of its own:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -25,6 +29,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from clair_support import PrivateClair, openssl_advisories, start_clair
 
 from pipeline.build.events import Silent
 from pipeline.cli.scan_cmd import scan_settings
@@ -89,8 +94,19 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServe
 
 
 @pytest.fixture(scope="module")
+def clair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateClair]:
+    # Real advisories fixed long before the operand's libssl3: Clair has fresh data for
+    # bookworm, so it can see, and finds nothing to block on.
+    instance = start_clair(tmp_path_factory.mktemp("run-clair"), openssl_advisories("1.0.0-1"))
+    try:
+        yield instance
+    finally:
+        instance.stop()
+
+
+@pytest.fixture(scope="module")
 def story(
-    registry: RegistryServer, tmp_path_factory: pytest.TempPathFactory
+    registry: RegistryServer, clair: PrivateClair, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Settings, list[RunOutcome], list[Path]]]:
     root = tmp_path_factory.mktemp("run-root")
     settings = Settings(root=root, cache=default_cache(), registry=registry.address, jobs=2)
@@ -101,11 +117,14 @@ def story(
     def run_once(minimal_packages: str, rebuild: bool = False) -> None:
         write_root(root, minimal_packages)
         out = tmp_path_factory.mktemp("run-out")
+        scanning = dataclasses.replace(
+            scan_settings(settings, archive_db(settings), False),
+            clair_url=clair.status.url,
+            clair_psk_file=clair.psk_file,
+        )
         options = RunOptions(
             out_dir=out,
-            scanners=make_scanners(
-                DEFAULT_SCANNERS, scan_settings(settings, archive_db(settings), False)
-            ),
+            scanners=make_scanners((*DEFAULT_SCANNERS, "clair"), scanning),
             targets=(CLEAN,) if rebuild else (),
             rebuild=rebuild,
         )
@@ -134,7 +153,7 @@ def test_first_run_publishes_the_gated_image_with_every_tag(
     first = outcomes[0]
     assert first.exit_code == 1  # the loose flavour failed its gate
     clean = first.outcomes[CLEAN]
-    assert clean.decision == "built" and clean.signed
+    assert clean.decision == "built" and clean.signed, clean.reason
     client = RegistryClient(registry.address)
     ref = clean.published
     m = re.fullmatch(
@@ -153,6 +172,24 @@ def test_first_run_publishes_the_gated_image_with_every_tag(
         cosign, client, f"{registry.address}/{REPO}:{immutable}", ensure_key(cosign).public
     )
     assert verified.digest == digest
+
+
+def test_the_gate_report_shows_both_vulnerability_scanners_per_image(
+    story: tuple[Settings, list[RunOutcome], list[Path]],
+) -> None:
+    _, _, outs = story
+    gate = json.loads((outs[0] / "reports" / "gate.json").read_text(encoding="utf-8"))
+    assert len(gate["images"]) == 2
+    for image in gate["images"]:
+        scanners = {s["source"]: s for s in image["scanners"]}
+        assert set(scanners) == {"dockle", "trivy", "clair"}
+        assert not scanners["clair"]["blind"], scanners["clair"]
+        assert "debian/updater for Debian GNU/Linux 12 (bookworm)" in scanners["clair"]["database"]
+        assert image["crosscheck"]["scanners"] == ["trivy", "clair"]
+    sarif = json.loads((outs[0] / "reports" / "gate.sarif").read_text(encoding="utf-8"))
+    for result in sarif["runs"][0]["results"]:
+        uri = result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+        assert uri.startswith(("images/", "dockerfiles/")), uri
 
 
 def test_image_that_fails_its_gate_is_in_staging_only(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from pipeline.tools import controlplane, pki
+from pipeline.tools import controlplane, daemon, pki
 from pipeline.tools.controlplane import State, apiserver_args, etcd_args, kubeconfig_text
 from pipeline.tools.kubeapi import load_kubeconfig, resource_path
 
@@ -105,9 +105,9 @@ def test_resource_paths() -> None:
 
 
 def test_ports_are_free_distinct_and_below_the_ephemeral_range() -> None:
-    ports = controlplane._free_ports(3)
+    ports = daemon.free_ports(3)
     assert len(set(ports)) == 3
-    low = controlplane._ephemeral_low()
+    low = daemon.ephemeral_low()
     for port in ports:
-        assert controlplane.PORT_FLOOR <= port < low
-        assert controlplane._bindable(port)
+        assert daemon.PORT_FLOOR <= port < low
+        assert daemon.bindable(port)

@@ -1,32 +1,34 @@
-"""Clair v4 reports -> Findings, and the Clair adapter's HTTP conversation.
+"""Clair v4 reports -> Findings, Clair's data age, its JWTs and manifests (pure parts).
 
-The payloads are the real examples from Clair's OpenAPI document (see PROVENANCE.md).
-No Clair binary can run here, so the adapter test talks to a tiny fake Clair (and fake
-registry) on 127.0.0.1 that answers with those example payloads — a stand-in for the
-adapter test only; the parser tests read the examples directly.
+Payloads: the examples of Clair's OpenAPI document and two recorded outputs of the real
+Clair v4.9.0 (see PROVENANCE.md). The adapter's HTTP conversation is tested against the
+real Clair in tests/integration/test_clair_real.py, not against a stand-in.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
+import datetime as dt
+import hashlib
+import hmac
 import json
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pipeline.errors import ScanError
+from pipeline.errors import InputError, ScanError
 from pipeline.models.findings import Kind, Severity, Source, Status
 from pipeline.scan.base import ScanSettings
-from pipeline.scan.clair import (
-    ClairScanner,
+from pipeline.scan.clair import ClairScanner, data_time, judge_data, parse_clair, parse_report
+from pipeline.scan.clair_api import (
+    ClairAuth,
+    UpdateOperation,
     clair_manifest,
-    parse_clair,
+    mint_token,
     parse_index_report,
+    parse_update_operations,
     split_reference,
 )
 
@@ -168,135 +170,103 @@ def test_manifest_body_from_registry_manifest() -> None:
         split_reference("app:1.0")
 
 
-# ---- the adapter against a fake Clair + registry -------------------------------------
+REAL_REPORT = (SAMPLES / "clair-v4.9.0__vulnerability_report__held-libssl3.json").read_text()
+REAL_OPS = (SAMPLES / "clair-v4.9.0__update_operation_latest.json").read_text()
 
 
-@dataclass
-class FakeClair:
-    """Scripted answers; records what the adapter sent."""
-
-    polls_before_done: int = 1
-    fail_first_report: bool = True
-    never_finish: bool = False
-    posted: list[dict[str, Any]] = field(default_factory=list)
-    calls: list[str] = field(default_factory=list)
+def test_manifest_layers_carry_the_registry_credentials() -> None:
+    oci = {"layers": [{"digest": LAYER, "mediaType": "application/vnd.oci.image.layer.v1.tar"}]}
+    body = clair_manifest("https://r.example", "a/b", DIGEST, oci, "Bearer t0k3n")
+    assert body["layers"][0]["headers"] == {"Authorization": ["Bearer t0k3n"]}
 
 
-def _handler(fake: FakeClair) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def _send(self, code: int, body: Any, headers: dict[str, str] | None = None) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            for key, value in (headers or {}).items():
-                self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self) -> None:
-            fake.calls.append(f"GET {self.path}")
-            if self.path == "/v2/drydock/app/manifests/1.0":
-                layer = {
-                    "digest": LAYER,
-                    "size": 1,
-                    "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                }
-                self._send(
-                    200, {"schemaVersion": 2, "layers": [layer]}, {"Docker-Content-Digest": DIGEST}
-                )
-            elif self.path == f"/indexer/api/v1/index_report/{DIGEST}":
-                fake.polls_before_done -= 1
-                done = fake.polls_before_done <= 0 and not fake.never_finish
-                self._send(200, index_report("IndexFinished" if done else "ScanLayers", done))
-            elif self.path == f"/matcher/api/v1/vulnerability_report/{DIGEST}":
-                if fake.fail_first_report:
-                    fake.fail_first_report = False
-                    self._send(503, {"code": "unavailable", "message": "matcher warming up"})
-                else:
-                    self._send(201, vulnerability_report())
-            else:
-                self._send(404, {"code": "not-found", "message": self.path})
-
-        def do_POST(self) -> None:
-            fake.calls.append(f"POST {self.path}")
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            fake.posted.append(body)
-            self._send(201, index_report("FetchLayers"))
-
-    return Handler
+def test_a_real_clair_report_of_the_held_libssl3_image() -> None:
+    findings = parse_clair(REAL_REPORT)
+    assert {f.package for f in findings} == {"libssl3"}
+    assert len({f.id for f in findings}) == 6
+    for f in findings:
+        assert (f.installed_version, f.fixed_version) == ("3.0.20-1~deb12u2", "3.0.22-1~deb12u2")
+        # claircore maps Debian urgency "high" to Critical (debian/severity.go).
+        assert f.severity is Severity.CRITICAL and f.status is Status.FIXED
+        assert f.target == "Debian GNU/Linux 12 (bookworm)"
+        assert f.evidence == (f"https://security-tracker.debian.org/tracker/{f.id}",)
 
 
-@pytest.fixture
-def fake_clair() -> Iterator[tuple[FakeClair, str]]:
-    fake = FakeClair()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield fake, f"127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+def test_the_data_age_is_the_feeds_last_modified() -> None:
+    ops = parse_update_operations(REAL_OPS)
+    op = ops["debian/updater"]
+    assert op.fingerprint == "Wed, 02 Dec 2026 09:07:22 GMT"
+    assert data_time(op) == dt.datetime(2026, 12, 2, 9, 7, 22, tzinfo=dt.UTC)
+    opaque = UpdateOperation("debian/updater", op.date, "not-a-date")
+    assert data_time(opaque) == op.date  # no HTTP date: when Clair stored it
+    assert parse_update_operations("{}") == {} and parse_update_operations("null") == {}
 
 
-def test_adapter_indexes_polls_and_reports(
-    fake_clair: tuple[FakeClair, str], tmp_path: Path
+@pytest.mark.parametrize(
+    ("hours_later", "blind"),
+    [(1, ""), (35, ""), (37, "debian/updater data is 37.0 h old (the policy allows 36.0 h)")],
+)
+def test_clair_is_blind_when_its_data_is_older_than_the_policy_allows(
+    hours_later: float, blind: str
 ) -> None:
-    fake, host = fake_clair
-    scanner = ClairScanner(ScanSettings(cache_dir=tmp_path, timeout=20, clair_url=f"http://{host}"))
-    out = scanner.scan(tmp_path / "unused.tar", f"{host}/drydock/app:1.0")
-    assert out.scanner == "clair"
-    assert [(f.id, f.package, f.fixed_version) for f in out.findings] == [
-        ("CVE-2009-5155", "glibc", "2.28-0ubuntu1")
-    ]
-    (posted,) = fake.posted
-    assert posted["hash"] == DIGEST
-    assert posted["layers"][0]["uri"] == f"http://{host}/v2/drydock/app/blobs/{LAYER}"
-    assert fake.calls == [
-        "GET /v2/drydock/app/manifests/1.0",
-        "POST /indexer/api/v1/index_report",
-        f"GET /indexer/api/v1/index_report/{DIGEST}",
-        f"GET /matcher/api/v1/vulnerability_report/{DIGEST}",  # 503, retried
-        f"GET /matcher/api/v1/vulnerability_report/{DIGEST}",
-    ]
+    report = parse_report(REAL_REPORT)
+    ops = parse_update_operations(REAL_OPS)
+    made = data_time(ops["debian/updater"])
+    used, why = judge_data(report, ops, made + dt.timedelta(hours=hours_later), MAX_AGE)
+    assert why == blind
+    assert used.startswith("debian/updater for Debian GNU/Linux 12 (bookworm), data from")
 
 
-def test_adapter_gives_up_when_indexing_never_finishes(
-    fake_clair: tuple[FakeClair, str], tmp_path: Path
-) -> None:
-    fake, host = fake_clair
-    fake.never_finish = True
-    scanner = ClairScanner(ScanSettings(cache_dir=tmp_path, timeout=2, clair_url=f"http://{host}"))
-    with pytest.raises(ScanError, match=r"clair: .* not indexed within 2s"):
-        scanner.scan(tmp_path / "unused.tar", f"{host}/drydock/app:1.0")
+MAX_AGE = dt.timedelta(hours=36)
 
 
-def test_adapter_reports_unknown_image(fake_clair: tuple[FakeClair, str], tmp_path: Path) -> None:
-    _, host = fake_clair
-    scanner = ClairScanner(ScanSettings(cache_dir=tmp_path, timeout=5, clair_url=f"http://{host}"))
-    with pytest.raises(
-        ScanError, match=r"clair: GET .*/v2/drydock/other/manifests/1.0 answered 404"
-    ):
-        scanner.scan(tmp_path / "unused.tar", f"{host}/drydock/other:1.0")
+def test_clair_is_blind_without_data_for_the_os_or_without_an_os() -> None:
+    report = parse_report(REAL_REPORT)
+    now = dt.datetime(2026, 12, 2, 10, tzinfo=dt.UTC)
+    ubuntu_only = {"ubuntu/updater/jammy": UpdateOperation("ubuntu/updater/jammy", now)}
+    _, why = judge_data(report, ubuntu_only, now, MAX_AGE)
+    assert why == "Clair's matcher holds no debian data (no debian/* updater has run)"
+    no_os = report.model_copy(update={"distributions": {}})
+    _, why = judge_data(no_os, parse_update_operations(REAL_OPS), now, MAX_AGE)
+    assert "no OS distribution" in why
+    no_packages = report.model_copy(update={"packages": {}})
+    _, why = judge_data(no_packages, parse_update_operations(REAL_OPS), now, MAX_AGE)
+    assert why == "Clair found no packages in the image"
 
 
-def test_adapter_fails_closed_when_clair_is_down(tmp_path: Path) -> None:
-    import socket
-
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    scanner = ClairScanner(
-        ScanSettings(cache_dir=tmp_path, timeout=5, clair_url=f"http://127.0.0.1:{port}")
-    )
-    with pytest.raises(ScanError, match=r"^clair: GET http://127.0.0.1:.* failed"):
-        scanner.scan(tmp_path / "unused.tar", f"127.0.0.1:{port}/drydock/app:1.0")
+def _b64url_decode(part: str) -> bytes:
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 
 
-def test_adapter_needs_a_url(tmp_path: Path) -> None:
-    with pytest.raises(ScanError, match="clair: no Clair URL"):
+def test_the_jwt_is_hs256_over_the_psk_with_issuer_and_expiry() -> None:
+    key = b"0123456789abcdef0123456789abcdef"
+    token = mint_token(key, "drydock", now=1_800_000_000)
+    header, payload, signature = token.split(".")
+    assert json.loads(_b64url_decode(header)) == {"alg": "HS256", "typ": "JWT"}
+    claims = json.loads(_b64url_decode(payload))
+    assert claims["iss"] == "drydock"
+    assert claims["nbf"] <= claims["iat"] == 1_800_000_000 < claims["exp"] <= 1_800_000_300
+    expected = hmac.new(key, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    assert _b64url_decode(signature) == expected
+    assert mint_token(b"another key", "drydock", now=1_800_000_000) != token
+
+
+def test_the_psk_comes_from_a_value_or_a_file_never_repr(tmp_path: Path) -> None:
+    key = base64.b64encode(b"k" * 32).decode()
+    path = tmp_path / "psk"
+    path.write_text(key + "\n", encoding="utf-8")
+    auth = ClairAuth.load(psk_file=path)
+    assert auth is not None and auth.key == b"k" * 32
+    assert "kkkk" not in repr(auth)
+    assert ClairAuth.load() is None
+    with pytest.raises(ScanError, match="not base64"):
+        ClairAuth.load("not base64!")
+    with pytest.raises(ScanError, match="cannot read the PSK file"):
+        ClairAuth.load(psk_file=tmp_path / "missing")
+
+
+def test_the_clair_scanner_needs_a_url(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no Clair URL configured"):
         ClairScanner(ScanSettings(cache_dir=tmp_path))
+    scanner = ClairScanner(ScanSettings(cache_dir=tmp_path, clair_url="http://127.0.0.1:9"))
+    assert scanner.needs_registry

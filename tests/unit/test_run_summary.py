@@ -63,6 +63,7 @@ def test_a_flavour_built_on_another_is_on_a_known_base(
         seen.update(kwargs)
 
     monkeypatch.setattr(stage, "scan_images", scan_images)
+    monkeypatch.setattr(stage, "attach_sources", lambda *args: None)
     options = RunOptions(out_dir=tmp_path, scanners=())
     settings = Settings(root=ROOT, cache=tmp_path)
     stage._scan(built, plan, settings, options)
