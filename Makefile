@@ -45,6 +45,7 @@ lint: venv
 	$(BIN)/ruff check pipeline tests bench operator
 	$(BIN)/ruff format --check pipeline tests bench operator
 	$(BIN)/mypy
+	cd operator && ../$(BIN)/mypy  # the operator and the instance manager, strict too
 	$(BIN)/lint-imports
 	bash scripts/lint-workflows.sh
 

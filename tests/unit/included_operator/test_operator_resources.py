@@ -189,35 +189,67 @@ def test_services_select_primary_replicas_and_any() -> None:
     assert rw["spec"]["ports"][0]["targetPort"] == "postgresql"
 
 
-def test_postgresql_requires_scram_and_tls13() -> None:
+def test_postgresql_requires_scram_and_tls13_and_takes_the_clusters_parameters() -> None:
     cm = resources.config_map(
         cluster(
             postgresql={
+                "parameters": {"work_mem": "8MB", "search_path": "'$user', public"},
                 "pg_hba": ["hostssl app app 10.0.0.0/8 scram-sha-256"],
                 "pg_ident": ["m a b"],
             }
         ),
         SETTINGS,
     )
-    conf = cm["data"]["postgresql.conf"]
-    assert "password_encryption = 'scram-sha-256'\n" in conf
-    assert "ssl_min_protocol_version = 'TLSv1.3'\n" in conf
-    assert "ssl = on\n" in conf
-    hba = cm["data"]["pg_hba.conf"].splitlines()
-    assert hba.index("hostssl app app 10.0.0.0/8 scram-sha-256") < hba.index(
-        "host all all all scram-sha-256"
-    )
-    assert hba[-1] == "host all all all scram-sha-256"
+    conf = cm["data"]["postgresql.conf"].splitlines()
+    assert conf[:2] == [
+        "password_encryption = 'scram-sha-256'",
+        "ssl_min_protocol_version = 'TLSv1.3'",
+    ]
+    assert "work_mem = '8MB'" in conf
+    assert "search_path = '''$user'', public'" in conf
     assert cm["data"]["pg_ident.conf"] == "m a b\n"
     assert cm["metadata"]["name"] == "pg-config"
 
 
+def test_a_cluster_parameter_overrides_a_default_by_coming_later() -> None:
+    conf = resources.postgresql_conf(
+        cluster(postgresql={"parameters": {"ssl_min_protocol_version": "TLSv1.2"}})
+    ).splitlines()
+    assert conf.index("ssl_min_protocol_version = 'TLSv1.2'") > conf.index(
+        "password_encryption = 'scram-sha-256'"
+    )
+    assert "ssl_min_protocol_version = 'TLSv1.3'" not in conf
+
+
+def test_pg_hba_fixed_rules_come_before_the_users_lines() -> None:
+    """A user line can never shadow the manager's socket access or replication by
+    certificate: PostgreSQL uses the first matching line."""
+    user = ["hostssl all streaming_replica all reject", "local all all reject"]
+    hba = resources.pg_hba_lines(cluster(postgresql={"pg_hba": user}))
+    fixed = [
+        "local all all peer",
+        "hostssl postgres streaming_replica all cert",
+        "hostssl replication streaming_replica all cert",
+    ]
+    assert list(hba[:3]) == fixed
+    assert list(hba[3:5]) == user
+    assert hba[-1] == "host all all all scram-sha-256"
+    assert len(hba) == 6
+
+
 def test_secrets_hold_credentials_and_certificates() -> None:
     c = cluster()
-    app = resources.app_secret(c, SETTINGS, "pw")
+    app = resources.app_secret(c, SETTINGS, "p@ss:w/rd")
     assert app["type"] == "kubernetes.io/basic-auth"
-    assert app["stringData"]["username"] == "app"
-    assert app["stringData"]["password"] == "pw"
+    assert app["stringData"] == {
+        "username": "app",
+        "password": "p@ss:w/rd",
+        "host": "pg-rw",
+        "port": "5432",
+        "dbname": "app",
+        "uri": "postgresql://app:p%40ss%3Aw%2Frd@pg-rw.db:5432/app",
+        "pgpass": "pg-rw:5432:app:app:p@ss:w/rd\n",
+    }
     su = resources.superuser_secret(c, SETTINGS, "pw2")
     assert (su["metadata"]["name"], su["stringData"]["username"]) == ("pg-superuser", "postgres")
     tls = resources.tls_secret(c, SETTINGS, "pg-server", "C", "K")
