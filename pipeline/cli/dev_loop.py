@@ -21,8 +21,10 @@ from pipeline.cli import exits
 from pipeline.cli.common import repo_root
 from pipeline.cli.dev import CRD_DIR, apply_crds, dev
 from pipeline.devloop import kubelet, manifests, status
+from pipeline.devloop.operator_image import published_operator_image
 from pipeline.errors import CatalogError, DrydockError
 from pipeline.tools import controlplane, devoperator
+from pipeline.settings import DEFAULT_REGISTRY
 from pipeline.tools.kubeapi import KubeAPI, load_kubeconfig
 
 MANIFESTS = Path("operator") / "manifests"
@@ -45,13 +47,17 @@ def admin_kubeconfig(state_dir: Path | None) -> Path:
 
 
 def operator_settings(
-    state_dir: Path | None, api_group: str = "postgresql.cnpg.io", resync: float = 30.0
+    state_dir: Path | None,
+    api_group: str = "postgresql.cnpg.io",
+    resync: float = 30.0,
+    operator_image: str = "",
 ) -> devoperator.OperatorProcessSettings:
     base = controlplane.ControlPlaneSettings(state_dir=state_dir).resolved_state_dir()
     return devoperator.OperatorProcessSettings(
         state_dir=base / "operator",
         operator_dir=repo_root() / "operator",
         api_group=api_group,
+        operator_image=operator_image,
         resync_seconds=resync,
     )
 
@@ -83,12 +89,19 @@ def operator_install(state_dir: Path | None) -> None:
 @operator.command("up")
 @state_dir_option
 @click.option("--resync", type=click.FloatRange(min=1.0), default=30.0, show_default=True)
+@click.option(
+    "--operator-image",
+    default="",
+    help="The operator image instance pods copy their manager from "
+    "(default: the published postgresql-operator in the local registry, by digest).",
+)
 @exits
-def operator_up(state_dir: Path | None, resync: float) -> None:
+def operator_up(state_dir: Path | None, resync: float, operator_image: str) -> None:
     """Install (idempotent), then start the operator in the background as its ServiceAccount."""
     kubeconfig = admin_kubeconfig(state_dir)
     install_operator(kubeconfig)
-    settings = operator_settings(state_dir, resync=resync)
+    image = operator_image or published_operator_image(repo_root(), DEFAULT_REGISTRY)
+    settings = operator_settings(state_dir, resync=resync, operator_image=image)
     before = devoperator.status(settings)
     proc = devoperator.up(kubeconfig, settings)
     verb = "already running" if before.pid else "running"
