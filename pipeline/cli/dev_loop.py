@@ -23,8 +23,8 @@ from pipeline.cli.dev import CRD_DIR, apply_crds, dev
 from pipeline.devloop import kubelet, manifests, status
 from pipeline.devloop.operator_image import published_operator_image
 from pipeline.errors import CatalogError, DrydockError
-from pipeline.tools import controlplane, devoperator
 from pipeline.settings import DEFAULT_REGISTRY
+from pipeline.tools import controlplane, devoperator
 from pipeline.tools.kubeapi import KubeAPI, load_kubeconfig
 
 MANIFESTS = Path("operator") / "manifests"
