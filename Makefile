@@ -8,13 +8,16 @@ BIN := $(VENV)/bin
 JOBS ?= 2
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv host tools build-images test test-unit lint bench clean
+.PHONY: help venv host tools build-images test test-unit test-integration test-e2e lint bench clean \
+	nightly-plan nightly-shard nightly-promote nightly-catalogs nightly-publish-catalogs \
+	nightly-rehearsal
 
 help:
 	@echo "make build-images   build, scan, gate and publish every image to the local registry"
 	@echo "make test           every test tier (provisions what the tests need)"
 	@echo "make lint           ruff (with bandit S rules), ruff format, mypy, import-linter"
 	@echo "make bench          benchmarks; figures land in bench/results/"
+	@echo "make nightly-rehearsal  the nightly workflow's jobs in order, on this machine"
 
 $(BIN)/drydock: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,21 +42,47 @@ test: venv host tools
 	bash scripts/test.sh
 
 test-unit: venv
-	$(BIN)/pytest -q tests/unit
+	bash scripts/test.sh --tier unit
+
+test-integration: venv host tools
+	bash scripts/test.sh --tier integration
+
+test-e2e: venv host tools
+	bash scripts/test.sh --tier e2e
 
 lint: venv
-	$(BIN)/ruff check pipeline tests bench operator
-	$(BIN)/ruff format --check pipeline tests bench operator
-	$(BIN)/mypy
-	cd operator && ../$(BIN)/mypy  # the operator and the instance manager, strict too
-	$(BIN)/lint-imports
-	bash scripts/lint-workflows.sh
+	bash scripts/lint.sh $(LINT_FLAGS)
 
 bench: venv host tools
 	$(BIN)/python bench/build_matrix.py
 	$(BIN)/python bench/scan_matrix.py
 	$(BIN)/python bench/nightly.py
 	$(BIN)/python bench/operator_roll.py
+
+# The nightly workflow's jobs (.github/workflows/nightly.yml calls exactly these), handing
+# artifacts through $(NIGHTLY_OUT). SHARDS, TARGETS, RUN_FLAGS and DRYDOCK_REGISTRY pass through.
+NIGHTLY_OUT ?= out/nightly
+SHARD ?= 1/1
+
+nightly-plan: venv
+	bash scripts/nightly.sh plan $(NIGHTLY_OUT)
+
+nightly-shard: venv
+	bash scripts/nightly.sh shard $(NIGHTLY_OUT) $(SHARD)
+
+nightly-promote: venv
+	bash scripts/nightly.sh promote $(NIGHTLY_OUT)
+
+nightly-catalogs: venv
+	bash scripts/nightly.sh catalogs $(NIGHTLY_OUT)
+
+CATALOG_BRANCH ?= catalogs
+nightly-publish-catalogs:
+	bash scripts/nightly.sh publish $(NIGHTLY_OUT) $(CATALOG_BRANCH)
+
+# All of them in order against a registry namespace (default: acme on the local registry).
+nightly-rehearsal: venv host tools
+	DRYDOCK_REGISTRY=$${DRYDOCK_REGISTRY:-127.0.0.1:5000/acme} bash scripts/nightly.sh rehearse $(NIGHTLY_OUT)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

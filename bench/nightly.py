@@ -43,12 +43,12 @@ from pipeline.build.events import Silent  # noqa: E402
 from pipeline.cli.scan_cmd import trivy_db_reference  # noqa: E402
 from pipeline.descriptors.load import load_plan  # noqa: E402
 from pipeline.models.targets import Kind  # noqa: E402
-from pipeline.publish.registry import RegistryClient  # noqa: E402
 from pipeline.scan.base import ScanSettings  # noqa: E402
 from pipeline.scan.scanners import DEFAULT_SCANNERS, make_scanners  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 from pipeline.stages.run import RunOptions, RunOutcome, run_pipeline  # noqa: E402
 from pipeline.tools.git import revision  # noqa: E402
+from pipeline.tools.registry import RegistryClient  # noqa: E402
 from pipeline.tools.registry_server import RegistryServer  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"

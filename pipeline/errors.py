@@ -86,7 +86,11 @@ class VerificationFailed(DrydockError):  # noqa: N818 - named like GateFailed, i
     exit_code = 1
 
 
-class PublishError(DrydockError):
+class RegistryError(DrydockError):
+    """A registry did not answer, refused a request or served something inconsistent."""
+
+
+class PublishError(RegistryError):
     """Pushing, verifying or promoting an image failed."""
 
 

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.models.reference import RegistryLocation
+
 DEFAULT_REGISTRY = "127.0.0.1:5000"
 
 
@@ -21,12 +23,16 @@ def default_cache() -> Path:
 class Settings:
     root: Path  # the repository: images/, dockerfiles/, scan-config/, operator/
     cache: Path
-    registry: str = DEFAULT_REGISTRY
+    registry: str = DEFAULT_REGISTRY  # host[:port][/namespace], validated by the CLI
     jobs: int = 2
     builder: str = "auto"  # auto | buildx | buildkit | legacy
     revision: str = ""
     source_url: str = "https://example.invalid/drydock"
     images_dir: Path | None = None  # default: root/images
+
+    @property
+    def registry_location(self) -> RegistryLocation:
+        return RegistryLocation.parse(self.registry)
 
     @property
     def descriptors(self) -> Path:

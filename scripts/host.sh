@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Bring up what Drydock needs on the host, idempotently: a Docker engine and a local
-# registry on 127.0.0.1:5000. Does nothing for a service that already answers.
+# registry on 127.0.0.1:5000, and the Debian tools that build base images. Does nothing for
+# a service that already answers. `base` installs what a bare Debian container lacks to run
+# the rest (CI jobs run in debian:bookworm containers, as root: never under sudo, which
+# would leave $DRYDOCK_CACHE root-owned).
 # Installs Debian packages only when running as root with apt; otherwise it says what is
 # missing and exits 3.
 set -euo pipefail
@@ -9,6 +12,22 @@ CACHE="${DRYDOCK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/drydock}"
 REGISTRY_ADDR="${DRYDOCK_REGISTRY_ADDR:-127.0.0.1:5000}"
 RUN="$CACHE/run"
 mkdir -p "$RUN"
+
+# Every Debian package Drydock and its tests use, by purpose, and the programs each must
+# provide. `install` installs them all without starting anything (the provisioning test does
+# that in a clean container); `check` fails naming any program that is missing.
+PKG_BASE=(python3 python3-venv make git curl ca-certificates xz-utils)
+PKG_ENGINE=(docker.io)
+PKG_REGISTRY=(docker-registry curl)
+# debootstrap is only a Recommends of debuerreotype, and apt_install skips recommends:
+# name it, or debuerreotype-init fails on a fresh machine ("failed to execute debootstrap").
+PKG_BASES=(debuerreotype debootstrap debian-archive-keyring)
+# Test-only: the HTML checklist opens in a real headless browser; the nightly package-delta
+# test builds and signs a small apt repository.
+PKG_TESTS=(chromium dpkg-dev gnupg)
+PROGRAMS=(python3 make git curl tar xz docker dockerd docker-registry debootstrap
+  debuerreotype-init debuerreotype-minimizing-config debuerreotype-apt-get
+  debuerreotype-slimify debuerreotype-tar chromium dpkg-deb dpkg-scanpackages gpg gpgconf gpgv)
 
 log() { printf '[host] %s\n' "$*" >&2; }
 die() { printf '[host] error: %s\n' "$*" >&2; exit 3; }
@@ -31,7 +50,9 @@ docker_answers() { timeout 10 docker version --format '{{.Server.Version}}' >/de
 
 ensure_docker() {
   if docker_answers; then log "docker engine already running"; return 0; fi
-  apt_install docker.io
+  apt_install "${PKG_ENGINE[@]}"
+  # An engine reachable through a mounted socket needs only the CLI just installed.
+  if docker_answers; then log "docker engine already running"; return 0; fi
   command -v dockerd >/dev/null || die "dockerd not found after installing docker.io"
   log "starting dockerd"
   nohup dockerd --host=unix:///var/run/docker.sock >"$RUN/dockerd.log" 2>&1 &
@@ -45,7 +66,7 @@ registry_answers() { timeout 5 curl -fsS "http://$REGISTRY_ADDR/v2/" >/dev/null 
 
 ensure_registry() {
   if registry_answers; then log "registry already answering on $REGISTRY_ADDR"; return 0; fi
-  apt_install docker-registry curl
+  apt_install "${PKG_REGISTRY[@]}"
   mkdir -p "$CACHE/registry"
   cat >"$RUN/registry.yml" <<EOF
 version: 0.1
@@ -69,15 +90,28 @@ EOF
 
 ensure_base_tools() {
   # debuerreotype builds the Debian base images; the archive keyring verifies them.
-  # debootstrap is only a Recommends of debuerreotype, and apt_install skips recommends:
-  # name it, or debuerreotype-init fails on a fresh machine ("failed to execute debootstrap").
-  apt_install debuerreotype debootstrap debian-archive-keyring
+  apt_install "${PKG_BASES[@]}"
+}
+
+ensure_base() {
+  # What a bare Debian (a CI job's container) lacks to run the rest: Python with venv, make,
+  # git, curl and CA certificates. Go comes from the workflow's setup-go (or the machine).
+  apt_install "${PKG_BASE[@]}"
 }
 
 ensure_browser() {
-  # Test-only packages: the HTML checklist test opens the report in a real headless
-  # browser; the nightly package-delta test builds and signs a small apt repository.
-  apt_install chromium dpkg-dev gnupg
+  apt_install "${PKG_TESTS[@]}"
+}
+
+install_all() {
+  apt_install "${PKG_BASE[@]}" "${PKG_ENGINE[@]}" "${PKG_REGISTRY[@]}" "${PKG_BASES[@]}" "${PKG_TESTS[@]}"
+}
+
+check_programs() {
+  local missing=() p
+  for p in "${PROGRAMS[@]}"; do command -v "$p" >/dev/null || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] || die "programs missing after provisioning: ${missing[*]}"
+  log "every program Drydock and its tests call is present (${#PROGRAMS[@]})"
 }
 
 [ $# -eq 0 ] && set -- up
@@ -87,6 +121,9 @@ for what in "$@"; do
     docker) ensure_docker ;;
     registry) ensure_registry ;;
     browser) ensure_browser ;;
-    *) echo "usage: scripts/host.sh [up|docker|registry|browser]..." >&2; exit 2 ;;
+    base) ensure_base ;;
+    install) install_all ;;
+    check) check_programs ;;
+    *) echo "usage: scripts/host.sh [up|base|docker|registry|browser|install|check]..." >&2; exit 2 ;;
   esac
 done

@@ -12,19 +12,9 @@ CACHE="${DRYDOCK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/drydock}"
 BIN="$CACHE/bin"
 TIMES="$CACHE/tool-build-times.tsv"
 
-# Pinned versions. Changing one rebuilds only that tool.
-DOCKLE_VERSION=v0.4.15
-TRIVY_VERSION=v0.74.0
-# trivy-db has no semver tags: this is the pseudo-version trivy v0.74.0's go.mod pins.
-TRIVY_DB_VERSION=v0.0.0-20260813095258-0e0340a01b57
-CRANE_VERSION=v0.22.1
-ORAS_VERSION=v1.3.6
-ETCD_VERSION=v3.6.16
-KUBE_VERSION=v1.34.4
-# cosign v2: signatures and attestations stored under sha256-<hex>.sig/.att tags, which the
-# local distribution 2.8 registry serves (it has no OCI 1.1 referrers API that v3 prefers).
-COSIGN_VERSION=v2.6.5
-ACTIONLINT_VERSION=v1.7.12
+# Pinned versions: one file, shared with pipeline.tools.locate (which refuses other versions).
+# shellcheck source=../pipeline/tools/versions.env
+. "$(dirname "${BASH_SOURCE[0]}")/../pipeline/tools/versions.env"
 
 if [ "${1:-}" = "--print-dir" ]; then echo "$BIN"; exit 0; fi
 

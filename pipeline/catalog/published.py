@@ -11,13 +11,13 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from pipeline.errors import InputError, Problem
 from pipeline.models.publish import PublishedImage
+from pipeline.models.reference import RegistryLocation
 
 DIGEST_RE = r"^sha256:[a-f0-9]{64}$"
-REGISTRY_RE = r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$"
 REPOSITORY_RE = r"^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$"
 TAG_RE = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
 LABEL_VALUE_RE = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -29,7 +29,7 @@ class _PublishedRecord(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     target: Annotated[str, Field(min_length=1)]
-    registry: Annotated[str, Field(pattern=REGISTRY_RE)]
+    registry: Annotated[str, Field(min_length=1)]  # host[:port][/namespace]
     repository: Annotated[str, Field(pattern=REPOSITORY_RE)]
     tag: Annotated[str, Field(pattern=TAG_RE)]
     digest: Annotated[str, Field(pattern=DIGEST_RE)]
@@ -38,6 +38,14 @@ class _PublishedRecord(BaseModel):
     flavour: Annotated[str, Field(pattern=LABEL_VALUE_RE, max_length=63)] | None = None
     release: Annotated[str, Field(pattern=LABEL_VALUE_RE, max_length=63)] | None = None
     created: str = ""
+
+    @field_validator("registry")
+    @classmethod
+    def _registry(cls, value: str) -> str:
+        location = RegistryLocation.parse(value)  # ValueError -> a located problem
+        if str(location) != value:
+            raise ValueError(f"not normalised: write {location}")
+        return value
 
     def to_model(self) -> PublishedImage:
         return PublishedImage(**self.model_dump())

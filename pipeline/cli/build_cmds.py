@@ -61,6 +61,7 @@ images_option = click.option(
 
 
 @click.command("plan")
+@click.argument("targets", nargs=-1)
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "json", "github-matrix"]), default="table"
 )
@@ -69,9 +70,14 @@ images_option = click.option(
 )
 @images_option
 @exits
-def plan_cmd(fmt: str, shards: int, images: Path | None) -> None:
-    """Show the build matrix the descriptors describe."""
+def plan_cmd(targets: tuple[str, ...], fmt: str, shards: int, images: Path | None) -> None:
+    """Show the build matrix the descriptors describe (only TARGETs and their bases if given)."""
     plan = load(images)
+    if targets:
+        unknown = [t for t in targets if t not in plan.names()]
+        if unknown:
+            raise InputError(f"unknown target(s): {', '.join(unknown)} (see `drydock plan`)")
+        plan = plan.select(targets)
     if fmt == "json":
         click.echo(json.dumps({"targets": plan_rows(plan)}, indent=2))
     elif fmt == "github-matrix":

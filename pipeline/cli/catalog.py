@@ -1,9 +1,12 @@
-"""`drydock catalog generate|diff|apply|crds`: ImageCatalogs from published images.
+"""`drydock catalog generate|diff|apply|sign|verify|crds`: ImageCatalogs from published images.
 
+The images come from the release repository as it is now (`--registry`, default the local
+one: every operand's current image), or from a `published.json` record (`--published`).
 generate writes the catalog files (validated first); diff shows what apply would change in
 a cluster; apply verifies every image (gated, in the registry at its digest) and then
-server-side applies each changed catalog. crds writes the CRD manifests of the included
-operator from the schema in pipeline/catalog/crd.py.
+server-side applies each changed catalog. sign signs catalog files with cosign (keyless in
+CI, a key pair elsewhere) and verify checks them. crds writes the CRD manifests of the
+included operator from the schema in pipeline/catalog/crd.py.
 """
 
 from __future__ import annotations
@@ -22,7 +25,11 @@ from pipeline.catalog.generate import Catalog, CatalogSettings, generate
 from pipeline.catalog.published import load_published
 from pipeline.catalog.validate import validate
 from pipeline.cli import exits
-from pipeline.errors import CatalogError
+from pipeline.cli.common import settings_from
+from pipeline.errors import CatalogError, InputError, Problem, VerificationFailed
+from pipeline.publish.sign import default_key_dir, make_signer, sign_files, verify_files
+from pipeline.stages.catalogs import published_now
+from pipeline.tools.cosign import locate_cosign
 from pipeline.tools.kubeapi import KubeAPI, load_kubeconfig
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -33,9 +40,16 @@ def _common(func: F) -> F:
         click.option(
             "--published",
             "published",
-            required=True,
+            default=None,
             type=click.Path(dir_okay=False, path_type=Path),
-            help="JSON list of PublishedImage records.",
+            help="JSON list of PublishedImage records (default: read the registry).",
+        ),
+        click.option(
+            "--registry",
+            envvar="DRYDOCK_REGISTRY",
+            default=None,
+            help="Without --published: the release registry to read, host[:port][/namespace] "
+            "(default 127.0.0.1:5000; env DRYDOCK_REGISTRY).",
         ),
         click.option(
             "--api-group",
@@ -62,12 +76,24 @@ def _kubeconfig_option(func: F) -> F:
 
 
 def _catalogs(
-    published: Path, api_group: str, namespace: str | None, family: str, publisher: str
+    published: Path | None,
+    registry: str | None,
+    api_group: str,
+    namespace: str | None,
+    family: str,
+    publisher: str,
 ) -> tuple[Catalog, ...]:
     settings = CatalogSettings(
         api_group=api_group, family=family, publisher=publisher, namespace=namespace
     )
-    catalogs = generate(load_published(published), settings, source=str(published))
+    if published is not None:
+        images, source = load_published(published), str(published)
+    else:
+        run_settings = settings_from(registry=registry)
+        images, source = tuple(published_now(run_settings)), run_settings.registry
+        if not images:
+            raise CatalogError(f"{source}: no published operand image found (nothing to list)")
+    catalogs = generate(images, settings, source=source)
     validate(catalogs)
     return catalogs
 
@@ -88,7 +114,8 @@ def catalog() -> None:
 @exits
 def generate_cmd(
     *,
-    published: Path,
+    published: Path | None,
+    registry: str | None,
     api_group: str,
     namespace: str | None,
     family: str,
@@ -96,7 +123,7 @@ def generate_cmd(
     output: Path,
 ) -> None:
     """Write one catalog file per flavour x release, and kustomization.yaml."""
-    catalogs = _catalogs(published, api_group, namespace, family, publisher)
+    catalogs = _catalogs(published, registry, api_group, namespace, family, publisher)
     for path in write_catalogs(catalogs, output):
         click.echo(str(path))
 
@@ -107,7 +134,8 @@ def generate_cmd(
 @exits
 def diff_cmd(
     *,
-    published: Path,
+    published: Path | None,
+    registry: str | None,
     api_group: str,
     namespace: str | None,
     family: str,
@@ -115,7 +143,7 @@ def diff_cmd(
     kubeconfig: Path | None,
 ) -> None:
     """Show what `apply` would change (reads the cluster, writes nothing)."""
-    catalogs = _catalogs(published, api_group, namespace, family, publisher)
+    catalogs = _catalogs(published, registry, api_group, namespace, family, publisher)
     with _api(kubeconfig) as api:
         for d in applying.diff(api, catalogs):
             click.echo(f"{d.kind}/{d.name}: {'unchanged' if d.action == 'unchanged' else d.action}")
@@ -130,7 +158,8 @@ def diff_cmd(
 @exits
 def apply_cmd(
     *,
-    published: Path,
+    published: Path | None,
+    registry: str | None,
     api_group: str,
     namespace: str | None,
     family: str,
@@ -139,13 +168,53 @@ def apply_cmd(
     output: Path | None,
 ) -> None:
     """Verify every image, then server-side apply each changed catalog."""
-    catalogs = _catalogs(published, api_group, namespace, family, publisher)
+    catalogs = _catalogs(published, registry, api_group, namespace, family, publisher)
     with _api(kubeconfig) as api:
         results = applying.apply(api, catalogs)
     if output is not None:
         write_catalogs(catalogs, output)
     for r in results:
         click.echo(f"{r.kind}/{r.name}: {r.action} (resourceVersion {r.resource_version})")
+
+
+def _catalog_files(folder: Path) -> list[Path]:
+    files = sorted(p for p in folder.glob("*.yaml") if p.name != "kustomization.yaml")
+    if not files:
+        raise InputError([Problem(str(folder), "-", "holds no catalog files (*.yaml)")])
+    return files
+
+
+@catalog.command("sign")
+@click.argument("folder", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--keyless", is_flag=True, envvar="DRYDOCK_KEYLESS", help="Sign with CI's OIDC.")
+@click.option("--signing-key", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@exits
+def sign_cmd(folder: Path, keyless: bool, signing_key: Path | None) -> None:
+    """Sign each catalog file in FOLDER: `<file>.sig` (and `<file>.pem` when keyless)."""
+    cosign = locate_cosign()
+    signer = make_signer(cosign, keyless=keyless, private=signing_key)
+    for path in sign_files(cosign, _catalog_files(folder), signer):
+        click.echo(str(path))
+
+
+@catalog.command("verify")
+@click.argument("folder", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--key",
+    "public_key",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="Public key (default: the cached key pair's cosign.pub).",
+)
+@exits
+def verify_cmd(folder: Path, public_key: Path | None) -> None:
+    """Check every catalog file in FOLDER against its `.sig` (exit 1 if one fails)."""
+    cosign = locate_cosign()
+    key = public_key or default_key_dir() / "cosign.pub"
+    problems = verify_files(cosign, _catalog_files(folder), key)
+    if problems:
+        raise VerificationFailed("\n".join(problems))
+    click.echo(f"{folder}: every catalog signature verifies under {key}")
 
 
 @catalog.command("crds")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.settings import Settings, default_cache
+from pipeline.errors import InputError, Problem
+from pipeline.models.reference import RegistryLocation
+from pipeline.settings import DEFAULT_REGISTRY, Settings, default_cache
 from pipeline.tools.git import revision
 
 
@@ -21,9 +23,6 @@ def settings_from(
     *, jobs: int = 2, builder: str = "auto", images: Path | None = None, registry: str | None = None
 ) -> Settings:
     root = repo_root()
-    kwargs: dict[str, object] = {}
-    if registry:
-        kwargs["registry"] = registry
     return Settings(
         root=root,
         cache=default_cache(),
@@ -31,5 +30,15 @@ def settings_from(
         builder=builder,
         revision=revision(root),
         images_dir=images,
-        **kwargs,  # type: ignore[arg-type]
+        registry=registry_option(registry),
     )
+
+
+def registry_option(value: str | None, flag: str = "--registry") -> str:
+    """A registry location as typed (flag or DRYDOCK_REGISTRY), normalised; exit 2 if bad."""
+    if not value:
+        return DEFAULT_REGISTRY
+    try:
+        return str(RegistryLocation.parse(value))
+    except ValueError as err:
+        raise InputError([Problem(flag, value, str(err))]) from err

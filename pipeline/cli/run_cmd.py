@@ -26,7 +26,12 @@ from pipeline.stages.run import RunOptions, run_pipeline
 @click.option(
     "--builder", type=click.Choice(["auto", "buildx", "buildkit", "legacy"]), default="auto"
 )
-@click.option("--registry", help="Registry to publish to (default: 127.0.0.1:5000).")
+@click.option(
+    "--registry",
+    envvar="DRYDOCK_REGISTRY",
+    help="Where to publish: host[:port][/namespace], e.g. ghcr.io/acme "
+    "(default: 127.0.0.1:5000; env DRYDOCK_REGISTRY).",
+)
 @click.option("--shard", "shard_spec", help="Run shard I/N of the matrix (CI fan-out).")
 @click.option(
     "--out",
@@ -42,6 +47,12 @@ from pipeline.stages.run import RunOptions, run_pipeline
 @click.option("--api-group", default="postgresql.cnpg.io", show_default=True)
 @click.option("--no-sign", is_flag=True, help="Do not sign promoted images.")
 @click.option("--signing-key", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option(
+    "--keyless",
+    is_flag=True,
+    envvar="DRYDOCK_KEYLESS",
+    help="Sign with the CI's OIDC identity (Fulcio, Rekor) instead of a key pair.",
+)
 @click.option("--no-update-check", is_flag=True, help="Skip the apt upgrade simulation (CIS 4.4).")
 @click.option(
     "--stage-only",
@@ -68,6 +79,7 @@ def run_cmd(
     api_group: str,
     no_sign: bool,
     signing_key: Path | None,
+    keyless: bool,
     no_update_check: bool,
     stage_only: bool,
     rebuild: bool,
@@ -85,6 +97,7 @@ def run_cmd(
         catalog=CatalogSettings(api_group=api_group),
         sign=not no_sign,
         signing_key=signing_key,
+        keyless=keyless,
         check_updates=not no_update_check,
         stage_only=stage_only,
         rebuild=rebuild,
@@ -111,7 +124,11 @@ def run_cmd(
     required=True,
     type=click.Path(path_type=Path, file_okay=False, exists=True),
 )
-@click.option("--registry", help="Registry (default: 127.0.0.1:5000).")
+@click.option(
+    "--registry",
+    envvar="DRYDOCK_REGISTRY",
+    help="host[:port][/namespace] (default: 127.0.0.1:5000; env DRYDOCK_REGISTRY).",
+)
 @click.option(
     "--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=Path("out")
 )
@@ -119,6 +136,12 @@ def run_cmd(
 @click.option("--api-group", default="postgresql.cnpg.io", show_default=True)
 @click.option("--no-sign", is_flag=True)
 @click.option("--signing-key", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option(
+    "--keyless",
+    is_flag=True,
+    envvar="DRYDOCK_KEYLESS",
+    help="Sign with the CI's OIDC identity (Fulcio, Rekor) instead of a key pair.",
+)
 @exits
 def promote_cmd(
     folders: tuple[Path, ...],
@@ -128,6 +151,7 @@ def promote_cmd(
     api_group: str,
     no_sign: bool,
     signing_key: Path | None,
+    keyless: bool,
 ) -> None:
     """Promote the gated images `drydock run --stage-only` left in FOLDERS, then catalogs."""
     settings = settings_from(registry=registry)
@@ -137,6 +161,7 @@ def promote_cmd(
         out_dir,
         sign=not no_sign,
         signing_key=signing_key,
+        keyless=keyless,
         kubeconfig=kubeconfig,
         catalog=CatalogSettings(api_group=api_group),
     )

@@ -18,6 +18,7 @@ from pipeline.errors import GateFailed, InputError, Problem, ScanError
 from pipeline.models.compliance import VerdictStatus
 from pipeline.report.formats import render
 from pipeline.scan.base import ScanSettings
+from pipeline.scan.resolve import release, resolve_all
 from pipeline.scan.scanners import DEFAULT_SCANNERS, SCANNERS, make_scanners
 from pipeline.scan.trivydb import ensure_local_db, load_advisories
 from pipeline.settings import Settings
@@ -71,7 +72,14 @@ def raise_for(run: ScanRun) -> None:
 
 
 @click.command("scan")
-@click.argument("images", nargs=-1, required=True)
+@click.argument("images", nargs=-1)
+@click.option(
+    "--input",
+    "tarballs",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="A `docker save` tarball to scan (repeatable).",
+)
 @click.option("--policy", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="markdown", show_default=True)
 @click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False))
@@ -96,6 +104,7 @@ def raise_for(run: ScanRun) -> None:
 @exits
 def scan_cmd(
     images: tuple[str, ...],
+    tarballs: tuple[Path, ...],
     policy: Path | None,
     fmt: str,
     output: Path | None,
@@ -106,22 +115,36 @@ def scan_cmd(
     flavour: str,
     no_update_check: bool,
 ) -> None:
-    """Scan IMAGEs (references in the local engine) and gate them."""
+    """Scan IMAGEs and gate them.
+
+    IMAGE is what `docker` accepts: a local name with or without a tag (`myapp` is
+    `myapp:latest`), an image id, or a registry reference by tag or digest
+    (`127.0.0.1:5000/drydock/postgresql@sha256:...`, pulled at that digest with the
+    registry credentials Drydock uses). `--input FILE` scans a `docker save` tarball.
+    The report names the digest that was scanned.
+    """
     settings = settings_from(jobs=jobs)
+    if not images and not tarballs:
+        raise InputError([Problem("IMAGE", "-", "give at least one image or --input FILE")])
     if output is not None and output.exists() and output.is_dir():
         raise InputError([Problem("--output", str(output), "is a directory, expected a file")])
     chosen = make_scanners(
         scanners or DEFAULT_SCANNERS, scan_settings(settings, trivy_db, ignore_unfixed)
     )
-    run = scan_images(
-        [ScanTarget(image, flavour=flavour) for image in images],
-        chosen,
-        ScanConfig.in_dir(settings.scan_config, policy),
-        settings.work / "scan",
-        jobs=jobs,
-        today=dt.datetime.now(dt.UTC).date(),
-        check_updates=not no_update_check,
-    )
+    config = ScanConfig.in_dir(settings.scan_config, policy)
+    resolved = resolve_all(images, tarballs)
+    try:
+        run = scan_images(
+            [ScanTarget.resolved(image, flavour) for image in resolved],
+            chosen,
+            config,
+            settings.work / "scan",
+            jobs=jobs,
+            today=dt.datetime.now(dt.UTC).date(),
+            check_updates=not no_update_check,
+        )
+    finally:
+        release(resolved)
     write_report(run, fmt, output)
     raise_for(run)
 

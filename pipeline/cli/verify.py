@@ -13,9 +13,9 @@ from pathlib import Path
 import click
 
 from pipeline.cli import exits
-from pipeline.publish.registry import RegistryClient
 from pipeline.publish.sign import default_key_dir, split_reference, verify_image
 from pipeline.tools.cosign import locate_cosign
+from pipeline.tools.registry import RegistryClient
 
 
 @click.command("verify")

@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.descriptors.load import load_plan
-from pipeline.errors import CatalogError, PublishError
+from pipeline.errors import CatalogError, RegistryError
 from pipeline.models.targets import Kind
-from pipeline.publish.registry import RegistryClient
+from pipeline.tools.registry import RegistryClient
 
 
 def published_operator_image(root: Path, registry: str) -> str:
@@ -28,11 +28,11 @@ def published_operator_image(root: Path, registry: str) -> str:
     client = RegistryClient(registry, attempts=2, max_wait=1.0, timeout=10)
     try:
         digest = client.digest(target.repository, target.version)
-    except PublishError as err:
-        raise CatalogError(f"cannot read {registry}/{target.repository}: {err}") from err
+    except RegistryError as err:
+        raise CatalogError(f"cannot read {client.registry}/{target.repository}: {err}") from err
     if digest is None:
         raise CatalogError(
-            f"{registry}/{target.repository}:{target.version} is not published: "
+            f"{client.registry}/{target.repository}:{target.version} is not published: "
             "run `make build-images` (or pass --operator-image)"
         )
-    return f"{registry}/{target.repository}@{digest}"
+    return f"{client.registry}/{target.repository}@{digest}"

@@ -13,8 +13,8 @@ from pipeline.build.executor import FINGERPRINT_LABEL
 from pipeline.build.freshness import LOCK_LABEL
 from pipeline.models.publish import PublishedImage
 from pipeline.models.targets import Kind, Target
-from pipeline.publish.registry import RegistryClient
 from pipeline.publish.tags import is_immutable
+from pipeline.tools.registry import RegistryClient
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,9 @@ from tenacity import wait_random_exponential as jittered
 from pipeline.errors import PublishError, ToolError
 from pipeline.models.publish import PublishedImage
 from pipeline.models.targets import Target
-from pipeline.publish.registry import RegistryClient
 from pipeline.publish.tags import TagSet
-from pipeline.tools import docker_push
+from pipeline.tools import docker
+from pipeline.tools.registry import RegistryClient
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class PushRetry:
 
     attempts: int = 4
     max_wait: float = 30.0
-    timeout: float = docker_push.PUSH_TIMEOUT
+    timeout: float = docker.PUSH_TIMEOUT
 
 
 def _push_with_retries(ref: str, retry: PushRetry) -> str:
@@ -82,7 +82,7 @@ def _push_with_retries(ref: str, retry: PushRetry) -> str:
         ),
     )
     try:
-        return retrying(docker_push.push, ref, timeout=retry.timeout)
+        return retrying(docker.push, ref, timeout=retry.timeout)
     except RetryError as err:
         cause = err.last_attempt.exception()
         raise PublishError(
@@ -92,9 +92,7 @@ def _push_with_retries(ref: str, retry: PushRetry) -> str:
 
 def _local_digest(ref: str, name: str, reported: str) -> str:
     """The digest the engine recorded for `name` (registry/repository) after the push."""
-    found = {
-        d.split("@", 1)[1] for d in docker_push.repo_digests(ref) if d.split("@", 1)[0] == name
-    }
+    found = {d.split("@", 1)[1] for d in docker.repo_digests(ref) if d.split("@", 1)[0] == name}
     if reported:
         if found and reported not in found:
             raise PublishError(f"{ref}: push reported {reported}, engine recorded {sorted(found)}")
@@ -114,12 +112,12 @@ def push_to_staging(
     retry = retry or PushRetry()
     name = f"{client.registry}/{release.staging_repository}"
     staged_ref = f"{name}:{release.tags.immutable}"
-    docker_push.tag(local_ref, staged_ref)
+    docker.tag(local_ref, staged_ref)
     try:
         reported = _push_with_retries(staged_ref, retry)
         local = _local_digest(staged_ref, name, reported)
     finally:
-        docker_push.untag(staged_ref)
+        docker.untag(staged_ref)
     remote = client.digest(release.staging_repository, release.tags.immutable)
     if remote != local:
         raise PublishError(

@@ -1,8 +1,11 @@
-"""Sign published images by digest, attach their SBOM, and verify both.
+"""Sign published images by digest, attach their SBOM, and verify both; sign catalog files.
 
-Keys: a user-provided cosign key pair is used as given; otherwise one is created on first
-use under `$DRYDOCK_CACHE/keys`. Its password comes from COSIGN_PASSWORD when set, else a
-random one is generated and stored beside the key with mode 0600. The password is never
+Keyless (`--keyless`, the nightly workflow): cosign signs with a short-lived certificate for
+the CI's OIDC identity, recorded in Rekor; nothing secret is stored anywhere. Key pair
+(local runs, air-gapped sites): a user-provided cosign key pair is used as given; otherwise
+one is created on first use under `$DRYDOCK_CACHE/keys`. Its password comes from
+COSIGN_PASSWORD when set, else a random one is generated and stored beside the key with
+mode 0600. The password is never
 logged or put on a command line: it reaches cosign only through its environment.
 
 Verification answers one question for a reference: does the digest it names carry a valid
@@ -21,9 +24,10 @@ from pathlib import Path
 
 from pipeline.errors import PublishError, VerificationFailed
 from pipeline.models.publish import PublishedImage
-from pipeline.publish.registry import RegistryClient
+from pipeline.models.reference import ImageReference
 from pipeline.tools.cosign import Cosign
 from pipeline.tools.locate import cache_root
+from pipeline.tools.registry import RegistryClient
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +45,23 @@ class SigningKey:
 
     def __repr__(self) -> str:  # never show the password, even in a traceback
         return f"SigningKey(private={self.private}, public={self.public})"
+
+
+@dataclass(frozen=True)
+class Keyless:
+    """Sign with the CI's OIDC identity (Fulcio certificate, Rekor entry): no key to keep."""
+
+    def __repr__(self) -> str:
+        return "Keyless()"
+
+
+Signer = SigningKey | Keyless
+
+
+def _key_args(signer: Signer) -> tuple[Path | None, str | None]:
+    if isinstance(signer, Keyless):
+        return None, None
+    return signer.private, signer.password
 
 
 @dataclass(frozen=True)
@@ -111,35 +132,62 @@ def by_digest(image: PublishedImage) -> str:
     return f"{image.registry}/{image.repository}@{image.digest}"
 
 
-def sign_image(cosign: Cosign, image: PublishedImage, key: SigningKey, sbom: Path) -> None:
+def make_signer(cosign: Cosign, *, keyless: bool = False, private: Path | None = None) -> Signer:
+    """Keyless when asked (never together with a key), else the key pair of ensure_key."""
+    if keyless:
+        if private is not None:
+            raise PublishError("--keyless and --signing-key exclude each other")
+        return Keyless()
+    return ensure_key(cosign, private=private)
+
+
+def sign_image(cosign: Cosign, image: PublishedImage, key: Signer, sbom: Path) -> None:
     """Sign a published image by digest and attach its CycloneDX SBOM as an attestation."""
     if not image.gated:
         raise PublishError(f"{image.reference}: did not pass its gate; not signed")
     if not sbom.is_file():
         raise PublishError(f"{image.target}: SBOM {sbom} not found; not signed")
     ref = by_digest(image)
-    cosign.sign(ref, key.private, key.password)
-    cosign.attest(ref, key.private, key.password, sbom, SBOM_TYPE)
+    private, password = _key_args(key)
+    cosign.sign(ref, private, password)
+    cosign.attest(ref, private, password, sbom, SBOM_TYPE)
     log.info("signed %s and attached its %s SBOM", ref, SBOM_TYPE)
 
 
+def sign_files(cosign: Cosign, files: list[Path], key: Signer) -> list[Path]:
+    """Sign each file (catalogs) beside itself; returns the signature (and certificate) files."""
+    private, password = _key_args(key)
+    written: list[Path] = []
+    for path in files:
+        written.extend(cosign.sign_blob(path, private, password))
+        log.info("signed %s", path.name)
+    return written
+
+
+def verify_files(cosign: Cosign, files: list[Path], public_key: Path) -> list[str]:
+    """Why each file's signature does not verify under public_key ([] = all verified)."""
+    problems: list[str] = []
+    for path in files:
+        if not path.with_name(path.name + ".sig").is_file():
+            problems.append(f"{path}: no signature ({path.name}.sig)")
+            continue
+        verdict = cosign.verify_blob(path, public_key)
+        if not verdict.ok:
+            problems.append(f"{path}: signature does not verify: {verdict.detail[-200:]}")
+    return problems
+
+
 def split_reference(image: str) -> tuple[str, str, str]:
-    """`host:port/repo/name:tag` or `...@sha256:..` -> (registry, repository, tag-or-digest)."""
-    registry, sep, rest = image.partition("/")
-    if (
-        not sep
-        or not rest
-        or ("." not in registry and ":" not in registry and registry != "localhost")
-    ):
+    """`host[:port]/repo/name:tag` or `...@sha256:..` -> (host, repository, tag-or-digest).
+
+    The image must name its registry (signatures live beside the image in that registry)."""
+    try:
+        ref = ImageReference.parse(image)
+    except ValueError as err:
+        raise PublishError(f"{image!r}: {err}") from err
+    if "/" not in image or image.strip().split("/", 1)[0].lower() != ref.host:
         raise PublishError(f"{image!r} must name its registry, e.g. 127.0.0.1:5000/repo:tag")
-    if "@" in rest:
-        repository, _, reference = rest.partition("@")
-        repository = repository.rsplit(":", 1)[0] if ":" in repository else repository
-    elif ":" in rest.rsplit("/", 1)[-1]:
-        repository, _, reference = rest.rpartition(":")
-    else:
-        repository, reference = rest, "latest"
-    return registry, repository, reference
+    return ref.host, ref.repository, ref.digest or ref.tag
 
 
 def verify_image(

@@ -37,6 +37,8 @@ def _evidence(result: ControlResult) -> str:
 
 def _image(verdict: ImageVerdict) -> list[str]:
     lines = [f"### {ICON[verdict.status.value]} `{verdict.image}` — {verdict.status.value}", ""]
+    if verdict.digest:
+        lines += [f"Scanned: `{verdict.digest}`", ""]
     if verdict.reasons:
         lines += ["**Why it does not pass**", ""]
         lines += [f"- {cell(r)}" for r in verdict.reasons]

@@ -33,6 +33,7 @@ from tenacity import (
 
 from pipeline.errors import ScanError
 from pipeline.models.findings import Finding, Kind, Severity, Source, Status
+from pipeline.models.reference import ImageReference, is_loopback
 from pipeline.scan.base import Scanner, ScanOutput, ScanSettings, validate
 
 log = logging.getLogger(__name__)
@@ -169,24 +170,18 @@ def parse_index_report(text: str) -> IndexReport:
 
 def split_reference(ref: str) -> tuple[str, str, str]:
     """ "host:port/repo/name:tag" or "...@sha256:..." -> (host, repository, tag-or-digest)."""
-    host, sep, rest = ref.partition("/")
-    if not sep or not ("." in host or ":" in host or host == "localhost"):
+    try:
+        parsed = ImageReference.parse(ref)
+    except ValueError as err:
+        raise ScanError(f"{NAME}: {ref!r}: {err}") from err
+    if "/" not in ref or ref.strip().split("/", 1)[0].lower() != parsed.host:
         raise ScanError(f"{NAME}: needs a registry reference (host/repo:tag), got {ref!r}")
-    if "@" in rest:
-        repo, _, version = rest.partition("@")
-        repo = repo.split(":", 1)[0]  # a digest wins over a tag
-    else:
-        repo, colon, version = rest.rpartition(":")
-        if not colon:
-            repo, version = rest, "latest"
-    return host, repo, version
+    return parsed.host, parsed.repository, parsed.digest or parsed.tag
 
 
 def registry_url(host: str) -> str:
     """Plain HTTP for loopback registries (as go-containerregistry does), HTTPS otherwise."""
-    name = host.rsplit(":", 1)[0]
-    local = name in {"localhost", "::1", "[::1]"} or name.startswith("127.")
-    return f"{'http' if local else 'https'}://{host}"
+    return f"{'http' if is_loopback(host) else 'https'}://{host}"
 
 
 def clair_manifest(base_url: str, repository: str, digest: str, manifest: Any) -> dict[str, Any]:

@@ -16,8 +16,13 @@ from pathlib import Path
 from pipeline.catalog.apply import apply as apply_catalogs
 from pipeline.catalog.files import write_catalogs
 from pipeline.catalog.generate import CatalogSettings, generate
+from pipeline.descriptors.load import load_plan
 from pipeline.models.publish import PublishedImage
+from pipeline.models.targets import Kind
+from pipeline.publish.current import find_current
+from pipeline.settings import Settings
 from pipeline.tools.kubeapi import KubeAPI, load_kubeconfig
+from pipeline.tools.registry import RegistryClient
 
 log = logging.getLogger("drydock.progress")
 
@@ -42,3 +47,12 @@ def publish_catalogs(
                 applied.append({"kind": res.kind, "name": res.name, "action": res.action})
                 log.info("catalog %s/%s: %s", res.kind, res.name, res.action)
     return files, applied
+
+
+def published_now(settings: Settings, client: RegistryClient | None = None) -> list[PublishedImage]:
+    """What the release repository holds now for every operand of the plan (what a catalog
+    made from the registry names): each operand's rolling tag, by its immutable tag."""
+    client = client or RegistryClient.from_environment(settings.registry)
+    plan = load_plan(settings.descriptors, settings.templates)
+    current = [find_current(client, t) for t in plan if t.kind is Kind.OPERAND]
+    return [c.image for c in current if c is not None]

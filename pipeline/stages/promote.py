@@ -19,18 +19,15 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pipeline.catalog.generate import CatalogSettings
-from pipeline.descriptors.load import load_plan
 from pipeline.errors import DrydockError, InputError, Problem
 from pipeline.models.publish import PublishedImage
-from pipeline.models.targets import Kind
-from pipeline.publish.current import find_current
 from pipeline.publish.push import STAGING_PREFIX, Release, promote
-from pipeline.publish.registry import RegistryClient
-from pipeline.publish.sign import ensure_key, sign_image
+from pipeline.publish.sign import make_signer, sign_image
 from pipeline.publish.tags import TagSet
 from pipeline.settings import Settings
-from pipeline.stages.catalogs import publish_catalogs
+from pipeline.stages.catalogs import publish_catalogs, published_now
 from pipeline.tools.cosign import locate_cosign
+from pipeline.tools.registry import RegistryClient
 
 log = logging.getLogger("drydock.progress")
 
@@ -111,6 +108,7 @@ def promote_staged(
     *,
     sign: bool = True,
     signing_key: Path | None = None,
+    keyless: bool = False,
     kubeconfig: Path | None = None,
     catalog: CatalogSettings | None = None,
 ) -> PromoteOutcome:
@@ -136,7 +134,7 @@ def promote_staged(
             done = promote(img, release, client, gated=True)
             if sign:
                 cosign = locate_cosign(insecure_registry=client.base.startswith("http:"))
-                key = ensure_key(cosign, private=signing_key)
+                key = make_signer(cosign, keyless=keyless, private=signing_key)
                 sign_image(cosign, done, key, folder / record.sbom)
         except DrydockError as err:
             outcome.errors.append(f"{img.target}: {str(err).splitlines()[0]}")
@@ -144,9 +142,7 @@ def promote_staged(
         outcome.promoted.append(done)
         log.info("promoted %s", done.reference)
     # The catalogs come from what the release repository holds now, for every operand.
-    plan = load_plan(settings.descriptors, settings.templates)
-    current = [find_current(client, t) for t in plan if t.kind is Kind.OPERAND]
-    chosen = [c.image for c in current if c is not None]
+    chosen = published_now(settings, client)
     if chosen:
         try:
             outcome.catalogs, outcome.applied = publish_catalogs(

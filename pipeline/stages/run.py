@@ -30,8 +30,7 @@ from pipeline.models.publish import PublishedImage
 from pipeline.models.targets import Kind, Plan, Target
 from pipeline.publish.current import Current, find_current
 from pipeline.publish.push import PushRetry, Release, publish, push_to_staging
-from pipeline.publish.registry import RegistryClient
-from pipeline.publish.sign import ensure_key, sign_image
+from pipeline.publish.sign import make_signer, sign_image
 from pipeline.publish.tags import tags_for
 from pipeline.report.formats import render
 from pipeline.scan.base import Scanner
@@ -40,6 +39,7 @@ from pipeline.stages.catalogs import publish_catalogs
 from pipeline.stages.promote import stage_record, write_staged
 from pipeline.stages.scan import ScanConfig, ScanRun, ScanTarget, scan_images
 from pipeline.tools.cosign import locate_cosign
+from pipeline.tools.registry import RegistryClient
 
 log = logging.getLogger("drydock.progress")
 
@@ -62,6 +62,7 @@ class RunOptions:
     catalog: CatalogSettings = field(default_factory=CatalogSettings)
     sign: bool = True
     signing_key: Path | None = None
+    keyless: bool = False  # sign with the CI's OIDC identity instead of a key pair
     check_updates: bool = True
     today: dt.date | None = None
     stage_only: bool = False  # CI shards: stage and verify only; `drydock promote` follows
@@ -166,7 +167,8 @@ def _publish_one(
         if sbom is None:
             raise DrydockError(f"{target.name}: no SBOM from the scan; not signed")
         cosign = locate_cosign(insecure_registry=client.base.startswith("http:"))
-        sign_image(cosign, result, ensure_key(cosign, private=options.signing_key), sbom)
+        signer = make_signer(cosign, keyless=options.keyless, private=options.signing_key)
+        sign_image(cosign, result, signer, sbom)
         outcome.signed = True
     log.info("published %s%s", result.reference, " (signed)" if outcome.signed else "")
     return result
@@ -249,6 +251,10 @@ def _catalogs(
         run.errors.append(f"catalogs: {err}")
 
 
+def _today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
 def run_pipeline(settings: Settings, options: RunOptions, events: BuildEvents) -> RunOutcome:
     """Run every stage; never raises for per-target failures (see RunOutcome.exit_code)."""
     start = time.monotonic()
@@ -280,11 +286,13 @@ def run_pipeline(settings: Settings, options: RunOptions, events: BuildEvents) -
 
     scan = _scan(run.build.images, plan, settings, options)
     run.gate = scan.report if scan else None
-    if scan:
-        reports = options.out_dir / "reports"
-        reports.mkdir(parents=True, exist_ok=True)
-        for fmt, filename in REPORT_FILES.items():
-            (reports / filename).write_text(render(scan.report, fmt), encoding="utf-8")
+    # Always written: a run that scanned nothing still uploads an (empty) SARIF run, so
+    # code scanning closes the alerts of images that are fine now.
+    reports = options.out_dir / "reports"
+    reports.mkdir(parents=True, exist_ok=True)
+    report = scan.report if scan else GateReport(today=options.today or _today(), images=())
+    for fmt, filename in REPORT_FILES.items():
+        (reports / filename).write_text(render(report, fmt), encoding="utf-8")
 
     _publish_all(run, plan, scan, client, options)
     if options.stage_only:

@@ -27,6 +27,7 @@ from pipeline.errors import DrydockError, ScanError, ToolError
 from pipeline.models.compliance import GateReport, ImageScan, NativeSettings, ScannerError, ran_by
 from pipeline.models.findings import Finding, Source
 from pipeline.scan.base import Scanner, ScanOutput
+from pipeline.scan.resolve import ResolvedImage
 from pipeline.scan.trivy import TrivyScanner
 from pipeline.tools import docker
 
@@ -37,9 +38,19 @@ log = logging.getLogger(__name__)
 class ScanTarget:
     """One image to scan: a reference in the local engine and what is known about it."""
 
-    image: str  # local tag or id
+    image: str  # local tag or id: what is saved and scanned
     flavour: str = ""
     bootstrapped: bool = False  # a Debian base Drydock built from packages
+    name: str = ""  # what reports call it (default: `image`)
+    digest: str = ""  # the registry digest being scanned, when it came from a registry
+
+    @property
+    def label(self) -> str:
+        return self.name or self.image
+
+    @classmethod
+    def resolved(cls, image: ResolvedImage, flavour: str = "") -> ScanTarget:
+        return cls(image.image_id, flavour=flavour, name=image.name, digest=image.digest)
 
 
 @dataclass(frozen=True)
@@ -88,12 +99,12 @@ def scan_one(
 ) -> tuple[ImageScan, list[ScanOutput], Path | None]:
     """Save the image, run each scanner and the native checks, never raising ScanError."""
     # A directory of its own per scan: several runs may scan the same image at once.
-    scratch = Path(tempfile.mkdtemp(prefix=f"{_slug(target.image)}-", dir=work))
+    scratch = Path(tempfile.mkdtemp(prefix=f"{_slug(target.label)}-", dir=work))
     tar = scratch / "image.tar"
     inspected = docker.inspect(target.image)
     if inspected is None:
         err = ScannerError(Source.NATIVE, f"image {target.image} is not in the local engine")
-        return ImageScan(image=target.image, errors=(err,)), [], None
+        return ImageScan(image=target.label, errors=(err,)), [], None
     docker.save(target.image, tar)
     findings: list[Finding] = []
     ran: set[str] = set()
@@ -102,7 +113,7 @@ def scan_one(
     sbom_path: Path | None = None
     for scanner in scanners:
         try:
-            out = scanner.scan(tar, target.image)
+            out = scanner.scan(tar, target.label)
         except ScanError as exc:
             errors.append(ScannerError(Source(scanner.name), str(exc)))
             continue
@@ -123,7 +134,8 @@ def scan_one(
         bootstrapped=target.bootstrapped,
     )
     try:
-        native = check_image_archive(tar, policy_native, inputs, target.image)
+        # The archive holds exactly the one image saved above, whatever name it goes by.
+        native = check_image_archive(tar, policy_native, inputs)
         findings.extend(native.findings)
         ran |= native.ran
     except (DrydockError, OSError, tarfile.TarError, ValueError, KeyError) as exc:
@@ -132,11 +144,11 @@ def scan_one(
     finally:
         tar.unlink(missing_ok=True)
     scan = ImageScan(
-        image=target.image,
+        image=target.label,
         findings=tuple(findings),
         ran=frozenset(ran),
         errors=tuple(errors),
-        digest=str(inspected.get("Id", "")),
+        digest=target.digest or str(inspected.get("Id", "")),
     )
     return scan, outputs, sbom_path
 
@@ -187,7 +199,7 @@ def scan_images(
     )
     run = ScanRun(report=report, seconds=time.monotonic() - start)
     for target, (_, outputs, sbom) in zip(targets, results, strict=True):
-        run.outputs[target.image] = outputs
+        run.outputs[target.label] = outputs
         if sbom is not None:
-            run.sboms[target.image] = sbom
+            run.sboms[target.label] = sbom
     return run

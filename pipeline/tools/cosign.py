@@ -1,9 +1,12 @@
-"""cosign, driven offline with a key pair: generate keys, sign, attest an SBOM, verify.
+"""cosign: generate keys, sign and attest images, sign and verify files (catalogs).
 
-Drydock signs by digest against its own registry with a local key: no Fulcio certificate,
-no Rekor transparency log (`--tlog-upload=false` to sign, `--insecure-ignore-tlog` to
-verify), plain http allowed for the local registry. The key's password travels only in the
-COSIGN_PASSWORD environment variable of the cosign process; the runner logs argv only.
+Two ways to sign. With a key pair (local runs, air-gapped sites): no Fulcio certificate, no
+Rekor transparency log (`--tlog-upload=false` to sign, `--insecure-ignore-tlog` to verify),
+plain http allowed for the local registry; the key's password travels only in the
+COSIGN_PASSWORD environment variable of the cosign process (the runner logs argv only).
+Keyless (`key=None`, the nightly workflow): cosign exchanges the CI's OIDC token (GitHub's
+`id-token: write`) for a short-lived Fulcio certificate and records the signature in Rekor;
+verification then names the expected identity instead of a public key.
 
 The binary is the pinned build from `scripts/tools.sh cosign`, checked by its reported
 version before use (as pipeline.tools.locate does for the scanners).
@@ -75,24 +78,51 @@ class Cosign:
         )
         return directory / "cosign.key", directory / "cosign.pub"
 
-    def sign(self, ref: str, key: Path, password: str) -> None:
+    @staticmethod
+    def _key_flags(key: Path | None) -> list[str]:
+        """A key pair signs without the transparency log; keyless (None) uses Fulcio+Rekor."""
+        return ["--key", str(key), "--tlog-upload=false"] if key is not None else []
+
+    def sign(self, ref: str, key: Path | None, password: str | None) -> None:
         """Sign `ref` (which must be by digest) and push the signature next to it."""
         run(
-            [str(self.path), "sign", "--key", str(key), "--tlog-upload=false", "--yes",
-             *self._registry_flags(), ref],
+            [str(self.path), "sign", *self._key_flags(key), "--yes", *self._registry_flags(), ref],
+            timeout=SIGN_TIMEOUT,
+            env=self._env(password),
+        )
+
+    def attest(
+        self, ref: str, key: Path | None, password: str | None, predicate: Path, kind: str
+    ) -> None:
+        """Attach `predicate` (e.g. a CycloneDX SBOM) to `ref` as a signed attestation."""
+        run(
+            [str(self.path), "attest", *self._key_flags(key), "--type", kind,
+             "--predicate", str(predicate), "--yes", *self._registry_flags(), ref],
             timeout=SIGN_TIMEOUT,
             env=self._env(password),
         )  # fmt: skip
 
-    def attest(self, ref: str, key: Path, password: str, predicate: Path, kind: str) -> None:
-        """Attach `predicate` (e.g. a CycloneDX SBOM) to `ref` as a signed attestation."""
-        run(
-            [str(self.path), "attest", "--key", str(key), "--type", kind,
-             "--predicate", str(predicate), "--tlog-upload=false", "--yes",
-             *self._registry_flags(), ref],
+    def sign_blob(self, path: Path, key: Path | None, password: str | None) -> tuple[Path, ...]:
+        """Sign a file: `<file>.sig` (and `<file>.pem`, the certificate, when keyless)."""
+        sig, cert = path.with_name(path.name + ".sig"), path.with_name(path.name + ".pem")
+        argv = [str(self.path), "sign-blob", *self._key_flags(key), "--yes",
+                "--output-signature", str(sig)]  # fmt: skip
+        if key is None:
+            argv += ["--output-certificate", str(cert)]
+        run([*argv, str(path)], timeout=SIGN_TIMEOUT, env=self._env(password))
+        return (sig,) if key is not None else (sig, cert)
+
+    def verify_blob(self, path: Path, public_key: Path) -> Verdict:
+        """Check `<file>.sig` against `public_key`; a tool failure raises ToolError."""
+        sig = path.with_name(path.name + ".sig")
+        done = run(
+            [str(self.path), "verify-blob", "--key", str(public_key), "--signature", str(sig),
+             "--insecure-ignore-tlog", str(path)],
             timeout=SIGN_TIMEOUT,
-            env=self._env(password),
+            env=self._env(),
+            check=False,
         )  # fmt: skip
+        return self._verdict(done)
 
     def _verdict(self, done: Completed) -> Verdict:
         if done.returncode == 0:

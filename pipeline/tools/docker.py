@@ -1,20 +1,18 @@
-"""The Docker engine: builds through the best available builder, and image inspection.
+"""The Docker engine: one way to reach it, the Docker SDK for queries, the CLI where needed.
 
-Three ways to build, best first, detected once per run:
-  * `buildx`   - a CLI with the buildx plugin (`docker buildx build --load`);
-  * `buildkit` - a pre-23 CLI (Debian's 20.10) whose built-in BuildKit client works with
-                 DOCKER_BUILDKIT=1 (cache mounts, --iidfile);
-  * `legacy`   - the classic builder, which every engine has.
-Image inspection and `docker save` go through docker-py over the engine's socket, so no
-extra process is needed for them.
+Engine queries and image moves (inspect, save, load, pull, tag, untag, remove, RepoDigests)
+go through the Docker SDK (docker-py) over the engine's socket: no process, typed errors.
+The CLI is used where only it does the job: builds (pipeline.tools.docker_build, BuildKit's
+client lives in the CLI), `docker push` (prints the pushed digest and uses the credentials
+`docker login` stored), `docker import` and throwaway `docker run` containers. Every CLI call
+goes through pipeline.tools.runner with a timeout, and `cli()` is the one place the binary
+is found.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,95 +20,30 @@ import docker
 import docker.errors
 
 from pipeline.errors import ToolError
-from pipeline.tools.runner import run, stream
+from pipeline.tools.docker_build import Builder, build, detect_builder, docker_clis
+from pipeline.tools.runner import run
 
 log = logging.getLogger(__name__)
 
-BUILD_TIMEOUT = 3600.0
 QUICK_TIMEOUT = 60.0
+PULL_TIMEOUT = 1800.0
+PUSH_TIMEOUT = 1800.0
+
+# Builds live in docker_build; callers reach them through this module, the engine's one face.
+__all__ = ["Builder", "build", "detect_builder"]
 
 
-@dataclass(frozen=True)
-class Builder:
-    kind: str  # "buildx", "buildkit" or "legacy"
-    cli: str  # path of the docker CLI to use
-
-    @property
-    def buildkit(self) -> bool:
-        return self.kind != "legacy"
-
-
-def _docker_clis() -> list[str]:
-    """Every distinct `docker` executable on PATH, in PATH order."""
-    seen: list[str] = []
-    for entry in os.environ.get("PATH", "").split(os.pathsep):
-        candidate = Path(entry) / "docker"
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            real = str(candidate.resolve())
-            if real not in [str(Path(s).resolve()) for s in seen]:
-                seen.append(str(candidate))
-    return seen
-
-
-def detect_builder(prefer: str = "auto") -> Builder:
-    """Pick buildx, else a CLI with built-in BuildKit, else the legacy builder."""
-    clis = _docker_clis()
-    if not clis:
+def cli() -> str:
+    """The docker CLI (first on PATH), or a ToolError saying how to get one."""
+    found = docker_clis()
+    if not found:
         raise ToolError(["docker"], None, "", "not found on PATH (run scripts/host.sh up)")
-    if prefer == "legacy":
-        return Builder("legacy", clis[0])
-    for cli in clis:
-        if run([cli, "buildx", "version"], timeout=QUICK_TIMEOUT, check=False).returncode == 0:
-            return Builder("buildx", cli)
-    for cli in clis:
-        done = run(
-            [cli, "version", "--format", "{{.Client.Version}}"], timeout=QUICK_TIMEOUT, check=False
-        )
-        major = done.stdout.strip().split(".", 1)[0]
-        if major.isdigit() and int(major) < 23:
-            return Builder("buildkit", cli)
-    if prefer in ("buildx", "buildkit"):
-        raise ToolError([clis[0], "build"], None, "", f"builder '{prefer}' is not available here")
-    return Builder("legacy", clis[0])
+    return found[0]
 
 
-def build(
-    builder: Builder,
-    context: Path,
-    tag: str,
-    *,
-    build_args: Mapping[str, str],
-    labels: Mapping[str, str],
-    on_line: Callable[[str], None],
-    timeout: float = BUILD_TIMEOUT,
-) -> str:
-    """Build context/Dockerfile as tag; returns the image id ("sha256:...")."""
-    iidfile = context / ".iid"
-    argv: list[str] = [builder.cli]
-    env: dict[str, str] = {}
-    if builder.kind == "buildx":
-        argv += ["buildx", "build", "--load", "--progress=plain"]
-    else:
-        argv += ["build"]
-        env["DOCKER_BUILDKIT"] = "1" if builder.kind == "buildkit" else "0"
-        if builder.kind == "buildkit":
-            argv += ["--progress=plain"]
-    argv += ["--pull=false", "--tag", tag, "--iidfile", str(iidfile)]
-    for key, value in sorted(build_args.items()):
-        argv += ["--build-arg", f"{key}={value}"]
-    for key, value in sorted(labels.items()):
-        argv += ["--label", f"{key}={value}"]
-    argv.append(str(context))
-    stream(argv, timeout=timeout, on_line=on_line, env=env)
+def _client(timeout: float = QUICK_TIMEOUT) -> docker.DockerClient:
     try:
-        return iidfile.read_text(encoding="utf-8").strip()
-    except OSError as err:
-        raise ToolError(argv, 0, "", "left no image id file") from err
-
-
-def _client() -> docker.DockerClient:
-    try:
-        return docker.from_env(timeout=int(QUICK_TIMEOUT))
+        return docker.from_env(timeout=int(timeout))
     except docker.errors.DockerException as err:
         raise ToolError(["docker"], None, str(err), "engine not reachable") from err
 
@@ -147,7 +80,7 @@ def save(ref: str, dest: Path) -> Path:
 
 def import_rootfs(tarball: Path, tag: str, changes: Sequence[str]) -> str:
     """`docker import` a rootfs tarball with Dockerfile-style changes; returns the image id."""
-    argv = ["docker", "import"]
+    argv = [cli(), "import"]
     for change in changes:
         argv += ["--change", change]
     argv += [str(tarball), tag]
@@ -166,7 +99,7 @@ def run_container(
     check: bool = True,
 ) -> str:
     """Run a throwaway container (`docker run --rm`) and return its stdout."""
-    argv = ["docker", "run", "--rm", "--network=none"]
+    argv = [cli(), "run", "--rm", "--network=none"]
     if user is not None:
         argv += ["--user", user]
     if entrypoint is not None:
@@ -192,11 +125,111 @@ def installed_packages(image: str) -> list[tuple[str, str, str]]:
 
 
 def tag(ref: str, new: str) -> None:
-    run(["docker", "tag", ref, new], timeout=QUICK_TIMEOUT)
+    """Give the local image `ref` the additional name `new` (`repo:tag`)."""
+    repository, _, version = new.rpartition(":") if ":" in new.rsplit("/", 1)[-1] else (new, "", "")
+    client = _client()
+    try:
+        if not client.api.tag(ref, repository, version or "latest"):
+            raise ToolError(["docker", "tag", ref, new], None, "", "the engine refused the tag")
+    except docker.errors.DockerException as err:
+        raise ToolError(["docker", "tag", ref, new], None, str(err)) from err
+    finally:
+        client.close()
+
+
+def untag(ref: str, *, prune: bool = False) -> None:
+    """Remove the local name `ref`; the image stays while other names point at it (and,
+    unless `prune`, its untagged parent layers stay too)."""
+    client = _client()
+    try:
+        client.api.remove_image(ref, noprune=not prune)
+    except docker.errors.DockerException as err:
+        raise ToolError(["docker", "image", "rm", "--no-prune", ref], None, str(err)) from err
+    finally:
+        client.close()
 
 
 def remove(ref: str) -> None:
-    run(["docker", "image", "rm", "--force", ref], timeout=QUICK_TIMEOUT, check=False)
+    """Remove an image by name or id, forcefully; absent images are fine."""
+    client = _client()
+    try:
+        client.api.remove_image(ref, force=True)
+    except docker.errors.ImageNotFound:
+        pass
+    except docker.errors.DockerException as err:
+        log.warning("could not remove %s: %s", ref, err)
+    finally:
+        client.close()
+
+
+def push(ref: str, *, timeout: float = PUSH_TIMEOUT) -> str:
+    """`docker push ref`; returns the digest the CLI reported ("" when it printed none)."""
+    done = run([cli(), "push", ref], timeout=timeout)
+    for line in done.stdout.splitlines():
+        # "<tag>: digest: sha256:... size: 528"
+        if "digest: sha256:" in line:
+            return "sha256:" + line.split("digest: sha256:", 1)[1].split()[0]
+    return ""
+
+
+def repo_digests(ref: str) -> tuple[str, ...]:
+    """The `name@sha256:...` entries the engine recorded for the image `ref` names."""
+    found = inspect(ref)
+    if found is None:
+        raise ToolError(["docker", "image", "inspect", ref], None, "", "no such image")
+    return tuple(str(d) for d in found.get("RepoDigests") or ())
+
+
+def image_id(ref: str) -> str:
+    """The local image id ("sha256:...") `ref` names."""
+    found = inspect(ref)
+    if found is None:
+        raise ToolError(["docker", "image", "inspect", ref], None, "", "no such image")
+    return str(found["Id"])
+
+
+def pull(ref: str, auth: Mapping[str, str] | None = None, *, timeout: float = PULL_TIMEOUT) -> str:
+    """Pull `ref` (by tag or digest) into the engine; returns the local image id."""
+    repository, version = ref.split("@", 1) if "@" in ref else ref.rsplit(":", 1)
+    client = _client(timeout)
+    try:
+        for event in client.api.pull(
+            repository,
+            tag=version,
+            auth_config=dict(auth) if auth else None,
+            stream=True,
+            decode=True,
+        ):
+            if isinstance(event, dict) and event.get("error"):
+                raise ToolError(["docker", "pull", ref], None, str(event["error"]))
+    except docker.errors.DockerException as err:
+        raise ToolError(["docker", "pull", ref], None, str(err)) from err
+    finally:
+        client.close()
+    return image_id(ref)
+
+
+def load(tarball: Path, *, timeout: float = PULL_TIMEOUT) -> tuple[str, ...]:
+    """`docker load` a docker-save tarball; returns the ids of the images it held."""
+    client = _client(timeout)
+    try:
+        with tarball.open("rb") as fh:
+            events = list(client.api.load_image(fh))
+    except docker.errors.DockerException as err:
+        raise ToolError(["docker", "load", "-i", str(tarball)], None, str(err)) from err
+    finally:
+        client.close()
+    ids: list[str] = []
+    for event in events:
+        if not isinstance(event, dict):
+            continue
+        if event.get("error"):
+            raise ToolError(["docker", "load", "-i", str(tarball)], None, str(event["error"]))
+        text = str(event.get("stream", ""))
+        for prefix in ("Loaded image ID: ", "Loaded image: "):
+            if text.startswith(prefix):
+                ids.append(image_id(text.removeprefix(prefix).strip()))
+    return tuple(dict.fromkeys(ids))
 
 
 def labels_of(inspected: Mapping[str, Any]) -> dict[str, str]:
@@ -211,7 +244,7 @@ def apt_simulation(image: str, *, timeout: float = 300.0) -> str:
     image does not keep); the container is removed afterwards and the image is untouched.
     """
     script = "apt-get update -qq >/dev/null && apt-get -s -o Debug::NoLocking=1 upgrade"
-    argv = ["docker", "run", "--rm", "--user", "0", "--entrypoint", "sh", image, "-c", script]
+    argv = [cli(), "run", "--rm", "--user", "0", "--entrypoint", "sh", image, "-c", script]
     return run(argv, timeout=timeout).stdout
 
 
@@ -223,5 +256,5 @@ def apt_install_simulation(image: str, packages: Sequence[str], *, timeout: floa
         "apt-get -s -o Debug::NoLocking=1 dist-upgrade && "
         'apt-get -s -o Debug::NoLocking=1 install --no-install-recommends "$@"'
     )
-    argv = ["docker", "run", "--rm", "--user", "0", "--entrypoint", "sh", image, "-c", script, "sh"]
+    argv = [cli(), "run", "--rm", "--user", "0", "--entrypoint", "sh", image, "-c", script, "sh"]
     return run([*argv, *packages], timeout=timeout).stdout

@@ -2,8 +2,9 @@
 
 Scanner results are only comparable between runs when the scanner is the same build, so
 Drydock refuses to run a tool at any version other than the pinned one. The pins live in
-exactly one place, the `NAME_VERSION=` lines of `scripts/tools.sh` (the script that builds
-the tools); this module reads them from there rather than repeating them.
+exactly one place, the `NAME_VERSION=` lines of `pipeline/tools/versions.env`: shipped in
+the package (an installed drydock finds them without a checkout) and sourced by
+`scripts/tools.sh`, which builds the tools.
 
 A tool is looked for in `$DRYDOCK_CACHE/bin` (where tools.sh puts `NAME-VERSION` binaries),
 then on PATH, and each candidate's reported version is checked before it is used.
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import ToolError
+from pipeline.settings import default_cache
 from pipeline.tools.runner import run
 
 log = logging.getLogger(__name__)
@@ -58,36 +60,31 @@ class Tool:
 
 
 def cache_root() -> Path:
-    """`$DRYDOCK_CACHE`, else `$XDG_CACHE_HOME/drydock`, else `~/.cache/drydock` (as tools.sh)."""
-    explicit = os.environ.get("DRYDOCK_CACHE")
-    if explicit:
-        return Path(explicit)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".cache"
-    return base / "drydock"
+    """Where Drydock keeps what outlives a run (see pipeline.settings.default_cache)."""
+    return default_cache()
 
 
 def bin_dir() -> Path:
     return cache_root() / "bin"
 
 
-def tools_script() -> Path:
-    """scripts/tools.sh of this checkout: the single source of the pinned versions."""
-    return Path(__file__).resolve().parents[2] / "scripts" / "tools.sh"
+def pins_file() -> Path:
+    """versions.env beside this module: the single source of the pinned versions."""
+    return Path(__file__).resolve().with_name("versions.env")
 
 
-def parse_pins(script_text: str) -> dict[str, str]:
+def parse_pins(text: str) -> dict[str, str]:
     """`DOCKLE_VERSION=v0.4.15` lines -> {"dockle": "v0.4.15"} (TRIVY_DB -> "trivy-db")."""
     pins: dict[str, str] = {}
-    for line in script_text.splitlines():
+    for line in text.splitlines():
         match = _PIN_LINE.match(line.strip())
         if match:
             pins[match.group(1).lower().replace("_", "-")] = match.group(2).strip("\"'")
     return pins
 
 
-def pinned_version(name: str, script: Path | None = None) -> str:
-    path = script or tools_script()
+def pinned_version(name: str, pins_path: Path | None = None) -> str:
+    path = pins_path or pins_file()
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:

@@ -47,7 +47,7 @@ def _env(extra: Mapping[str, str] | None) -> dict[str, str] | None:
 
 
 def run(
-    argv: Sequence[str],
+    argv: Sequence[str | Path],
     *,
     timeout: float,
     env: Mapping[str, str] | None = None,
@@ -87,7 +87,7 @@ def run(
 
 
 def stream(
-    argv: Sequence[str],
+    argv: Sequence[str | Path],
     *,
     timeout: float,
     on_line: Callable[[str], None],

@@ -15,7 +15,7 @@ them with `bash scripts/tools.sh etcd kube-apiserver`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 import pytest
 
@@ -33,9 +33,9 @@ LOG_TAIL_LINES = 40
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
-) -> Iterator[None] | pytest.TestReport:
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """On a failure, attach the tails of the control plane's logs to the report."""
-    report: pytest.TestReport = yield
+    report = yield
     settings = item.config.stash.get(SETTINGS_KEY, None)
     if report.failed and settings is not None:
         for name in ("apiserver.log", "etcd.log"):

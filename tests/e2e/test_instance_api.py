@@ -70,9 +70,9 @@ def clusters(
     ):
         for name in ("mine", "theirs"):
             create_cluster(admin, name, instances=1, imageName=IMAGE)
-            wait_for(
-                f"{name}-replication", lambda n=name: admin.get(core("secrets", f"{n}-replication"))
-            )
+        for name in ("mine-replication", "theirs-replication"):
+            secret = core("secrets", name)
+            wait_for(name, lambda path=secret: admin.get(path))  # type: ignore[misc]
         yield runner
 
 

@@ -34,11 +34,11 @@ from pipeline.build.events import Silent
 from pipeline.build.freshness import LOCK_LABEL, parse_lock
 from pipeline.cli.scan_cmd import scan_settings
 from pipeline.descriptors.load import load_plan
-from pipeline.publish.registry import RegistryClient
 from pipeline.scan.scanners import DEFAULT_SCANNERS, make_scanners
 from pipeline.settings import Settings, default_cache
 from pipeline.stages.run import RunOptions, RunOutcome, run_pipeline
-from pipeline.tools import docker, docker_push
+from pipeline.tools import docker
+from pipeline.tools.registry import RegistryClient
 from pipeline.tools.registry_server import RegistryServer
 from pipeline.tools.runner import run
 
@@ -102,8 +102,8 @@ class SigningKey:
 
 
 def gpg(home: Path, *args: str | Path) -> str:
-    argv = ["gpg", "--batch", "--homedir", home, "--pinentry-mode", "loopback", "--passphrase", ""]
-    return run([*argv, *args], timeout=TOOL_TIMEOUT).stdout
+    argv: list[str | Path] = ["gpg", "--batch", "--homedir", home, "--pinentry-mode", "loopback"]
+    return run([*argv, "--passphrase", "", *args], timeout=TOOL_TIMEOUT).stdout
 
 
 def make_readable(top: Path) -> None:
@@ -185,7 +185,7 @@ def build_test_base(
         labels={},
         on_line=lambda line: None,
     )
-    digest = docker_push.push(name)
+    digest = docker.push(name)
     assert digest.startswith("sha256:"), f"docker push {name} reported no digest"
     ref = f"{registry.address}/{TEST_BASE_REPO}@{digest}"
     # The engine recorded the pushed digest, so FROM/`docker run` of ref need no pull.

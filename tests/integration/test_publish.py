@@ -27,11 +27,11 @@ from pipeline.errors import PublishError, ToolError, VerificationFailed
 from pipeline.models.publish import PublishedImage
 from pipeline.publish import sign
 from pipeline.publish.push import PushRetry, Release, promote, publish, push_to_staging
-from pipeline.publish.registry import RegistryClient
 from pipeline.publish.tags import TagSet, operand_tags
-from pipeline.tools import docker_push
+from pipeline.tools import docker
 from pipeline.tools.cosign import Cosign, locate_cosign
 from pipeline.tools.locate import locate
+from pipeline.tools.registry import RegistryClient
 from pipeline.tools.registry_server import RegistryServer
 from pipeline.tools.runner import run
 
@@ -246,9 +246,9 @@ def test_sign_attest_verify_and_detect_a_repointed_tag(
 
     # Re-point the rolling tag at an unsigned image: verification must now fail (exit 1).
     unsigned = make_image()
-    docker_push.tag(unsigned, rolling)
-    docker_push.push(rolling)
-    docker_push.untag(rolling)
+    docker.tag(unsigned, rolling)
+    docker.push(rolling)
+    docker.untag(rolling)
     assert client.digest(release.repository, release.tags.rolling[0]) != published.digest
     with pytest.raises(VerificationFailed) as caught:
         sign.verify_image(cosign, client, rolling, key.public)

@@ -26,12 +26,12 @@ import yaml
 
 from pipeline.build.events import Silent
 from pipeline.cli.scan_cmd import scan_settings
-from pipeline.publish.registry import RegistryClient
 from pipeline.publish.sign import ensure_key, verify_image
 from pipeline.scan.scanners import DEFAULT_SCANNERS, make_scanners
 from pipeline.settings import Settings, default_cache
 from pipeline.stages.run import RunOptions, RunOutcome, run_pipeline
 from pipeline.tools.cosign import locate_cosign
+from pipeline.tools.registry import RegistryClient
 from pipeline.tools.registry_server import RegistryServer
 
 pytestmark = pytest.mark.integration

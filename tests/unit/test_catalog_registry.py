@@ -1,4 +1,5 @@
-"""RegistryCheck against a scripted loopback registry: found, missing, retried, token."""
+"""RegistryCheck against a scripted loopback registry: found, missing, retried, token,
+namespaced locations."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ def test_missing_or_other_digest_is_not_found() -> None:
 
 
 def test_transient_errors_are_retried() -> None:
-    script = Script([(503, {}, b""), (429, {}, b""), (200, {}, b"")])
+    found = {"Docker-Content-Digest": DIGEST}
+    script = Script([(503, {}, b""), (429, {}, b""), (200, found, b"")])
     with serve(script) as registry:
         assert FAST.exists(registry, "a/b", DIGEST)
     assert len(script.seen) == 3
@@ -45,7 +47,8 @@ def test_persistent_failure_fails_closed() -> None:
 
 def test_anonymous_bearer_token_is_fetched() -> None:
     token = json.dumps({"token": "t0k"}).encode()
-    script = Script([(401, {}, b""), (200, {}, token), (200, {}, b"")])
+    found = {"Docker-Content-Digest": DIGEST}
+    script = Script([(401, {}, b""), (200, {}, token), (200, found, b"")])
     with serve(script) as registry:
         challenge = (
             f'Bearer realm="http://{registry}/token",service="reg",scope="repository:a/b:pull"'
@@ -57,7 +60,21 @@ def test_anonymous_bearer_token_is_fetched() -> None:
 
 
 def test_scheme_plain_http_only_on_loopback() -> None:
-    assert FAST.scheme("127.0.0.1:5000") == "http"
-    assert FAST.scheme("localhost:5000") == "http"
-    assert FAST.scheme("ghcr.io") == "https"
-    assert FAST.scheme("10.0.0.5:5000") == "https"
+    assert FAST.client("127.0.0.1:5000").base == "http://127.0.0.1:5000/v2"
+    assert FAST.client("localhost:5000").base == "http://localhost:5000/v2"
+    assert FAST.client("ghcr.io/acme").base == "https://ghcr.io/v2"
+    assert FAST.client("10.0.0.5:5000").base == "https://10.0.0.5:5000/v2"
+
+
+def test_a_namespace_is_part_of_the_repository_path() -> None:
+    script = Script([(200, {"Docker-Content-Digest": DIGEST}, b"")])
+    with serve(script) as registry:
+        assert FAST.exists(f"{registry}/team/drydock", "drydock/postgresql", DIGEST)
+    assert script.seen[0][1] == f"/v2/team/drydock/drydock/postgresql/manifests/{DIGEST}"
+
+
+def test_a_header_without_a_matching_body_is_not_trusted() -> None:
+    # No Docker-Content-Digest: the manifest is read and hashed; this body is not DIGEST.
+    script = Script([(200, {}, b""), (200, {}, b"{}")])
+    with serve(script) as registry:
+        assert not FAST.exists(registry, "a/b", DIGEST)

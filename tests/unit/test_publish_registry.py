@@ -14,9 +14,9 @@ from typing import ClassVar
 
 import pytest
 
-from pipeline.errors import PublishError
-from pipeline.publish import registry as reg
+from pipeline.errors import PublishError, RegistryError
 from pipeline.publish.sign import split_reference
+from pipeline.tools import registry as reg
 
 IMAGE = json.dumps(
     {
@@ -42,7 +42,7 @@ def test_media_type_prefers_the_body_then_the_header() -> None:
     assert reg.media_type_of(INDEX, reg.DOCKER_INDEX + "; charset=utf-8") == reg.DOCKER_INDEX
     assert reg.media_type_of(INDEX, "application/json") == reg.OCI_INDEX
     assert reg.media_type_of(b"{}", "") == reg.OCI_MANIFEST
-    with pytest.raises(PublishError):
+    with pytest.raises(RegistryError):
         reg.media_type_of(b"not json", "")
 
 
@@ -141,7 +141,7 @@ def test_5xx_is_retried_then_succeeds(server: str) -> None:
 def test_retries_are_bounded(server: str) -> None:
     _Registry.failures = [500, 500, 500]
     client = reg.RegistryClient(server, attempts=2, max_wait=0.01, timeout=5)
-    with pytest.raises(PublishError, match="after 2 attempts"):
+    with pytest.raises(RegistryError, match="after 2 attempts"):
         client.digest("r", "t")
     assert len(_Registry.seen) == 2
 
@@ -149,7 +149,7 @@ def test_retries_are_bounded(server: str) -> None:
 def test_4xx_is_not_retried(server: str) -> None:
     _Registry.failures = [403]
     client = reg.RegistryClient(server, attempts=3, max_wait=0.01, timeout=5)
-    with pytest.raises(PublishError, match="HTTP 403"):
+    with pytest.raises(RegistryError, match="HTTP 403"):
         client.digest("r", "t")
     assert len(_Registry.seen) == 1
 
@@ -163,11 +163,11 @@ def test_digest_is_computed_when_the_header_is_absent(server: str) -> None:
 def test_a_lying_digest_header_is_refused(server: str) -> None:
     _Registry.announce = "sha256:" + "0" * 64
     client = reg.RegistryClient(server, attempts=1, timeout=5)
-    with pytest.raises(PublishError, match="hashes to"):
+    with pytest.raises(RegistryError, match="hashes to"):
         client.manifest("r", "t")
 
 
-def test_connection_refused_becomes_publish_error() -> None:
+def test_connection_refused_becomes_registry_error() -> None:
     client = reg.RegistryClient("127.0.0.1:9", attempts=2, max_wait=0.01, timeout=2)
-    with pytest.raises(PublishError, match="after 2 attempts"):
+    with pytest.raises(RegistryError, match="after 2 attempts"):
         client.ping()

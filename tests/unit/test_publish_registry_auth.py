@@ -17,9 +17,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from pipeline.errors import PublishError
-from pipeline.publish import registry_auth as auth
-from pipeline.publish.registry import RegistryClient
+from pipeline.errors import RegistryError
+from pipeline.tools import registry_auth as auth
+from pipeline.tools.registry import RegistryClient
 
 DIGEST = "sha256:" + "e" * 64
 
@@ -149,7 +149,7 @@ def test_basic_auth_needs_credentials(token_registry: str) -> None:
         )
         assert with_creds.digest("o/pg", "15") == DIGEST
         without = RegistryClient(token_registry, attempts=1, timeout=5)
-        with pytest.raises(PublishError, match="HTTP 401"):
+        with pytest.raises(RegistryError, match="HTTP 401"):
             without.digest("o/pg", "15")
     finally:
         _TokenRegistry.scheme = "bearer"

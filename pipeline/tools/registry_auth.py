@@ -20,7 +20,7 @@ from pathlib import Path
 
 import requests
 
-from pipeline.errors import PublishError
+from pipeline.errors import RegistryError
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +52,22 @@ def parse_challenge(header: str) -> Challenge | None:
     return Challenge(scheme.lower(), tuple(_PARAM.findall(rest)))
 
 
-def credentials_from_docker_config(registry: str, path: Path | None = None) -> Credentials | None:
-    """The `auths` entry `docker login` stored for registry (no credential helpers)."""
+def credentials_from_docker_config(host: str, path: Path | None = None) -> Credentials | None:
+    """The `auths` entry `docker login HOST` stored (no credential helpers).
+
+    `docker login` keys entries by host only (`ghcr.io`, `127.0.0.1:5000`), never by a
+    namespace under it, so a registry location `ghcr.io/acme` is looked up as `ghcr.io`.
+    Docker Hub's entry is the historical `https://index.docker.io/v1/`.
+    """
     config = path or Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker")) / "config.json"
     try:
         auths = json.loads(config.read_text(encoding="utf-8")).get("auths") or {}
     except (OSError, ValueError):
         return None
-    for key in (registry, f"https://{registry}", f"http://{registry}"):
+    keys = [host, f"https://{host}", f"http://{host}"]
+    if host in {"docker.io", "index.docker.io", "registry-1.docker.io"}:
+        keys.append("https://index.docker.io/v1/")
+    for key in keys:
         encoded = (auths.get(key) or {}).get("auth", "")
         if encoded:
             user, _, password = base64.b64decode(encoded).decode("utf-8").partition(":")
@@ -67,12 +75,12 @@ def credentials_from_docker_config(registry: str, path: Path | None = None) -> C
     return None
 
 
-def find_credentials(registry: str) -> Credentials | None:
-    """Environment first, then the Docker CLI config."""
+def find_credentials(host: str) -> Credentials | None:
+    """Environment first, then the Docker CLI config entry for the registry host."""
     user, password = os.environ.get(USER_ENV), os.environ.get(PASSWORD_ENV)
     if user and password:
         return Credentials(user, password)
-    return credentials_from_docker_config(registry)
+    return credentials_from_docker_config(host.split("/", 1)[0])
 
 
 class RegistryAuth:
@@ -102,7 +110,7 @@ class RegistryAuth:
             return "", "Basic " + base64.b64encode(raw).decode("ascii")
         realm = challenge.param("realm")
         if not realm.startswith(("https://", "http://")):
-            raise PublishError(f"registry token realm {realm!r} is not an http(s) URL")
+            raise RegistryError(f"registry token realm {realm!r} is not an http(s) URL")
         scope = challenge.param("scope")
         params = {k: v for k, v in (("service", challenge.param("service")), ("scope", scope)) if v}
         try:
@@ -113,13 +121,13 @@ class RegistryAuth:
                 timeout=timeout,
             )
         except requests.RequestException as err:
-            raise PublishError(f"registry token request to {realm} failed: {err}") from err
+            raise RegistryError(f"registry token request to {realm} failed: {err}") from err
         if got.status_code != 200:
-            raise PublishError(f"registry token request to {realm}: HTTP {got.status_code}")
+            raise RegistryError(f"registry token request to {realm}: HTTP {got.status_code}")
         body = got.json()
         token = body.get("token") or body.get("access_token") or ""
         if not token:
-            raise PublishError(f"registry token service {realm} returned no token")
+            raise RegistryError(f"registry token service {realm} returned no token")
         self._tokens[scope] = str(token)
         log.debug("registry token obtained for scope %r", scope)
         return scope, f"Bearer {token}"

@@ -15,7 +15,13 @@ one typed place without another process. crane remains the tool for cross-regist
 
 Every request has a timeout. Connection errors, timeouts and 5xx answers are retried a
 bounded number of times with jittered exponential backoff; what still fails becomes a
-PublishError (exit 3).
+RegistryError (exit 3).
+
+This is the one registry client of Drydock: publication, catalogs (digest checks before an
+apply), scanning by registry reference and the dev loop all use it. A client is bound to a
+registry *location* (`host[/namespace]`, see pipeline.models.reference): every repository
+it is given is placed under the namespace, requests go to the host, and credentials are
+those stored for the host.
 """
 
 from __future__ import annotations
@@ -38,8 +44,9 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from pipeline.errors import PublishError
-from pipeline.publish.registry_auth import Credentials, RegistryAuth, find_credentials
+from pipeline.errors import RegistryError
+from pipeline.models.reference import RegistryLocation
+from pipeline.tools.registry_auth import Credentials, RegistryAuth, find_credentials
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +60,7 @@ ACCEPT = ", ".join(MANIFEST_TYPES)
 
 
 class _ServerError(Exception):
-    """A 5xx answer: worth another try."""
+    """A 5xx or 429 answer: worth another try."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +74,7 @@ class Manifest:
     def document(self) -> dict[str, Any]:
         doc = json.loads(self.body)
         if not isinstance(doc, dict):
-            raise PublishError(f"manifest {self.digest} is not a JSON object")
+            raise RegistryError(f"manifest {self.digest} is not a JSON object")
         return doc
 
     @property
@@ -104,7 +111,7 @@ def media_type_of(body: bytes, content_type: str) -> str:
     try:
         doc = json.loads(body)
     except ValueError as err:
-        raise PublishError("registry returned a manifest that is not JSON") from err
+        raise RegistryError("registry returned a manifest that is not JSON") from err
     declared = doc.get("mediaType") if isinstance(doc, dict) else None
     if isinstance(declared, str) and declared:
         return declared
@@ -117,17 +124,18 @@ def media_type_of(body: bytes, content_type: str) -> str:
 
 
 class RegistryClient:
-    """The distribution API of one registry (`host:port`).
+    """The distribution API of one registry location (`host[:port][/namespace]`).
 
     Anonymous unless `credentials` are given (see `from_environment`); 401 challenges
-    (Basic or Bearer token) are answered by pipeline.publish.registry_auth.
+    (Basic or Bearer token) are answered by pipeline.tools.registry_auth. Repository names
+    given to the methods are Drydock's (`drydock/postgresql`); the namespace is added here.
 
-    `insecure=None` means plain http for loopback addresses and https elsewhere.
+    `insecure=None` means plain http for loopback hosts and https elsewhere.
     """
 
     def __init__(
         self,
-        registry: str,
+        registry: RegistryLocation | str,
         *,
         insecure: bool | None = None,
         timeout: float = 30.0,
@@ -136,22 +144,27 @@ class RegistryClient:
         session: requests.Session | None = None,
         credentials: Credentials | None = None,
     ) -> None:
-        self.registry = registry
+        self.location = (
+            registry if isinstance(registry, RegistryLocation) else RegistryLocation.parse(registry)
+        )
+        self.registry = str(self.location)  # what references start with: host[/namespace]
         self.auth = RegistryAuth(credentials)
         self._authorization: dict[str, str] = {}  # repository -> Authorization header
-        host = registry.rsplit(":", 1)[0]
         if insecure is None:
-            insecure = host in {"localhost", "::1", "[::1]"} or host.startswith("127.")
-        self.base = f"{'http' if insecure else 'https'}://{registry}/v2"
+            insecure = self.location.insecure
+        self.base = f"{'http' if insecure else 'https'}://{self.location.host}/v2"
         self.timeout = timeout
         self.attempts = max(1, attempts)
         self.max_wait = max_wait
         self.session = session or requests.Session()
 
     @classmethod
-    def from_environment(cls, registry: str, **options: Any) -> RegistryClient:
+    def from_environment(cls, registry: RegistryLocation | str, **options: Any) -> RegistryClient:
         """A client with the credentials the environment or `docker login` provides."""
-        return cls(registry, credentials=find_credentials(registry), **options)
+        location = (
+            registry if isinstance(registry, RegistryLocation) else RegistryLocation.parse(registry)
+        )
+        return cls(location, credentials=find_credentials(location.host), **options)
 
     # -- transport -------------------------------------------------------------------------
 
@@ -205,7 +218,7 @@ class RegistryClient:
 
         def once() -> requests.Response:
             resp = self._send(method, full, dict(headers or {}), dict(params or {}), data)
-            if resp.status_code >= 500:
+            if resp.status_code >= 500 or resp.status_code == 429:
                 raise _ServerError(f"{method} {full}: HTTP {resp.status_code}")
             return resp
 
@@ -227,29 +240,36 @@ class RegistryClient:
             resp = retrying(once)
         except RetryError as err:
             cause = err.last_attempt.exception()
-            raise PublishError(
+            raise RegistryError(
                 f"registry {self.registry}: {method} {full} failed after {self.attempts} "
                 f"attempts: {cause}"
             ) from cause
         except requests.RequestException as err:
-            raise PublishError(f"registry {self.registry}: {method} {full}: {err}") from err
+            raise RegistryError(f"registry {self.registry}: {method} {full}: {err}") from err
         if resp.status_code not in accepted:
-            raise PublishError(
+            raise RegistryError(
                 f"registry {self.registry}: {method} {full}: HTTP {resp.status_code} "
                 f"{resp.text[:300]}"
             )
         return resp
 
-    @staticmethod
-    def _path(repository: str, kind: str, reference: str = "") -> str:
+    def _path(self, repository: str, kind: str, reference: str = "") -> str:
         tail = f"/{quote(reference, safe=':')}" if reference else "/"
-        return f"/{repository}/{kind}{tail}"
+        return f"/{self.location.repository(repository)}/{kind}{tail}"
 
     # -- reads -----------------------------------------------------------------------------
 
     def ping(self) -> None:
-        """Raise PublishError unless the registry answers the API version check."""
-        self._request("GET", "/", ok=(200, 401))
+        """Raise RegistryError unless the host answers the API version check.
+
+        200 (open) and 401 (asks for credentials) are registries; anything else, a 404
+        from a web server that is not a registry included, is not."""
+        resp = self._request("GET", "/", ok=(200, 401))
+        if resp.status_code not in (200, 401):
+            raise RegistryError(
+                f"registry {self.registry}: GET {self.base}/ answered HTTP {resp.status_code}: "
+                "not an OCI distribution API"
+            )
 
     def manifest(self, repository: str, reference: str) -> Manifest | None:
         """The manifest a tag or digest names, or None when there is none."""
@@ -262,12 +282,12 @@ class RegistryClient:
         computed = digest_of(body)
         announced = resp.headers.get("Docker-Content-Digest", "")
         if announced and announced != computed:
-            raise PublishError(
+            raise RegistryError(
                 f"{repository}:{reference}: registry announced {announced} "
                 f"but the manifest body hashes to {computed}"
             )
         if reference.startswith("sha256:") and reference != computed:
-            raise PublishError(f"{repository}@{reference}: body hashes to {computed}")
+            raise RegistryError(f"{repository}@{reference}: body hashes to {computed}")
         media = media_type_of(body, resp.headers.get("Content-Type", ""))
         return Manifest(media_type=media, digest=computed, body=body)
 
@@ -318,7 +338,7 @@ class RegistryClient:
         if resp.status_code == 404:
             return None
         if digest_of(resp.content) != config:
-            raise PublishError(f"{repository}: config blob does not hash to {config}")
+            raise RegistryError(f"{repository}: config blob does not hash to {config}")
         labels = (resp.json().get("config") or {}).get("Labels") or {}
         return {str(k): str(v) for k, v in labels.items()}
 
@@ -334,8 +354,8 @@ class RegistryClient:
             return
         resp = self._request(
             "POST",
-            f"/{to_repository}/blobs/uploads/",
-            params={"mount": digest, "from": from_repository},
+            f"/{self.location.repository(to_repository)}/blobs/uploads/",
+            params={"mount": digest, "from": self.location.repository(from_repository)},
             ok=(201, 202),
         )
         if resp.status_code == 201:
@@ -346,10 +366,10 @@ class RegistryClient:
 
     def _copy_blob(self, from_repository: str, digest: str, location: str) -> None:
         if not location:
-            raise PublishError(f"registry {self.registry}: upload for {digest} has no Location")
+            raise RegistryError(f"registry {self.registry}: upload for {digest} has no Location")
         got = self._request("GET", self._path(from_repository, "blobs", digest))
         if got.status_code == 404 or digest_of(got.content) != digest:
-            raise PublishError(f"{from_repository}@{digest}: blob missing or corrupt")
+            raise RegistryError(f"{from_repository}@{digest}: blob missing or corrupt")
         url = (
             location
             if location.startswith("http")
@@ -375,7 +395,7 @@ class RegistryClient:
         )
         stored = resp.headers.get("Docker-Content-Digest", "") or manifest.digest
         if stored != manifest.digest:
-            raise PublishError(
+            raise RegistryError(
                 f"{repository}:{reference}: registry stored {stored}, expected {manifest.digest}"
             )
         return stored
@@ -384,7 +404,7 @@ class RegistryClient:
         """Copy a manifest by digest after what it refers to (blobs, child manifests)."""
         found = self.manifest(from_repository, digest)
         if found is None:
-            raise PublishError(f"{from_repository}@{digest}: no such manifest")
+            raise RegistryError(f"{from_repository}@{digest}: no such manifest")
         if found.is_index:
             for child in found.children():
                 self._copy_content(from_repository, to_repository, child)
