@@ -198,7 +198,7 @@ class DockerInstances:
         env: dict[str, str] | None = None,
         aliases: tuple[str, ...] = (),
     ) -> Completed:
-        argv = [
+        args = [
             "run",
             "--name",
             f"{self.prefix}-{name}",
@@ -217,15 +217,15 @@ class DockerInstances:
             f"/var/run/postgresql:rw,uid={UID},gid={UID},mode=0700",
         ]
         for alias in aliases:
-            argv += ["--network-alias", alias]
+            args += ["--network-alias", alias]
         for volume in volumes:
-            argv += ["-v", volume]
+            args += ["-v", volume]
         for key, value in (env or {}).items():
-            argv += ["-e", f"{key}={value}"]
-        argv += ["-d"] if detach else ["--rm"]
+            args += ["-e", f"{key}={value}"]
+        args += ["-d"] if detach else ["--rm"]
         # As a pod's `command`: replaces the image's ENTRYPOINT (the operator image has one).
-        argv += ["--entrypoint", command[0]]
-        return docker(*argv, image, *command[1:], timeout=600)
+        args += ["--entrypoint", command[0]]
+        return docker(*args, image, *command[1:], timeout=600)
 
     def _env(self, instance: str) -> dict[str, str]:
         return {
@@ -293,10 +293,10 @@ class DockerInstances:
         for name in self.running():
             docker("network", "disconnect", self.network, self.container_name(name), check=False)
             aliases = (name, rw) if name == instance else (name,)
-            argv = ["network", "connect"]
+            args = ["network", "connect"]
             for alias in aliases:
-                argv += ["--alias", alias]
-            docker(*argv, self.network, self.container_name(name))
+                args += ["--alias", alias]
+            docker(*args, self.network, self.container_name(name))
 
     def running(self) -> list[str]:
         out = docker("ps", "--filter", f"name={self.prefix}-", "--format", "{{.Names}}").stdout
@@ -330,7 +330,7 @@ class DockerInstances:
 
     def exec_sql(self, instance: str, sql: str, dbname: str = "app") -> str:
         """SQL as the postgres superuser over the Unix socket (peer), inside the container."""
-        argv = [
+        args = [
             "exec",
             self.container_name(instance),
             "psql",
@@ -348,7 +348,7 @@ class DockerInstances:
             "-c",
             sql,
         ]
-        return docker(*argv).stdout.strip()
+        return docker(*args).stdout.strip()
 
     def client(
         self, via: str, user: str, password: str, sql: str, *, host: str = "", extra: str = ""
@@ -360,7 +360,7 @@ class DockerInstances:
             f"host={host} port=5432 dbname=app user={user} sslmode=verify-full "
             f"sslrootcert=/controller/certificates/ca.crt connect_timeout=5 {extra}"
         )
-        argv = [
+        args = [
             "exec",
             "-e",
             f"PGPASSWORD={password}",
@@ -373,7 +373,7 @@ class DockerInstances:
             "-c",
             sql,
         ]
-        return docker(*argv, check=False)
+        return docker(*args, check=False)
 
     def logs(self, instance: str) -> str:
         done = docker("logs", self.container_name(instance), check=False)
