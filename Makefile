@@ -1,6 +1,6 @@
 # Thin wrappers over scripts/ and the drydock CLI. `make build-images` is the main job;
 # `make test` runs every test tier on real components (engine, registry, scanners,
-# kube-apiserver + etcd), provisioning them first.
+# kube-apiserver + etcd, a real node), provisioning them first.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -33,9 +33,10 @@ tools:
 	bash scripts/tools.sh
 
 # Build, scan, gate and publish to the local registry, then write the catalogs and apply
-# them to the local control plane (started here; `drydock dev cluster down` stops it).
+# them to the local control plane (started here, without its node: the README's loop uses
+# the stand-in kubelet; `drydock dev cluster down` stops it).
 build-images: venv host tools
-	$(BIN)/drydock dev cluster up --install-crds
+	$(BIN)/drydock dev cluster up --no-node --install-crds
 	$(BIN)/drydock run --jobs $(JOBS) --kubeconfig "$$($(BIN)/drydock dev cluster kubeconfig)"
 
 test: venv host tools
@@ -58,6 +59,7 @@ bench: venv host tools
 	$(BIN)/python bench/scan_matrix.py
 	$(BIN)/python bench/nightly.py
 	$(BIN)/python bench/operator_roll.py
+	$(BIN)/python bench/node_start.py
 
 # The nightly workflow's jobs (.github/workflows/nightly.yml calls exactly these), handing
 # artifacts through $(NIGHTLY_OUT). SHARDS, TARGETS, RUN_FLAGS and DRYDOCK_REGISTRY pass through.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Bring up what Drydock needs on the host, idempotently: a Docker engine and a local
-# registry on 127.0.0.1:5000, and the Debian tools that build base images. Does nothing for
-# a service that already answers. `base` installs what a bare Debian container lacks to run
+# registry on 127.0.0.1:5000, the Debian tools that build base images and the Debian
+# packages of the local Kubernetes node. Does nothing for a service that already answers. `base` installs what a bare Debian container lacks to run
 # the rest (CI jobs run in debian:bookworm containers, as root: never under sudo, which
 # would leave $DRYDOCK_CACHE root-owned).
 # Installs Debian packages only when running as root with apt; otherwise it says what is
@@ -25,9 +25,18 @@ PKG_BASES=(debuerreotype debootstrap debian-archive-keyring)
 # Test-only: the HTML checklist opens in a real headless browser; the nightly package-delta
 # test builds and signs a small apt repository.
 PKG_TESTS=(chromium dpkg-dev gnupg)
-PROGRAMS=(python3 make git curl tar xz docker dockerd docker-registry debootstrap
+# The local node (pipeline/tools/node*.py): Debian's containerd and runc (a containerd of its
+# own, not Docker's), the CNI plugins, iptables/iproute2/procps for its namespace, link and
+# chains, util-linux's nsenter/unshare and mount for its namespaces, and gcc + libc6-dev for
+# scripts/tools.sh to build Kubernetes' pause.c.
+PKG_NODE=(containerd runc containernetworking-plugins iptables iproute2 procps util-linux mount
+  gcc libc6-dev)
+CNI_PLUGINS=(bridge host-local loopback portmap)  # in /usr/lib/cni, not on PATH
+PROGRAMS=(bash python3 make git curl tar xz docker dockerd docker-registry debootstrap
   debuerreotype-init debuerreotype-minimizing-config debuerreotype-apt-get
-  debuerreotype-slimify debuerreotype-tar chromium dpkg-deb dpkg-scanpackages gpg gpgconf gpgv)
+  debuerreotype-slimify debuerreotype-tar chromium dpkg-deb dpkg-scanpackages gpg gpgconf gpgv
+  containerd containerd-shim-runc-v2 runc ip iptables iptables-save sysctl nsenter unshare mount
+  sleep gcc)
 
 log() { printf '[host] %s\n' "$*" >&2; }
 die() { printf '[host] error: %s\n' "$*" >&2; exit 3; }
@@ -99,17 +108,23 @@ ensure_base() {
   apt_install "${PKG_BASE[@]}"
 }
 
+ensure_node() {
+  apt_install "${PKG_NODE[@]}"
+}
+
 ensure_browser() {
   apt_install "${PKG_TESTS[@]}"
 }
 
 install_all() {
-  apt_install "${PKG_BASE[@]}" "${PKG_ENGINE[@]}" "${PKG_REGISTRY[@]}" "${PKG_BASES[@]}" "${PKG_TESTS[@]}"
+  apt_install "${PKG_BASE[@]}" "${PKG_ENGINE[@]}" "${PKG_REGISTRY[@]}" "${PKG_BASES[@]}" \
+    "${PKG_TESTS[@]}" "${PKG_NODE[@]}"
 }
 
 check_programs() {
   local missing=() p
   for p in "${PROGRAMS[@]}"; do command -v "$p" >/dev/null || missing+=("$p"); done
+  for p in "${CNI_PLUGINS[@]}"; do [ -x "/usr/lib/cni/$p" ] || missing+=("/usr/lib/cni/$p"); done
   [ ${#missing[@]} -eq 0 ] || die "programs missing after provisioning: ${missing[*]}"
   log "every program Drydock and its tests call is present (${#PROGRAMS[@]})"
 }
@@ -117,13 +132,14 @@ check_programs() {
 [ $# -eq 0 ] && set -- up
 for what in "$@"; do
   case "$what" in
-    up) ensure_docker; ensure_registry; ensure_base_tools ;;
+    up) ensure_docker; ensure_registry; ensure_base_tools; ensure_node ;;
     docker) ensure_docker ;;
+    node) ensure_node ;;
     registry) ensure_registry ;;
     browser) ensure_browser ;;
     base) ensure_base ;;
     install) install_all ;;
     check) check_programs ;;
-    *) echo "usage: scripts/host.sh [up|base|docker|registry|browser|install|check]..." >&2; exit 2 ;;
+    *) echo "usage: scripts/host.sh [up|base|docker|registry|node|browser|install|check]..." >&2; exit 2 ;;
   esac
 done

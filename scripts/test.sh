@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test tier, on real components: unit (pure), integration (Docker engine, registry,
-# Dockle, Trivy, cosign, chromium) and e2e (kube-apiserver + etcd + the operator).
+# Dockle, Trivy, cosign, chromium) and e2e (kube-apiserver + etcd + the operator, and a
+# real node: kubelet, containerd, kube-proxy, CoreDNS).
 # Provisions what the tests need first; a missing component fails the run, never skips.
 #
 # usage: scripts/test.sh [--tier unit|integration|e2e]... [PYTEST ARGS...]

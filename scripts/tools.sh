@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Build the third-party Go tools Drydock drives (Dockle, Trivy, trivy-db, crane, oras,
-# etcd, kube-apiserver, cosign, actionlint) from the Go module proxy at pinned versions. Go's checksum
-# database verifies every module. Binaries are cached by name and version outside the
+# etcd, kube-apiserver, cosign, actionlint, and the node: kubelet, kube-proxy,
+# kube-controller-manager, kube-scheduler, CoreDNS) from the Go module proxy at pinned
+# versions. Go's checksum database verifies every module. The node's pause binary is
+# Kubernetes' own build/pause/linux/pause.c from the k8s.io/kubernetes module at KUBE_VERSION,
+# compiled statically with gcc. Binaries are cached by name and version outside the
 # checkout, so a second run costs nothing.
 #
 # usage: scripts/tools.sh [TOOL...]     (default: every tool)
@@ -64,8 +67,10 @@ cosign() { build_simple cosign "$COSIGN_VERSION" github.com/sigstore/cosign/v2/c
   "-X sigs.k8s.io/release-utils/version.gitVersion=$COSIGN_VERSION -X sigs.k8s.io/release-utils/version.gitTreeState=clean"; }
 actionlint() { build_simple actionlint "$ACTIONLINT_VERSION" github.com/rhysd/actionlint/cmd/actionlint \
   "-X github.com/rhysd/actionlint.version=$ACTIONLINT_VERSION"; }
-kube_apiserver() {
-  local minor=${KUBE_VERSION#v1.}; minor=${minor%%.*}
+# Kubernetes' own go.mod requires its 31 staging modules at the fake version v0.0.0 and
+# replaces them with ./staging paths, which a module download does not have: a wrapper module
+# replaces each with its published v0.Y.Z. Every Kubernetes binary is built the same way.
+kube_replaces() {
   local staging=(api apiextensions-apiserver apimachinery apiserver cli-runtime client-go cloud-provider
     cluster-bootstrap code-generator component-base component-helpers controller-manager cri-api cri-client
     csi-translation-lib dynamic-resource-allocation endpointslice externaljwt kms kube-aggregator
@@ -73,15 +78,45 @@ kube_apiserver() {
     pod-security-admission sample-apiserver sample-cli-plugin sample-controller)
   local repl="replace (" m
   for m in "${staging[@]}"; do repl+=$'\n'"	k8s.io/$m => k8s.io/$m v0.${KUBE_VERSION#v1.}"; done
-  repl+=$'\n'")"
-  local ld="" p
+  printf '%s\n)' "$repl"
+}
+kube_ldflags() {
+  local minor=${KUBE_VERSION#v1.} ld="" p; minor=${minor%%.*}
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ld+=" -X $p.gitVersion=$KUBE_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
   done
-  build_wrapped kube-apiserver "$KUBE_VERSION" k8s.io/kubernetes/cmd/kube-apiserver "$repl" "$ld"
+  printf '%s' "$ld"
+}
+kube_build() { # kube_build NAME -> k8s.io/kubernetes/cmd/NAME at KUBE_VERSION
+  build_wrapped "$1" "$KUBE_VERSION" "k8s.io/kubernetes/cmd/$1" "$(kube_replaces)" "$(kube_ldflags)"
+}
+kube_apiserver() { kube_build kube-apiserver; }
+kubelet() { kube_build kubelet; }
+kube_proxy() { kube_build kube-proxy; }
+kube_controller_manager() { kube_build kube-controller-manager; }
+kube_scheduler() { kube_build kube-scheduler; }
+coredns() { build_simple coredns "$COREDNS_VERSION" github.com/coredns/coredns \
+  "-X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION"; }
+pause() { # the sandbox ("pause") process of every pod, from the module source at KUBE_VERSION
+  local name=pause version=$KUBE_VERSION start dir src tag
+  have "$name" "$version" && { ln -sfn "$name-$version" "$BIN/$name"; return 0; }
+  command -v gcc >/dev/null || { echo "tools.sh: gcc is needed for pause (scripts/host.sh node)" >&2; exit 3; }
+  start=$(date +%s)
+  # GOFLAGS=-mod=mod: `go mod download` outside a module only fetches into the module cache.
+  dir=$(GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" \
+    | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  src="$dir/build/pause/linux/pause.c"
+  [ -f "$src" ] || { echo "tools.sh: $src not found in the k8s.io/kubernetes module" >&2; exit 3; }
+  tag=$(sed -n 's/^TAG ?= *//p' "$dir/build/pause/Makefile")
+  log "building $name $version (pause.c, version $tag) with gcc, statically"
+  # The flags of build/pause/Makefile (CFLAGS) plus stripping, as its Dockerfile's binary is.
+  gcc -Os -Wall -Werror -static -s -DVERSION="v$tag-drydock-$KUBE_VERSION" -o "$BIN/$name-$version.tmp" "$src"
+  mv "$BIN/$name-$version.tmp" "$BIN/$name-$version"
+  finish "$name" "$version" "$start"
 }
 
-ALL=(dockle crane oras trivy_db trivy etcd kube_apiserver cosign actionlint)
+ALL=(dockle crane oras trivy_db trivy etcd kube_apiserver cosign actionlint
+  kubelet kube_proxy kube_controller_manager kube_scheduler coredns pause)
 want=("$@"); [ ${#want[@]} -eq 0 ] && want=("${ALL[@]}")
 for t in "${want[@]}"; do
   t=${t//-/_}

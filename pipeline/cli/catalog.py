@@ -11,8 +11,10 @@ included operator from the schema in pipeline/catalog/crd.py.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -61,9 +63,25 @@ def _common(func: F) -> F:
         click.option("--family", default="postgresql", show_default=True),
         click.option("--publisher", default="drydock", show_default=True),
     ]
+
+    @functools.wraps(func)
+    def wrapper(
+        *,
+        published: Path | None,
+        registry: str | None,
+        api_group: str,
+        namespace: str | None,
+        family: str,
+        publisher: str,
+        **rest: Any,
+    ) -> Any:
+        selection = Selection(published, registry, api_group, namespace, family, publisher)
+        return func(selection=selection, **rest)
+
+    decorated: F = wrapper  # type: ignore[assignment]
     for option in reversed(options):
-        func = option(func)
-    return func
+        decorated = option(decorated)
+    return decorated
 
 
 def _kubeconfig_option(func: F) -> F:
@@ -75,27 +93,34 @@ def _kubeconfig_option(func: F) -> F:
     )(func)
 
 
-def _catalogs(
-    published: Path | None,
-    registry: str | None,
-    api_group: str,
-    namespace: str | None,
-    family: str,
-    publisher: str,
-) -> tuple[Catalog, ...]:
-    settings = CatalogSettings(
-        api_group=api_group, family=family, publisher=publisher, namespace=namespace
-    )
-    if published is not None:
-        images, source = load_published(published), str(published)
-    else:
-        run_settings = settings_from(registry=registry)
-        images, source = tuple(published_now(run_settings)), run_settings.registry
-        if not images:
-            raise CatalogError(f"{source}: no published operand image found (nothing to list)")
-    catalogs = generate(images, settings, source=source)
-    validate(catalogs)
-    return catalogs
+@dataclass(frozen=True)
+class Selection:
+    """Which images the catalogs list (a record file, else the registry) and how to name them."""
+
+    published: Path | None
+    registry: str | None
+    api_group: str
+    namespace: str | None
+    family: str
+    publisher: str
+
+    def catalogs(self) -> tuple[Catalog, ...]:
+        settings = CatalogSettings(
+            api_group=self.api_group,
+            family=self.family,
+            publisher=self.publisher,
+            namespace=self.namespace,
+        )
+        if self.published is not None:
+            images, source = load_published(self.published), str(self.published)
+        else:
+            run_settings = settings_from(registry=self.registry)
+            images, source = tuple(published_now(run_settings)), run_settings.registry
+            if not images:
+                raise CatalogError(f"{source}: no published operand image found (nothing to list)")
+        catalogs = generate(images, settings, source=source)
+        validate(catalogs)
+        return catalogs
 
 
 def _api(kubeconfig: Path | None) -> KubeAPI:
@@ -114,16 +139,11 @@ def catalog() -> None:
 @exits
 def generate_cmd(
     *,
-    published: Path | None,
-    registry: str | None,
-    api_group: str,
-    namespace: str | None,
-    family: str,
-    publisher: str,
+    selection: Selection,
     output: Path,
 ) -> None:
     """Write one catalog file per flavour x release, and kustomization.yaml."""
-    catalogs = _catalogs(published, registry, api_group, namespace, family, publisher)
+    catalogs = selection.catalogs()
     for path in write_catalogs(catalogs, output):
         click.echo(str(path))
 
@@ -134,16 +154,11 @@ def generate_cmd(
 @exits
 def diff_cmd(
     *,
-    published: Path | None,
-    registry: str | None,
-    api_group: str,
-    namespace: str | None,
-    family: str,
-    publisher: str,
+    selection: Selection,
     kubeconfig: Path | None,
 ) -> None:
     """Show what `apply` would change (reads the cluster, writes nothing)."""
-    catalogs = _catalogs(published, registry, api_group, namespace, family, publisher)
+    catalogs = selection.catalogs()
     with _api(kubeconfig) as api:
         for d in applying.diff(api, catalogs):
             click.echo(f"{d.kind}/{d.name}: {'unchanged' if d.action == 'unchanged' else d.action}")
@@ -158,17 +173,12 @@ def diff_cmd(
 @exits
 def apply_cmd(
     *,
-    published: Path | None,
-    registry: str | None,
-    api_group: str,
-    namespace: str | None,
-    family: str,
-    publisher: str,
+    selection: Selection,
     kubeconfig: Path | None,
     output: Path | None,
 ) -> None:
     """Verify every image, then server-side apply each changed catalog."""
-    catalogs = _catalogs(published, registry, api_group, namespace, family, publisher)
+    catalogs = selection.catalogs()
     with _api(kubeconfig) as api:
         results = applying.apply(api, catalogs)
     if output is not None:

@@ -1,13 +1,17 @@
-"""`drydock dev cluster up|down|status`: a local etcd + kube-apiserver for development.
+"""`drydock dev cluster up|down|status`: a local Kubernetes for development.
 
-The operator loop on top of it (`dev operator|apply|get|kubelet`) is in dev_loop.py.
+`up` starts etcd + kube-apiserver and, unless --no-node, a real node (scheduler,
+controller-manager, containerd, kubelet, kube-proxy, CoreDNS) that runs pods. The operator
+loop on top of it (`dev operator|apply|get|kubelet`) is in dev_loop.py.
 
-A thin shell over pipeline.tools.controlplane; the state (kubeconfig, keys, data, logs)
-lives in $DRYDOCK_CACHE/devcluster unless --state-dir says otherwise.
+A thin shell over pipeline.tools.controlplane and pipeline.tools.node; the state
+(kubeconfig, keys, data, logs) lives in $DRYDOCK_CACHE/devcluster unless --state-dir says
+otherwise, the node's under its node/ folder.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -17,12 +21,16 @@ import yaml
 from pipeline.cli import exits
 from pipeline.cli.common import repo_root
 from pipeline.errors import CatalogError
-from pipeline.tools import controlplane
+from pipeline.tools import controlplane, node
 from pipeline.tools.kubeapi import KubeAPI, load_kubeconfig, resource_path
 
 
 def _settings(state_dir: Path | None, timeout: float) -> controlplane.ControlPlaneSettings:
     return controlplane.ControlPlaneSettings(state_dir=state_dir, start_timeout=timeout)
+
+
+def _node_settings(state_dir: Path | None, timeout: float) -> node.NodeSettings:
+    return node.NodeSettings(control_plane=_settings(state_dir, timeout), start_timeout=timeout)
 
 
 state_dir_option = click.option(
@@ -40,7 +48,7 @@ def dev() -> None:
 
 @dev.group("cluster")
 def cluster() -> None:
-    """A local Kubernetes control plane (etcd + kube-apiserver, no nodes)."""
+    """A local Kubernetes: etcd + kube-apiserver, and a real node unless --no-node."""
 
 
 CRD_DIR = Path("operator") / "manifests" / "crds"
@@ -75,20 +83,35 @@ def apply_crds(kubeconfig: Path, folder: Path, timeout: float = 60.0) -> list[st
 
 @cluster.command("up")
 @state_dir_option
-@click.option("--timeout", type=float, default=180.0, show_default=True, help="Start timeout (s).")
+@click.option("--timeout", type=float, default=240.0, show_default=True, help="Start timeout (s).")
 @click.option(
     "--install-crds",
     is_flag=True,
     help="Also apply Drydock's CRDs (operator/manifests/crds): catalogs and Cluster.",
 )
+@click.option(
+    "--no-node",
+    is_flag=True,
+    help="Control plane only (stops a node that runs): for the stand-in `drydock dev kubelet`.",
+)
 @exits
-def cluster_up(state_dir: Path | None, timeout: float, install_crds: bool) -> None:
-    """Start the control plane (harmless when it already runs)."""
-    cp = controlplane.up(_settings(state_dir, timeout))
-    if cp.started_seconds:
-        click.echo(f"control plane ready in {cp.started_seconds:.1f}s", err=True)
+def cluster_up(state_dir: Path | None, timeout: float, install_crds: bool, no_node: bool) -> None:
+    """Start the control plane and a node (harmless when they already run)."""
+    if no_node:
+        if node.status(_node_settings(state_dir, timeout)).running:
+            node.down(_node_settings(state_dir, timeout))
+            click.echo("node stopped", err=True)
+        cp = controlplane.up(_settings(state_dir, timeout))
+        what = "control plane"
     else:
-        click.echo("control plane already running", err=True)
+        started = node.up(_node_settings(state_dir, timeout))
+        cp = started.control_plane
+        cp = dataclasses.replace(cp, started_seconds=cp.started_seconds + started.started_seconds)
+        what = f"control plane and node {started.name}"
+    if cp.started_seconds:
+        click.echo(f"{what} ready in {cp.started_seconds:.1f}s", err=True)
+    else:
+        click.echo(f"{what} already running", err=True)
     if install_crds:
         installed = apply_crds(cp.kubeconfig, repo_root() / CRD_DIR)
         click.echo(f"CRDs established: {', '.join(installed)}", err=True)
@@ -112,7 +135,8 @@ def cluster_kubeconfig(state_dir: Path | None) -> None:
 @click.option("--purge", is_flag=True, help="Also delete the state dir (data, keys, kubeconfig).")
 @exits
 def cluster_down(state_dir: Path | None, purge: bool) -> None:
-    """Stop the control plane; its data stays for the next `up` unless --purge."""
+    """Stop the node and the control plane; data stays for the next `up` unless --purge."""
+    node.down(_node_settings(state_dir, 180.0), purge=purge)
     controlplane.down(_settings(state_dir, 180.0), purge=purge)
     click.echo("control plane stopped" + (" and its state removed" if purge else ""))
 
@@ -121,7 +145,7 @@ def cluster_down(state_dir: Path | None, purge: bool) -> None:
 @state_dir_option
 @exits
 def cluster_status(state_dir: Path | None) -> None:
-    """Say what runs and whether the API server is ready (exit 3 when not ready)."""
+    """Say what runs and whether it is ready (exit 3 when the control plane is not ready)."""
     st = controlplane.status(_settings(state_dir, 180.0))
     click.echo(f"state dir: {st.state_dir}")
     click.echo(f"etcd: {'pid ' + str(st.etcd_pid) if st.etcd_pid else 'not running'}")
@@ -129,6 +153,13 @@ def cluster_status(state_dir: Path | None) -> None:
         f"kube-apiserver: {'pid ' + str(st.apiserver_pid) if st.apiserver_pid else 'not running'}"
     )
     click.echo(f"ready: {'yes' if st.ready else 'no'}" + (f" ({st.server})" if st.ready else ""))
+    ns = node.status(_node_settings(state_dir, 180.0))
+    if ns.running:
+        for part, pid in ns.pids.items():
+            click.echo(f"{part}: {'pid ' + str(pid) if pid else 'not running'}")
+        click.echo(f"node {ns.name}: {'Ready' if ns.ready else 'not ready'}")
+    else:
+        click.echo("node: not running")
     if not st.ready:
         raise SystemExit(3)
 

@@ -1,8 +1,10 @@
 """A local Kubernetes control plane (etcd + kube-apiserver) for development and e2e tests.
 
 Why: catalogs and the included operator must be proven against a real API server (CEL
-rules, server-side apply, RBAC, ServiceAccount tokens), not a mock. There is no kubelet,
-scheduler or controller-manager: objects are stored and validated, nothing runs.
+rules, server-side apply, RBAC, ServiceAccount tokens), not a mock. On its own it has no
+kubelet, scheduler or controller-manager: objects are stored and validated, nothing runs.
+tools/node.py adds a real node, and the API server flags a node needs
+(`ControlPlaneSettings.apiserver_overrides`; `up` restarts an apiserver whose flags differ).
 
 Stable API (the operator's e2e tests use it; change it only together with them):
 
@@ -51,7 +53,7 @@ import yaml
 
 from pipeline.errors import ToolError
 from pipeline.tools import pki
-from pipeline.tools.daemon import gone, is_ours, spawn, stop, wait_ready
+from pipeline.tools.daemon import cmdline, gone, is_ours, spawn, stop, wait_ready
 from pipeline.tools.kubeapi import KubeAPI, load_kubeconfig, resource_path
 
 log = logging.getLogger(__name__)
@@ -80,6 +82,9 @@ class ControlPlaneSettings:
     bin_dir: Path | None = None  # default: cache_dir() / "bin" (scripts/tools.sh)
     start_timeout: float = 180.0
     stop_timeout: float = 30.0
+    # kube-apiserver flags to set ("--flag", "value") or drop ("--flag", None); a running
+    # apiserver started with other flags is restarted by `up`. The node sets these.
+    apiserver_overrides: tuple[tuple[str, str | None], ...] = ()
 
     def resolved_state_dir(self) -> Path:
         return self.state_dir or cache_dir() / "devcluster"
@@ -146,7 +151,21 @@ def etcd_args(binary: Path, state_dir: Path, st: State) -> list[str]:
     ]
 
 
-def apiserver_args(binary: Path, state_dir: Path, st: State) -> list[str]:
+def apiserver_args(
+    binary: Path,
+    state_dir: Path,
+    st: State,
+    overrides: Sequence[tuple[str, str | None]] = (),
+) -> list[str]:
+    args = _base_apiserver_args(binary, state_dir, st)
+    for flag, value in overrides:
+        args = [a for a in args if a.split("=", 1)[0] != flag]
+        if value is not None:
+            args.append(f"{flag}={value}")
+    return args
+
+
+def _base_apiserver_args(binary: Path, state_dir: Path, st: State) -> list[str]:
     p = state_dir / "pki"
     audience = SA_ISSUER
     return [
@@ -352,8 +371,14 @@ def up(settings: ControlPlaneSettings | None = None) -> ControlPlane:
             did_start = True
             log.info("etcd started (pid %s) on %s", pids["etcd_pid"], etcd_url)
 
-        argv = apiserver_args(bins / "kube-apiserver", state_dir, st)
+        argv = apiserver_args(bins / "kube-apiserver", state_dir, st, settings.apiserver_overrides)
         logf = state_dir / "logs" / "apiserver.log"
+        if is_ours(st.apiserver_pid, "kube-apiserver", _apiserver_marker(st)) and (
+            cmdline(st.apiserver_pid) != argv
+        ):
+            assert st.apiserver_pid is not None  # noqa: S101 - checked by is_ours
+            log.info("kube-apiserver flags changed: restarting it")
+            stop(st.apiserver_pid, settings.stop_timeout)
         if is_ours(st.apiserver_pid, "kube-apiserver", _apiserver_marker(st)):
             assert st.apiserver_pid is not None  # noqa: S101 - checked by is_ours
             wait_ready(  # maybe still starting, from a concurrent `up`

@@ -1,6 +1,7 @@
 """Detached long-running processes: start one in its own session, know it, stop it.
 
-Used by the local control plane (etcd, kube-apiserver) and the dev operator. A process is
+Used by the local control plane (etcd, kube-apiserver), the local node (containerd, kubelet,
+kube-proxy, kube-scheduler, kube-controller-manager) and the dev operator. A process is
 recognised by its pid *and* its argv (binary name plus a marker argument), so a recycled
 pid never makes Drydock signal somebody else's process.
 """
@@ -11,7 +12,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from pathlib import Path
 
@@ -43,6 +44,15 @@ def is_ours(pid: int | None, name: str, marker: str) -> bool:
     except OSError:
         return False
     return Path(os.fsdecode(argv[0])).name.startswith(name) and marker.encode() in argv
+
+
+def cmdline(pid: int | None) -> list[str]:
+    """The argv of a live process (empty when there is none)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [os.fsdecode(a) for a in raw.split(b"\0")[:-1]]
 
 
 def reap(pid: int) -> None:
@@ -117,17 +127,37 @@ def wait_ready(
 ) -> None:
     """Poll url until it answers 200; a process that exits, or a timeout (after which the
     process is stopped), raises ToolError with the tail of its log."""
+
+    def answers() -> bool:
+        try:
+            return requests.get(url, verify=verify, timeout=2.0).status_code == 200
+        except requests.RequestException:
+            return False
+
+    wait_until(pid, argv=argv, probe=answers, log_file=log_file, timeout=timeout)
+
+
+def wait_until(
+    pid: int,
+    *,
+    argv: Sequence[str],
+    probe: Callable[[], bool],
+    log_file: Path,
+    timeout: float,
+) -> None:
+    """Poll probe until it is true, as wait_ready does for a URL (a socket, a file, ...)."""
     deadline = time.monotonic() + timeout
     while True:
         if gone(pid):
             raise ToolError(list(argv), None, log_tail(log_file), "exited during start")
-        try:
-            resp = requests.get(url, verify=verify, timeout=2.0)
-            if resp.status_code == 200:
-                return
-        except requests.RequestException:
-            pass
+        if probe():
+            return
         if time.monotonic() > deadline:
             stop(pid, 5.0)
-            raise ToolError(list(argv), None, log_tail(log_file), f"not ready after {timeout:.0f}s")
+            raise ToolError(
+                list(argv),
+                None,
+                log_tail(log_file),
+                f"not ready after {timeout:.0f}s (log: {log_file})",
+            )
         time.sleep(0.25)

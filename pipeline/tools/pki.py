@@ -1,9 +1,11 @@
 """Key material for the local control plane: a CA, a serving certificate, a SA signing key.
 
 kube-apiserver needs a TLS serving certificate and an RSA key to sign ServiceAccount
-tokens. Generating them with `cryptography` (no openssl process) keeps the control plane
-self-contained, and signing the serving certificate with our own CA lets clients verify
-TLS (the kubeconfig carries the CA) instead of skipping verification. Files are created
+tokens; the node's components (kubelet, kube-proxy, scheduler, controller-manager) and the
+API server's kubelet client get certificates from the same CA (`issue`). Generating them
+with `cryptography` (no openssl process) keeps the control plane self-contained, and
+signing the serving certificate with our own CA lets clients verify TLS (the kubeconfig
+carries the CA) instead of skipping verification. Files are created
 once per directory, private keys with mode 0600.
 """
 
@@ -104,6 +106,63 @@ def make_serving(
         .sign(ca_key, hashes.SHA256())
     )
     return key, cert
+
+
+def issue(
+    ca_dir: Path,
+    out_dir: Path,
+    name: str,
+    cn: str,
+    *,
+    orgs: tuple[str, ...] = (),
+    ips: tuple[str, ...] = (),
+    dns: tuple[str, ...] = (),
+) -> None:
+    """Write out_dir/name.crt and name.key signed by ca_dir's CA, unless both exist.
+
+    A certificate with ips or dns is a serving certificate (serverAuth, with those SANs);
+    otherwise a client certificate (clientAuth) whose CN is the user name and whose O
+    entries are its groups, as the API server reads them.
+    """
+    crt, key_path = out_dir / f"{name}.crt", out_dir / f"{name}.key"
+    if crt.exists() and key_path.exists():
+        return
+    out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ca_key = serialization.load_pem_private_key((ca_dir / "ca.key").read_bytes(), None)
+    ca_cert = x509.load_pem_x509_certificate((ca_dir / "ca.crt").read_bytes())
+    if not isinstance(ca_key, rsa.RSAPrivateKey):
+        raise ValueError(f"{ca_dir / 'ca.key'}: not an RSA key")
+    key = _key()
+    now = dt.datetime.now(dt.UTC)
+    attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in orgs]
+    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
+    serving = bool(ips or dns)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name(attrs))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH if serving else ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+    )
+    if serving:
+        sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
+        sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    cert = builder.sign(ca_key, hashes.SHA256())
+    _write_key(key_path, key)
+    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
 def ensure(directory: Path) -> None:

@@ -12,6 +12,8 @@ ROOT = Path(__file__).resolve().parents[2]
 _STARTS = re.compile(
     r"""(?:run|stream|spawn)\(\s*\[\s*"([a-z0-9][a-z0-9._-]*)"|which\("([a-z0-9][a-z0-9._-]*)"\)"""
     r"""|argv\s*(?::[^=]+)?=\s*\[\s*"([a-z0-9][a-z0-9._-]*)"|\[\s*"(debuerreotype-[a-z-]+)\""""
+    # the node's host commands: tool(NAME), _run(NAME, ...), in_netns/in_node(target, NAME, ...)
+    r"""|(?:\btool|\b_run)\(\s*"([a-z0-9][a-z0-9._-]*)"|\bin_(?:netns|node)\(\s*\w+,\s*"([a-z0-9][a-z0-9._-]*)\""""
 )
 # Built by scripts/tools.sh from the Go module proxy, or provided by the venv.
 NOT_DEBIAN = {"cosign", "dockle", "trivy", "trivy-db", "crane", "oras", "etcd", "kube-apiserver"}
@@ -36,5 +38,6 @@ def test_every_program_the_code_starts_is_provisioned() -> None:
     programs = _array((ROOT / "scripts" / "host.sh").read_text(encoding="utf-8"), "PROGRAMS")
     started = _started_by_code()
     assert {"docker", "debootstrap", "gpg"} <= started  # the scan finds real call sites
+    assert {"nsenter", "ip", "iptables-save", "mount"} <= started  # ... the node's too
     missing = sorted(started - programs - NOT_DEBIAN)
     assert not missing, f"started by the code but not checked by host.sh: {missing}"
