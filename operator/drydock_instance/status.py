@@ -145,6 +145,7 @@ def as_json(status: Status) -> dict[str, Any]:
         "replicationLagSeconds": status.lag_seconds,
         "pendingRestart": status.pending_restart > 0,
         "postgresVersion": status.version,
+        "postmasterStartTime": status.start_time,
         "replicas": [
             {
                 "name": r.name,

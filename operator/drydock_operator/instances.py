@@ -60,6 +60,9 @@ def pod_security_context() -> Obj:
         "runAsUser": POSTGRES_UID,
         "runAsGroup": POSTGRES_GID,
         "fsGroup": POSTGRES_GID,
+        # Only a fresh volume is handed to gid 26: a recursive pass on every re-created pod
+        # would make the data directory group-writable, which PostgreSQL refuses.
+        "fsGroupChangePolicy": "OnRootMismatch",
         "seccompProfile": {"type": "RuntimeDefault"},
     }
 

@@ -133,6 +133,7 @@ def test_instance_pod_is_restricted_read_only_and_runs_as_26() -> None:
         "runAsUser": 26,
         "runAsGroup": 26,
         "fsGroup": 26,
+        "fsGroupChangePolicy": "OnRootMismatch",
         "seccompProfile": {"type": "RuntimeDefault"},
     }
     assert pod["spec"]["serviceAccountName"] == "pg"
