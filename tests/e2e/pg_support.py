@@ -27,6 +27,7 @@ from operator_support import wait_until
 from pipeline.build.events import Silent
 from pipeline.build.executor import build_plan
 from pipeline.descriptors.load import load_plan
+from pipeline.models.publish import PublishedImage
 from pipeline.settings import Settings, default_cache
 from pipeline.tools import docker
 from pipeline.tools.kubeapi import KubeAPI, resource_path
@@ -46,9 +47,9 @@ class Images:
     operand_id: str  # the local image id, to derive a new digest from
 
 
-def push(image_id: str, repository: str) -> str:
-    """Push a local image under a fresh tag; `registry/repository@sha256:...`."""
-    ref = f"{REGISTRY}/{E2E_REPOSITORY}/{repository}:{uuid.uuid4().hex[:12]}"
+def push(image_id: str, repository: str, tag: str = "") -> str:
+    """Push a local image (under `tag`, or a fresh one); `registry/repository@sha256:...`."""
+    ref = f"{REGISTRY}/{E2E_REPOSITORY}/{repository}:{tag or uuid.uuid4().hex[:12]}"
     docker.tag(image_id, ref)
     try:
         digest = docker.push(ref)
@@ -70,7 +71,7 @@ def build_and_push() -> Images:
     )
 
 
-def new_digest(images: Images, work: Path, label: str) -> str:
+def new_digest(images: Images, work: Path, label: str, tag: str = "") -> str:
     """The same operand as a different image (one more label), pushed: a new digest."""
     context = work / f"rebuild-{label}"
     context.mkdir(parents=True, exist_ok=True)
@@ -86,10 +87,27 @@ def new_digest(images: Images, work: Path, label: str) -> str:
         image_id = docker.build(
             builder, context, tag, build_args={}, labels={}, on_line=lambda _line: None
         )
-        return push(image_id, "postgresql")
+        return push(image_id, "postgresql", tag)
     finally:
         docker.untag(base)
         docker.untag(tag)
+
+
+def published_record(ref: str, tag: str, stamp: str) -> PublishedImage:
+    """How `drydock run` records a promoted operand: the input of `drydock catalog apply`."""
+    created = f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]}T{stamp[8:10]}:{stamp[10:12]}:00Z"
+    return PublishedImage(
+        target=OPERAND,
+        registry=REGISTRY,
+        repository=f"{E2E_REPOSITORY}/postgresql",
+        tag=tag,
+        digest=ref.rsplit("@", 1)[1],
+        gated=True,
+        major=15,
+        flavour="minimal",
+        release="bookworm",
+        created=created,
+    )
 
 
 # --- clients ---------------------------------------------------------------------------

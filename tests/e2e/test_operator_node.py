@@ -39,7 +39,6 @@ from operator_support import (
 from pg_support import (
     CATALOG,
     Images,
-    build_and_push,
     manager_status,
     metrics,
     new_digest,
@@ -72,8 +71,8 @@ def api(started: Node) -> Iterator[KubeAPI]:
 
 
 @pytest.fixture(scope="module")
-def images() -> Images:
-    return build_and_push()
+def images(pg_images: Images) -> Images:
+    return pg_images
 
 
 def catalog(image: str) -> dict[str, Any]:
