@@ -33,10 +33,10 @@ tools:
 	bash scripts/tools.sh
 
 # Build, scan, gate and publish to the local registry, then write the catalogs and apply
-# them to the local control plane (started here, without its node: the README's loop uses
-# the stand-in kubelet; `drydock dev cluster down` stops it).
+# them to the local cluster (control plane and node, started here: the README's loop runs
+# its PostgreSQL Clusters; `drydock dev cluster down` stops it).
 build-images: venv host tools
-	$(BIN)/drydock dev cluster up --no-node --install-crds
+	$(BIN)/drydock dev cluster up --install-crds
 	$(BIN)/drydock run --jobs $(JOBS) --kubeconfig "$$($(BIN)/drydock dev cluster kubeconfig)"
 
 test: venv host tools

@@ -82,15 +82,15 @@ def new_digest(images: Images, work: Path, label: str, tag: str = "") -> str:
         f"FROM {base}\nLABEL io.drydock.e2e.rebuild={label}\n", encoding="utf-8"
     )
     builder = docker.detect_builder()
-    tag = f"drydock-e2e/postgresql-rebuild:{label}"
+    local = f"drydock-e2e/postgresql-rebuild:{label}"
     try:
         image_id = docker.build(
-            builder, context, tag, build_args={}, labels={}, on_line=lambda _line: None
+            builder, context, local, build_args={}, labels={}, on_line=lambda _line: None
         )
         return push(image_id, "postgresql", tag)
     finally:
         docker.untag(base)
-        docker.untag(tag)
+        docker.untag(local)
 
 
 def published_record(ref: str, tag: str, stamp: str) -> PublishedImage:
