@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 from pg_support import Images, build_and_push
 
-from pipeline.tools import controlplane, node, node_leftovers
+from pipeline.tools import controlplane, docker, node, node_leftovers
 from pipeline.tools.controlplane import ControlPlane, ControlPlaneSettings
 from pipeline.tools.kubeapi import KubeAPI, load_kubeconfig
 from pipeline.tools.node import Node, NodeSettings
@@ -160,6 +160,8 @@ def host_before_node(request: pytest.FixtureRequest, node_settings: NodeSettings
 
 
 @pytest.fixture(scope="session")
-def pg_images() -> Images:
+def pg_images() -> Iterator[Images]:
     """The operator image (its manager.pyz) and a PostgreSQL operand, in the local registry."""
-    return build_and_push()
+    images = build_and_push()
+    yield images
+    docker.untag(images.operand_local)

@@ -44,7 +44,9 @@ CA = "ca.crt"
 class Images:
     operator: str  # registry/repo@sha256:...
     operand: str
-    operand_id: str  # the local image id, to derive a new digest from
+    operand_id: str  # the local image id
+    operand_local: str  # a local name held for the session: others' rebuilds move
+    # drydock/postgresql:15-minimal-bookworm, and an image with no name can be removed
 
 
 def push(image_id: str, repository: str, tag: str = "") -> str:
@@ -64,10 +66,13 @@ def build_and_push() -> Images:
     plan = load_plan(REPO / "images", REPO / "dockerfiles").select(("operator", OPERAND))
     built = build_plan(plan, Settings(root=REPO, cache=default_cache(), jobs=2), Silent())
     operator, operand = built.images["operator"], built.images[OPERAND]
+    local = f"drydock-e2e/postgresql-operand:{uuid.uuid4().hex[:12]}"
+    docker.tag(operand.image_id, local)
     return Images(
         operator=push(operator.image_id, "postgresql-operator"),
         operand=push(operand.image_id, "postgresql"),
         operand_id=operand.image_id,
+        operand_local=local,
     )
 
 
@@ -75,21 +80,22 @@ def new_digest(images: Images, work: Path, label: str, tag: str = "") -> str:
     """The same operand as a different image (one more label), pushed: a new digest."""
     context = work / f"rebuild-{label}"
     context.mkdir(parents=True, exist_ok=True)
-    # BuildKit reads `FROM sha256:...` as an image on Docker Hub: name the base locally.
-    base = f"drydock-e2e/postgresql-base:{label}"
-    docker.tag(images.operand_id, base)
+    # FROM the session's local name (BuildKit reads `FROM sha256:...` as a Docker Hub image).
     (context / "Dockerfile").write_text(
-        f"FROM {base}\nLABEL io.drydock.e2e.rebuild={label}\n", encoding="utf-8"
+        f"FROM {images.operand_local}\nLABEL io.drydock.e2e.rebuild={label}\n", encoding="utf-8"
     )
-    builder = docker.detect_builder()
     local = f"drydock-e2e/postgresql-rebuild:{label}"
+    image_id = docker.build(
+        docker.detect_builder(),
+        context,
+        local,
+        build_args={},
+        labels={},
+        on_line=lambda _line: None,
+    )
     try:
-        image_id = docker.build(
-            builder, context, local, build_args={}, labels={}, on_line=lambda _line: None
-        )
         return push(image_id, "postgresql", tag)
     finally:
-        docker.untag(base)
         docker.untag(local)
 
 
