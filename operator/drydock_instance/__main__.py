@@ -1,7 +1,7 @@
 """Command line of the instance manager: `bootstrap DEST`, `initdb`, `join`, `run`.
 
 The pod spec calls it as `python3 /controller/manager.pyz COMMAND`; the settings come
-from the environment (`settings.py`). Exit codes: 0 done, 1 failed (the kubelet restarts
+from the environment (`config.py`). Exit codes: 0 done, 1 failed (the kubelet restarts
 the container or the init container), 2 bad settings.
 """
 
@@ -14,7 +14,7 @@ import os
 import sys
 import time
 
-from drydock_instance import VERSION, bootstrap, settings, sources
+from drydock_instance import VERSION, bootstrap, config, sources
 from drydock_instance.instance import Manager
 from drydock_instance.server import Handler, Response, Server
 from drydock_instance.status import as_json, metrics
@@ -44,7 +44,7 @@ def _handlers(manager: Manager) -> tuple[Handler, Handler]:
     return status, prometheus
 
 
-def _run(cfg: settings.Settings, transport: sources.Transport) -> int:
+def _run(cfg: config.Settings, transport: sources.Transport) -> int:
     manager = Manager(cfg, transport)
     status_handler, metrics_handler = _handlers(manager)
     servers = [
@@ -79,9 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         bootstrap.copy_self(args.dest)
         return 0
     try:
-        cfg = settings.load(os.environ)
+        cfg = config.load(os.environ)
         transport = sources.transport_for(cfg, os.environ)
-    except (settings.SettingsError, sources.SourceError) as err:
+    except (config.SettingsError, sources.SourceError) as err:
         log.error("%s", err)
         return 2
     try:

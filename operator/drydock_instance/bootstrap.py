@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 from drydock_instance import fsutil, postgres
+from drydock_instance.config import Settings
 from drydock_instance.pgfiles import STANDBY_SIGNAL, bootstrap_sql, conninfo
-from drydock_instance.settings import Settings
 from drydock_instance.sources import Desired, SourceError, Transport, fetch
 
 log = logging.getLogger(__name__)

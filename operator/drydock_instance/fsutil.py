@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from drydock_instance.config import Settings
 from drydock_instance.pgfiles import DataFiles, cert_paths
-from drydock_instance.settings import Settings
 from drydock_instance.sources import Certs
 
 

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from drydock_instance import fsutil, pgfiles, postgres
+from drydock_instance.config import SUPERUSER, Settings
 from drydock_instance.kubeclient import ApiError
-from drydock_instance.settings import SUPERUSER, Settings
 from drydock_instance.sources import (
     Desired,
     SourceError,

@@ -19,7 +19,7 @@ import os
 from pathlib import PurePosixPath
 from typing import NamedTuple
 
-from drydock_instance.settings import PORT_POSTGRESQL, REPLICATION_USER, Settings
+from drydock_instance.config import PORT_POSTGRESQL, REPLICATION_USER, Settings
 
 SCRAM_ITERATIONS = 4096
 CONF = "postgresql.conf"

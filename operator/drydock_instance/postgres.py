@@ -15,7 +15,7 @@ import subprocess
 import time
 from collections.abc import Mapping, Sequence
 
-from drydock_instance.settings import PORT_POSTGRESQL, SUPERUSER
+from drydock_instance.config import PORT_POSTGRESQL, SUPERUSER
 
 log = logging.getLogger(__name__)
 

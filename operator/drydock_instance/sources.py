@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
+from drydock_instance.config import Settings
 from drydock_instance.kubeclient import ApiError, KubeClient, path
-from drydock_instance.settings import Settings
 
 Obj = dict[str, Any]
 MERGE_PATCH = "application/merge-patch+json"

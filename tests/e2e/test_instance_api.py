@@ -40,7 +40,7 @@ from pipeline.tools.kubeapi import KubeAPI, load_kubeconfig
 # isort: split
 # operator_support put operator/ on sys.path: the manager ships with the operator.
 from drydock_instance import kubeclient, sources
-from drydock_instance.settings import load
+from drydock_instance.config import load
 
 pytestmark = pytest.mark.e2e
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from drydock_instance.settings import Settings, load
+from drydock_instance.config import Settings, load
 
 ENV = {
     "PGDATA": "/var/lib/postgresql/data/pgdata",

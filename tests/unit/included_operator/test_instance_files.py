@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 from drydock_instance import pack, pgfiles
-from drydock_instance.settings import SettingsError, load
+from drydock_instance.config import SettingsError, load
 from drydock_operator import resources
 from instance_samples import ENV, settings
 
@@ -193,3 +193,10 @@ def test_settings_defaults_follow_the_pod_layout() -> None:
         "/var/lib/postgresql/data",
         "/controller/certificates",
     )
+
+
+def test_no_operator_file_is_named_like_a_credential_file() -> None:
+    """Dockle's CIS-DI-0010 fails the operator image's gate on a file named settings.py
+    (it happened twice: drydock_operator's, then drydock_instance's, both now config.py)."""
+    operator_dir = PACKAGE.parent
+    assert not sorted(operator_dir.rglob("settings.py"))

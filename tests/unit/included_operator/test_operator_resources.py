@@ -266,3 +266,46 @@ def test_enterprisedb_group_reaches_labels_and_rbac() -> None:
     assert pod["metadata"]["ownerReferences"][0]["apiVersion"] == f"{EDB_GROUP}/v1"
     groups = {g for rule in resources.role_rules(c, edb) for g in rule["apiGroups"]}
     assert groups == {"", EDB_GROUP}
+
+
+def test_instance_pods_have_the_guides_containers_and_run_the_manager() -> None:
+    settings = OperatorSettings(operator_image="reg/operator@sha256:1")
+    primary = instances.pod(cluster(), settings, "pg-1", "reg/pg@sha256:2", primary=True)
+    replica = instances.pod(cluster(), settings, "pg-2", "reg/pg@sha256:2", primary=False)
+    for pod, step in ((primary, "initdb"), (replica, "join")):
+        init = pod["spec"]["initContainers"]
+        assert [(c["name"], c["image"]) for c in init] == [
+            ("bootstrap-controller", "reg/operator@sha256:1"),
+            (step, "reg/pg@sha256:2"),
+        ]
+        assert init[0]["command"] == [
+            "python3",
+            "/opt/operator/manager.pyz",
+            "bootstrap",
+            "/controller/manager.pyz",
+        ]
+        assert init[1]["command"] == ["python3", "/controller/manager.pyz", step]
+        (postgres,) = pod["spec"]["containers"]
+        assert postgres["name"] == "postgres"
+        assert postgres["command"] == ["python3", "/controller/manager.pyz", "run"]
+        assert postgres["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "status"}
+        assert restricted_violations(pod) == []
+        # Nothing secret is mounted: the manager reads the Secrets as its ServiceAccount.
+        assert not [v for v in pod["spec"]["volumes"] if "secret" in v or "configMap" in v]
+        env = {e["name"]: e for e in postgres["env"]}
+        assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+        assert env["CLUSTER_NAME"]["value"] == "pg"
+
+
+def test_apparmor_annotations_only_for_the_containers_a_pod_has() -> None:
+    body = cluster_body()
+    prefix = "container.apparmor.security.beta.kubernetes.io/"
+    body["metadata"]["annotations"] = {
+        f"{prefix}{c}": "runtime/default"
+        for c in ("bootstrap-controller", "initdb", "join", "postgres", "full-recovery")
+    }
+    c = parse_cluster(body)
+    primary = instances.pod(c, SETTINGS, "pg-1", "img", primary=True)["metadata"]["annotations"]
+    replica = instances.pod(c, SETTINGS, "pg-2", "img", primary=False)["metadata"]["annotations"]
+    assert set(primary) == {f"{prefix}{n}" for n in ("bootstrap-controller", "initdb", "postgres")}
+    assert set(replica) == {f"{prefix}{n}" for n in ("bootstrap-controller", "join", "postgres")}
