@@ -137,9 +137,9 @@ def plan(t: Topology) -> Plan:
     missing = _missing(by_name, t.cluster, t.count)
     if missing:
         if not primary_pod.ready:
-            return Plan(
-                Step.WAIT, (target,), "waiting for the primary before cloning", PHASE_REPLICAS
-            )
+            why = "waiting for the primary before cloning"
+            phase = PHASE_CREATING if not t.current_primary else PHASE_REPLICAS
+            return Plan(Step.WAIT, (target,), why, phase)
         return Plan(Step.CREATE, missing, "creating replicas", PHASE_REPLICAS)
 
     outdated = [n for n in by_name if by_name[n].image != t.image]

@@ -14,6 +14,7 @@ message.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +28,13 @@ from operator_support import wait_until
 from pipeline.build.events import Silent
 from pipeline.build.executor import build_plan
 from pipeline.descriptors.load import load_plan
+from pipeline.errors import ToolError
 from pipeline.models.publish import PublishedImage
 from pipeline.settings import Settings, default_cache
 from pipeline.tools import docker
 from pipeline.tools.kubeapi import KubeAPI, resource_path
 
+log = logging.getLogger(__name__)
 REPO = Path(__file__).parents[2]
 OPERAND = "postgresql-15-minimal-bookworm"
 CATALOG = "postgresql-minimal-bookworm"
@@ -56,9 +59,18 @@ def push(image_id: str, repository: str, tag: str = "") -> str:
     try:
         digest = docker.push(ref)
     finally:
-        docker.untag(ref)
+        _untag_quietly(ref)
     assert digest.startswith("sha256:"), f"no digest pushing {ref}"
     return f"{REGISTRY}/{E2E_REPOSITORY}/{repository}@{digest}"
+
+
+def _untag_quietly(ref: str) -> None:
+    """Drop a name this module gave; the shared engine may refuse (a container of someone
+    else's uses the image), and a leftover unique name harms nobody."""
+    try:
+        docker.untag(ref)
+    except ToolError as err:
+        log.warning("left %s in the engine: %s", ref, err)
 
 
 def build_and_push() -> Images:
@@ -96,7 +108,7 @@ def new_digest(images: Images, work: Path, label: str, tag: str = "") -> str:
     try:
         return push(image_id, "postgresql", tag)
     finally:
-        docker.untag(local)
+        _untag_quietly(local)
 
 
 def published_record(ref: str, tag: str, stamp: str) -> PublishedImage:

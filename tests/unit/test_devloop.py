@@ -12,10 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from loopback_http import Script, serve
 
 from pipeline.devloop import manifests, status
-from pipeline.errors import InputError
+from pipeline.devloop.operator_image import published_operator_image
+from pipeline.errors import CatalogError, InputError
 from pipeline.tools import devoperator
+
+ROOT = Path(__file__).resolve().parents[2]
 
 OLD = "127.0.0.1:5000/postgresql@sha256:" + "a" * 64
 NEW = "127.0.0.1:5000/postgresql@sha256:" + "b" * 64
@@ -116,3 +120,20 @@ def test_operator_process_gets_its_own_kubeconfig_and_little_else(
     args = devoperator.argv(8123)
     assert args[1:4] == ["-m", "kopf", "run"] and devoperator.MARKER in args
     assert "--liveness=http://127.0.0.1:8123/healthz" in args
+
+
+def test_dev_operator_up_finds_the_operator_where_publication_puts_it() -> None:
+    """The release repository and rolling tag publication uses, resolved to a digest."""
+    digest = "sha256:" + "ab" * 32
+    script = Script([(200, {"Docker-Content-Digest": digest}, b"")])
+    with serve(script) as registry:
+        image = published_operator_image(ROOT, registry)
+    assert image == f"{registry}/drydock/postgresql-operator@{digest}"
+    assert script.seen[0][:2] == ("HEAD", "/v2/drydock/postgresql-operator/manifests/0.1.0")
+
+
+def test_dev_operator_up_says_what_to_do_when_the_operator_is_not_published() -> None:
+    with serve(Script([(404, {}, b"")])) as registry, pytest.raises(CatalogError) as err:
+        published_operator_image(ROOT, registry)
+    assert "drydock/postgresql-operator:0.1.0 is not published" in str(err.value)
+    assert "--operator-image" in str(err.value)
