@@ -219,6 +219,10 @@ class Manager:
         self._set(phase="promoting")
         log.info("promoting (replayed up to %s)", self.status.replay_lsn)
         self.server.promote()
+        # A checkpoint now, not the spread one promotion requests: pg_rewind (run by the old
+        # primary against this one once currentPrimary names it) reads the timeline from
+        # pg_control, which says the old timeline until a checkpoint has been written.
+        self.local.query("CHECKPOINT;")
         fsutil.write_data_files(
             self.settings.pgdata,
             pgfiles.data_files(

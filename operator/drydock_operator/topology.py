@@ -119,7 +119,8 @@ def plan(t: Topology) -> Plan:
 
     # A transition the managers are still carrying out: let them finish.
     if t.current_primary and t.current_primary != target and not lost:
-        phase = PHASE_FAILOVER if t.current_primary not in by_name else PHASE_SWITCHOVER
+        old = by_name.get(t.current_primary)
+        phase = PHASE_FAILOVER if old is None or old.deleting else PHASE_SWITCHOVER
         return Plan(Step.WAIT, (target,), f"waiting for {target} to become primary", phase)
 
     going = tuple(sorted(i.name for i in t.observed if i.deleting))

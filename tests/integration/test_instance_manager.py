@@ -218,6 +218,10 @@ def test_switchover_then_the_old_primary_follows(pg: DockerInstances) -> None:
     pg.exec_sql("pg-1", "INSERT INTO t VALUES ('two')")
     pg.files.set_target_primary("pg-2")
     wait_for("pg-2 recorded as primary", lambda: pg.files.status().get("currentPrimary") == "pg-2")
+    # Before it says so, the new primary has checkpointed: pg_control names the new
+    # timeline, which pg_rewind on the old primary relies on.
+    timeline = "SELECT timeline_id FROM pg_control_checkpoint()"
+    assert pg.exec_sql("pg-2", timeline) == "2"
     pg.move_rw("pg-2")
     wait_for("pg-1 streaming from pg-2", lambda: pg.status("pg-1")["walReceiver"] == "streaming")
     assert pg.status("pg-2")["isPrimary"] is True
@@ -237,6 +241,7 @@ def test_a_removed_primary_is_replaced_and_rejoins(pg: DockerInstances) -> None:
     assert report["inRecovery"] is True  # the operator picks it by its reported LSN
     pg.files.set_target_primary("pg-1")
     wait_for("pg-1 recorded as primary", lambda: pg.files.status().get("currentPrimary") == "pg-1")
+    assert pg.exec_sql("pg-1", "SELECT timeline_id FROM pg_control_checkpoint()") == "3"
     pg.move_rw("pg-1")
     pg.start("pg-2", init="join")  # the PVC survives: join finds a data directory
     wait_for("pg-2 streaming from pg-1", lambda: pg.status("pg-2")["walReceiver"] == "streaming")

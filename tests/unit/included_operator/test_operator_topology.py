@@ -218,3 +218,12 @@ def test_most_advanced_breaks_ties_by_serial_and_can_require_readiness() -> None
     assert topology.most_advanced(names, reports, need_ready=False) == "pg-4"
     assert topology.most_advanced(names, reports, need_ready=True) == "pg-2"
     assert topology.most_advanced(["pg-9"], reports, need_ready=False) is None
+
+
+def test_the_phase_says_failover_while_the_old_primary_is_going() -> None:
+    world = healthy(3)
+    world.target = "pg-3"  # promotion asked for after pg-1's pod was deleted
+    world.pods["pg-1"] = replace(world.pods["pg-1"], deleting=True)
+    assert topology.plan(world.topology()).phase == topology.PHASE_FAILOVER
+    world.pods["pg-1"] = replace(world.pods["pg-1"], deleting=False)
+    assert topology.plan(world.topology()).phase == topology.PHASE_SWITCHOVER
