@@ -33,11 +33,18 @@ tools:
 	bash scripts/tools.sh
 
 # Build, scan, gate and publish to the local registry, then write the catalogs and apply
+# Build, scan, gate and publish to the local registry, then write the catalogs and apply
 # them to the local cluster (control plane and node, started here: the README's loop runs
-# its PostgreSQL Clusters; `drydock dev cluster down` stops it).
-build-images: venv host tools
-	$(BIN)/drydock dev cluster up --install-crds
-	$(BIN)/drydock run --jobs $(JOBS) --kubeconfig "$$($(BIN)/drydock dev cluster kubeconfig)"
+# its PostgreSQL Clusters on it; `drydock dev cluster down` stops it).
+# No `tools` prerequisite: `drydock run` builds the pinned tools its later steps need in the
+# background while the bases and images build, and the control plane's after publishing.
+# The run's exit code (1: a gate failed) is the target's, after the catalogs of what was
+# published are applied.
+build-images: venv host
+	rc=0; $(BIN)/drydock run --jobs $(JOBS) || rc=$$?; \
+	$(BIN)/drydock dev cluster up --install-crds && \
+	$(BIN)/drydock catalog apply --kubeconfig "$$($(BIN)/drydock dev cluster kubeconfig)" && \
+	exit $$rc
 
 test: venv host tools
 	bash scripts/test.sh
@@ -59,6 +66,9 @@ bench: venv host tools
 	$(BIN)/python bench/scan_matrix.py
 	$(BIN)/python bench/nightly.py
 	$(BIN)/python bench/operator_roll.py
+	$(BIN)/python bench/package_delta.py
+	$(BIN)/python bench/fresh_machine.py
+	$(BIN)/python bench/vulnfeed.py
 	$(BIN)/python bench/node_start.py
 
 # The nightly workflow's jobs (.github/workflows/nightly.yml calls exactly these), handing

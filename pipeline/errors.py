@@ -74,6 +74,11 @@ class ScanError(DrydockError):
     """A scanner crashed, timed out or returned output that could not be parsed."""
 
 
+class ArchiveError(DrydockError):
+    """The Debian archive could not be read, or what it served did not verify
+    (bad signature, expired Release, a file whose hash differs from the signed one)."""
+
+
 class GateFailed(DrydockError):  # noqa: N818 - the name says what happened
     """At least one image did not pass its gate."""
 

@@ -29,6 +29,9 @@ class Settings:
     revision: str = ""
     source_url: str = "https://example.invalid/drydock"
     images_dir: Path | None = None  # default: root/images
+    # Prefix of the apt download cache's id in BuildKit builds: "" shares one cache per
+    # release with every Drydock build on the engine (the benchmark's cold sides set one).
+    cache_namespace: str = ""
 
     @property
     def registry_location(self) -> RegistryLocation:

@@ -32,7 +32,7 @@ PKG_TESTS=(chromium dpkg-dev gnupg)
 PKG_NODE=(containerd runc containernetworking-plugins iptables iproute2 procps util-linux mount
   gcc libc6-dev)
 CNI_PLUGINS=(bridge host-local loopback portmap)  # in /usr/lib/cni, not on PATH
-PROGRAMS=(bash python3 make git curl tar xz docker dockerd docker-registry debootstrap
+PROGRAMS=(bash flock python3 make git curl tar xz docker dockerd docker-registry debootstrap
   debuerreotype-init debuerreotype-minimizing-config debuerreotype-apt-get
   debuerreotype-slimify debuerreotype-tar chromium dpkg-deb dpkg-scanpackages gpg gpgconf gpgv
   containerd containerd-shim-runc-v2 runc ip iptables iptables-save sysctl nsenter unshare mount

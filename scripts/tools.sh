@@ -8,7 +8,11 @@
 # checkout, so a second run costs nothing.
 #
 # usage: scripts/tools.sh [TOOL...]     (default: every tool)
+#        scripts/tools.sh --for STEP    (the tools one step needs: run, scan, publish,
+#                                        cluster, node, lint; a bench or test builds only those)
 #        scripts/tools.sh --print-dir   (where the binaries live)
+# Drydock also builds a missing tool itself when a step first needs it, and `drydock run`
+# starts its tools' builds in the background (pipeline/tools/provision.py).
 set -euo pipefail
 
 CACHE="${DRYDOCK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/drydock}"
@@ -43,8 +47,13 @@ build_simple() { # build_simple NAME VERSION PACKAGE [LDFLAGS]
 }
 
 build_wrapped() { # build_wrapped NAME VERSION PACKAGE GOMOD_EXTRA [LDFLAGS] -- for modules with replace directives
-  local name=$1 version=$2 pkg=$3 extra=$4 ld=${5:-} start dir
+  local name=$1 version=$2 pkg=$3 extra=$4 ld=${5:-} start dir lock
   have "$name" "$version" && { ln -sfn "$name-$version" "$BIN/$name"; return 0; }
+  # One build per tool at a time: a step that needs a tool a background build is compiling
+  # (pipeline.tools.provision) waits here for it, then finds it built.
+  exec {lock}>"$BIN/.build-$name.lock"
+  flock "$lock"
+  if have "$name" "$version"; then ln -sfn "$name-$version" "$BIN/$name"; exec {lock}>&-; return 0; fi
   start=$(date +%s); dir="$CACHE/wrappers/$name-$version"
   log "building $name $version through a wrapper module"
   rm -rf "$dir"; mkdir -p "$dir"
@@ -53,6 +62,7 @@ build_wrapped() { # build_wrapped NAME VERSION PACKAGE GOMOD_EXTRA [LDFLAGS] -- 
     && go build -ldflags "-s -w $ld" -o "$BIN/$name-$version.tmp" "$pkg") \
     && mv "$BIN/$name-$version.tmp" "$BIN/$name-$version"
   finish "$name" "$version" "$start"
+  exec {lock}>&-
 }
 
 dockle() { build_simple dockle "$DOCKLE_VERSION" github.com/goodwithtech/dockle/cmd/dockle \
@@ -118,6 +128,17 @@ pause() { # the sandbox ("pause") process of every pod, from the module source a
 ALL=(dockle crane oras trivy_db trivy etcd kube_apiserver cosign actionlint
   kubelet kube_proxy kube_controller_manager kube_scheduler coredns pause)
 want=("$@"); [ ${#want[@]} -eq 0 ] && want=("${ALL[@]}")
+if [ "${1:-}" = "--for" ]; then
+  case "${2:-}" in
+    scan) want=(trivy_db oras dockle trivy) ;;
+    publish) want=(cosign) ;;
+    run) want=(trivy_db oras dockle trivy cosign) ;;
+    cluster) want=(etcd kube_apiserver) ;;
+    node) want=(etcd kube_apiserver kubelet kube_proxy kube_controller_manager kube_scheduler coredns pause) ;;
+    lint) want=(actionlint) ;;
+    *) echo "tools.sh: --for takes run, scan, publish, cluster, node or lint" >&2; exit 2 ;;
+  esac
+fi
 for t in "${want[@]}"; do
   t=${t//-/_}
   case " ${ALL[*]} " in *" $t "*) "$t" ;; *) echo "tools.sh: unknown tool '$t' (known: ${ALL[*]})" >&2; exit 2 ;; esac

@@ -17,9 +17,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.build.apt_sources import resolve, sources_list
-from pipeline.build.freshness import pending_upgrades
+from pipeline.build.inventory import inventory
+from pipeline.build.resolve import Resolver
 from pipeline.models.images import BuiltImage, InstalledPackage
-from pipeline.models.targets import Target
+from pipeline.models.targets import Plan, Target
 from pipeline.tools import debuerreotype, docker
 
 log = logging.getLogger(__name__)
@@ -27,11 +28,14 @@ log = logging.getLogger(__name__)
 CREATED_LABEL = "io.drydock.base.created-epoch"
 
 
-def fresh_base(target: Target, max_age_hours: float, now: float) -> dict[str, str] | None:
+def fresh_base(
+    target: Target, max_age_hours: float, now: float, resolver: Resolver | None = None
+) -> dict[str, str] | None:
     """The labels of an existing base young enough to reuse with nothing to upgrade, else None.
 
     A base with a pending (security) upgrade is rebuilt whatever its age: images built on
-    it would otherwise fail CIS 4.4 until the next scheduled rebuild."""
+    it would otherwise fail CIS 4.4 until the next scheduled rebuild. The resolver asks apt
+    about the base and every target built on it in one go."""
     inspected = docker.inspect(target.local_tag)
     if inspected is None:
         return None
@@ -48,7 +52,8 @@ def fresh_base(target: Target, max_age_hours: float, now: float) -> dict[str, st
             max_age_hours,
         )
         return None
-    pending = pending_upgrades(docker.apt_install_simulation(target.local_tag, ()))
+    resolver = resolver or Resolver(Plan((target,)))
+    pending = resolver.resolve(target.name, target.local_tag, str(inspected["Id"])).pending
     if pending:
         log.info(
             "%s has %d pending upgrade(s) (%s): rebuilding",
@@ -58,6 +63,7 @@ def fresh_base(target: Target, max_age_hours: float, now: float) -> dict[str, st
         )
         return None
     labels["__id"] = str(inspected["Id"])
+    labels["__size"] = str(inspected.get("Size", 0))
     return labels
 
 
@@ -67,13 +73,16 @@ def build_base(
     max_age_hours: float,
     progress: Callable[[str], None],
     force: bool = False,
+    resolver: Resolver | None = None,
+    cache: Path | None = None,
 ) -> BuiltImage:
     """Reuse a fresh base, or bootstrap, slim and import a new one."""
     start = time.monotonic()
     now = time.time()
-    existing = None if force else fresh_base(target, max_age_hours, now)
+    existing = None if force else fresh_base(target, max_age_hours, now, resolver)
     if existing is not None:
         image_id = existing.pop("__id")
+        size = int(existing.pop("__size"))
         progress("fresh, reused")
         return BuiltImage(
             target=target.name,
@@ -81,10 +90,11 @@ def build_base(
             image_id=image_id,
             fingerprint=image_id,
             labels=tuple(sorted(existing.items())),
-            packages=(),
+            packages=inventory(image_id, cache) if cache is not None else (),
             seconds=time.monotonic() - start,
             builder="debuerreotype",
             reused=True,
+            size=size,
         )
     mirrors = resolve(target.param("mirror"), target.param("security_mirror"))
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -115,7 +125,10 @@ def build_base(
         image_id = docker.import_rootfs(tarball, target.local_tag, changes)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    packages = tuple(InstalledPackage(*row) for row in docker.installed_packages(target.local_tag))
+    if cache is not None:
+        packages = inventory(image_id, cache)
+    else:
+        packages = tuple(InstalledPackage(*r) for r in docker.installed_packages(image_id))
     return BuiltImage(
         target=target.name,
         tag=target.local_tag,
@@ -125,4 +138,5 @@ def build_base(
         packages=packages,
         seconds=time.monotonic() - start,
         builder="debuerreotype",
+        size=int((docker.inspect(image_id) or {}).get("Size", 0)),
     )

@@ -20,9 +20,10 @@ _INST = re.compile(r"^Inst (\S+) (?:\[(\S+)\] )?\((\S+) ")
 
 
 def apt_packages(target: Target) -> tuple[str, ...]:
-    """What the target's Dockerfile asks apt to install."""
+    """What apt installs for the target: its Dockerfile's packages, and those of the image
+    it is built on when that is another target (so the lock covers the whole image)."""
     if target.kind is Kind.OPERAND:
-        return ("postgresql-common", *target.packages)
+        return ("postgresql-common", *target.inherited_packages, *target.packages)
     if target.kind is Kind.OPERATOR:
         return ("python3", "python3-venv", *target.packages)
     return ()

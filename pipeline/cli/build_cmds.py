@@ -15,11 +15,30 @@ from pipeline.cli import exits, is_interactive
 from pipeline.cli.common import settings_from
 from pipeline.cli.progress import PlainEvents, RichEvents
 from pipeline.descriptors.load import load_plan
-from pipeline.errors import InputError, Problem
-from pipeline.models.targets import Kind, Plan
+from pipeline.errors import InputError, Problem, ToolError
+from pipeline.models.targets import Plan
+from pipeline.tools import docker
 
 
-def plan_rows(plan: Plan) -> list[dict[str, object]]:
+def local_sizes(plan: Plan) -> dict[str, int]:
+    """Each target's size in the local engine (as `docker images` counts it), for the
+    targets built here; an engine that does not answer gives no sizes, not an error."""
+    sizes: dict[str, int] = {}
+    try:
+        for t in plan:
+            found = docker.inspect(t.local_tag)
+            if found is not None:
+                sizes[t.name] = int(found.get("Size", 0))
+    except ToolError:
+        return {}
+    return sizes
+
+
+def mb(size: int | None) -> str:
+    return f"{size / 1_000_000:.0f} MB" if size else "-"
+
+
+def plan_rows(plan: Plan, sizes: dict[str, int] | None = None) -> list[dict[str, object]]:
     return [
         {
             "name": t.name,
@@ -30,8 +49,27 @@ def plan_rows(plan: Plan) -> list[dict[str, object]]:
             "flavour": t.flavour,
             "source": str(t.source) if t.source else None,
             "depends_on": list(t.depends_on),
+            "excludes": list(t.excludes),
+            "size_bytes": (sizes or {}).get(t.name),
         }
         for t in plan
+    ]
+
+
+def retired_rows(plan: Plan) -> list[dict[str, object]]:
+    return [
+        {"name": r.name, "reason": r.reason, "since": r.since.isoformat()} for r in plan.retired
+    ]
+
+
+def unknown_targets(plan: Plan, names: tuple[str, ...]) -> list[Problem]:
+    """A problem per name that is not a target: retired ones say why and since when."""
+    return [
+        Problem("TARGET", name, f"retired: {plan.retired_reason(name)}")
+        if plan.retired_reason(name)
+        else Problem("TARGET", name, "no such target (see `drydock plan`)")
+        for name in names
+        if name not in plan.names()
     ]
 
 
@@ -79,17 +117,25 @@ def plan_cmd(targets: tuple[str, ...], fmt: str, shards: int, images: Path | Non
             raise InputError(f"unknown target(s): {', '.join(unknown)} (see `drydock plan`)")
         plan = plan.select(targets)
     if fmt == "json":
-        click.echo(json.dumps({"targets": plan_rows(plan)}, indent=2))
+        doc = {"targets": plan_rows(plan, local_sizes(plan)), "retired": retired_rows(plan)}
+        click.echo(json.dumps(doc, indent=2))
     elif fmt == "github-matrix":
-        n = min(shards, max(1, sum(1 for t in plan if t.kind is not Kind.BASE)))
+        n = min(shards, max(1, len(plan.families())))
         matrix = {"include": [{"shard": f"{i}/{n}", "index": i} for i in range(1, n + 1)]}
         click.echo(json.dumps(matrix, separators=(",", ":")))
     else:
-        click.echo(f"{'TARGET':40} {'KIND':9} {'RELEASE':9} {'SOURCE':7} TAG")
+        sizes = local_sizes(plan)
+        click.echo(f"{'TARGET':40} {'KIND':9} {'RELEASE':9} {'SOURCE':7} {'SIZE':>7}  TAG")
         for t in plan:
             click.echo(
-                f"{t.name:40} {t.kind!s:9} {t.release:9} {t.source or '-'!s:7} {t.local_tag}"
+                f"{t.name:40} {t.kind!s:9} {t.release:9} {t.source or '-'!s:7} "
+                f"{mb(sizes.get(t.name)):>7}  {t.local_tag}"
             )
+        click.echo("SIZE: the image in the local engine, as `docker images` counts it.")
+        if plan.retired:
+            click.echo("\nRetired (past end of life, not built):")
+            for r in plan.retired:
+                click.echo(f"{r.name:40} since {r.since.isoformat()}: {r.reason}")
 
 
 @click.command("build")
@@ -113,11 +159,9 @@ def build_cmd(
     """Build TARGETs (default: every target) and the bases they need."""
     settings = settings_from(jobs=jobs, builder=builder, images=images)
     plan = load_plan(settings.descriptors, settings.templates)
-    unknown = [t for t in targets if t not in plan.names()]
+    unknown = unknown_targets(plan, targets)
     if unknown:
-        raise InputError(
-            [Problem("TARGET", t, "no such target (see `drydock plan`)") for t in unknown]
-        )
+        raise InputError(unknown)
     if targets:
         plan = plan.select(targets)
     if shard_spec:

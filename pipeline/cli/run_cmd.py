@@ -14,10 +14,13 @@ from pipeline.cli import exits, is_interactive
 from pipeline.cli.build_cmds import parse_shard
 from pipeline.cli.common import settings_from
 from pipeline.cli.progress import PlainEvents, RichEvents
-from pipeline.cli.scan_cmd import scan_settings
+from pipeline.cli.scan_cmd import scan_settings, vuln_db_option
+from pipeline.compliance.config import load_policy
 from pipeline.scan.scanners import DEFAULT_SCANNERS, SCANNERS, make_scanners
 from pipeline.stages.promote import promote_staged
 from pipeline.stages.run import RunOptions, run_pipeline
+from pipeline.stages.vulndb import vuln_db_spec
+from pipeline.tools.provision import RUN_TOOLS, Prefetch
 
 
 @click.command("run")
@@ -41,7 +44,7 @@ from pipeline.stages.run import RunOptions, run_pipeline
     show_default=True,
     help="Where reports, catalogs, the run record and the summary go.",
 )
-@click.option("--trivy-db", default="local", show_default=True, help="local | public | REF.")
+@vuln_db_option
 @click.option("--scanner", "scanners", multiple=True, type=click.Choice(sorted(SCANNERS)))
 @click.option("--kubeconfig", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @click.option("--api-group", default="postgresql.cnpg.io", show_default=True)
@@ -60,6 +63,12 @@ from pipeline.stages.run import RunOptions, run_pipeline
     help="Stage and verify only (CI shards); `drydock promote` promotes after every shard.",
 )
 @click.option(
+    "--no-regate",
+    is_flag=True,
+    help="Do not gate the published images of unchanged targets again against today's "
+    "vulnerability DB (by default a fixable finding rebuilds them).",
+)
+@click.option(
     "--rebuild",
     is_flag=True,
     help="Rebuild and republish the chosen targets even when their inputs are unchanged "
@@ -73,7 +82,7 @@ def run_cmd(
     registry: str | None,
     shard_spec: str | None,
     out_dir: Path,
-    trivy_db: str,
+    vuln_db: str | None,
     scanners: tuple[str, ...],
     kubeconfig: Path | None,
     api_group: str,
@@ -82,12 +91,16 @@ def run_cmd(
     keyless: bool,
     no_update_check: bool,
     stage_only: bool,
+    no_regate: bool,
     rebuild: bool,
 ) -> None:
     """Plan, build what changed, scan, gate, publish, sign and write (apply) catalogs."""
     settings = settings_from(jobs=jobs, builder=builder, registry=registry)
     shard_of = parse_shard(shard_spec) if shard_spec else None
-    chosen = make_scanners(scanners or DEFAULT_SCANNERS, scan_settings(settings, trivy_db, False))
+    # The tools of the later steps compile while the bases and images build.
+    Prefetch(RUN_TOOLS if not no_sign else RUN_TOOLS[:-1]).start()
+    db = vuln_db_spec(vuln_db, settings, load_policy(settings.scan_config / "policy.yaml"))
+    chosen = make_scanners(scanners or DEFAULT_SCANNERS, scan_settings(settings, db, False))
     options = RunOptions(
         out_dir=out_dir,
         scanners=chosen,
@@ -101,6 +114,7 @@ def run_cmd(
         check_updates=not no_update_check,
         stage_only=stage_only,
         rebuild=rebuild,
+        regate=not no_regate,
     )
     with contextlib.ExitStack() as stack:
         events: BuildEvents = PlainEvents()

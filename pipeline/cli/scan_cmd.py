@@ -14,36 +14,33 @@ import click
 
 from pipeline.cli import exits
 from pipeline.cli.common import settings_from
+from pipeline.compliance.config import load_policy
 from pipeline.errors import GateFailed, InputError, Problem, ScanError
 from pipeline.models.compliance import VerdictStatus
 from pipeline.report.formats import render
-from pipeline.scan.base import ScanSettings
+from pipeline.scan.base import ScanSettings, VulnDbSpec
 from pipeline.scan.resolve import release, resolve_all
 from pipeline.scan.scanners import DEFAULT_SCANNERS, SCANNERS, make_scanners
-from pipeline.scan.trivydb import ensure_local_db, load_advisories
 from pipeline.settings import Settings
 from pipeline.stages.scan import ScanConfig, ScanRun, ScanTarget, scan_images
+from pipeline.stages.vulndb import quiet_plan, vuln_db_spec
 
 FORMATS = ("json", "sarif", "markdown", "junit", "html")
+VULN_DB_HELP = (
+    "Vulnerability DB: auto (public if reachable, else the policy's mirror, else "
+    "debian-archive), public, debian-archive (Drydock's feed from Debian's signed archive) "
+    "or mirror:REF (a Trivy DB copy in your registry). Default: the policy's "
+    "vulnerability_db.source. Environment: DRYDOCK_VULN_DB."
+)
+
+vuln_db_option = click.option(
+    "--vuln-db", "vuln_db", metavar="SOURCE", envvar="DRYDOCK_VULN_DB", help=VULN_DB_HELP
+)
 
 
-def trivy_db_reference(choice: str, settings: Settings) -> str:
-    """'local' builds (once) and serves a DB from scan-config/trivy-advisories.yaml;
-    'public' leaves Trivy's default; anything else is a mirror reference."""
-    if choice == "public":
-        return ""
-    if choice == "local":
-        source = settings.scan_config / "trivy-advisories.yaml"
-        advisories = load_advisories(source) if source.is_file() else ()
-        return ensure_local_db(settings, advisories)
-    return choice
-
-
-def scan_settings(settings: Settings, db: str, ignore_unfixed: bool) -> ScanSettings:
+def scan_settings(settings: Settings, db: VulnDbSpec, ignore_unfixed: bool) -> ScanSettings:
     return ScanSettings(
-        cache_dir=settings.cache / "trivy",
-        db_repository=trivy_db_reference(db, settings),
-        ignore_unfixed=ignore_unfixed,
+        cache_dir=settings.cache / "trivy", vuln_db=db, ignore_unfixed=ignore_unfixed
     )
 
 
@@ -90,12 +87,12 @@ def raise_for(run: ScanRun) -> None:
     type=click.Choice(sorted(SCANNERS)),
     help="Scanners to run (repeatable; default: dockle and trivy).",
 )
+@vuln_db_option
 @click.option(
-    "--trivy-db",
-    default="local",
-    show_default=True,
-    help="'local' (built from scan-config/trivy-advisories.yaml, served by the local "
-    "registry), 'public' (Trivy's default), or a mirror reference.",
+    "--offline",
+    is_flag=True,
+    help="Never touch the network for the vulnerability DB: scan with the debian-archive "
+    "feed already cached (its age is judged against the policy as always).",
 )
 @click.option("--ignore-unfixed", is_flag=True, help="Trivy: hide vulnerabilities with no fix.")
 @click.option("--jobs", "-j", type=click.IntRange(1, 16), default=2, show_default=True)
@@ -109,7 +106,8 @@ def scan_cmd(
     fmt: str,
     output: Path | None,
     scanners: tuple[str, ...],
-    trivy_db: str,
+    vuln_db: str | None,
+    offline: bool,
     ignore_unfixed: bool,
     jobs: int,
     flavour: str,
@@ -128,10 +126,12 @@ def scan_cmd(
         raise InputError([Problem("IMAGE", "-", "give at least one image or --input FILE")])
     if output is not None and output.exists() and output.is_dir():
         raise InputError([Problem("--output", str(output), "is a directory, expected a file")])
-    chosen = make_scanners(
-        scanners or DEFAULT_SCANNERS, scan_settings(settings, trivy_db, ignore_unfixed)
-    )
     config = ScanConfig.in_dir(settings.scan_config, policy)
+    plan = quiet_plan(settings)
+    db = vuln_db_spec(vuln_db, settings, load_policy(config.policy), plan=plan, update=not offline)
+    chosen = make_scanners(
+        scanners or DEFAULT_SCANNERS, scan_settings(settings, db, ignore_unfixed)
+    )
     resolved = resolve_all(images, tarballs)
     try:
         run = scan_images(
@@ -142,6 +142,7 @@ def scan_cmd(
             jobs=jobs,
             today=dt.datetime.now(dt.UTC).date(),
             check_updates=not no_update_check,
+            postgres_eol=plan.postgres_eol if plan is not None else None,
         )
     finally:
         release(resolved)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -19,6 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pipeline.compliance.native import catalogue
 from pipeline.errors import PolicyError, Problem
 from pipeline.models.compliance import (
+    RAN_CLAIR,
+    RAN_DOCKLE,
+    RAN_TRIVY_PACKAGES,
     Control,
     Controls,
     Evidence,
@@ -72,6 +75,7 @@ class _Control(_Strict):
     automated: bool
     mandatory: bool
     evidence: _Evidence = _Evidence()
+    requires: list[NonEmpty] = []  # each "key" or "key | key" (alternatives)
     reason: str = ""
     note: str = ""
 
@@ -109,10 +113,23 @@ class _Native(_Strict):
     require_numeric_user: bool = True
 
 
+class _VulnDb(_Strict):
+    source: Literal["auto", "public", "mirror", "debian-archive"] = "auto"
+    mirror: str = ""  # OCI reference of a Trivy DB copy (source mirror, or auto's fallback)
+    max_age_hours: float = Field(default=36.0, gt=0, le=24 * 30)
+
+    @model_validator(mode="after")
+    def _mirror_named(self) -> _VulnDb:
+        if self.source == "mirror" and not self.mirror:
+            raise ValueError("source mirror needs 'mirror: REF'")
+        return self
+
+
 class _PolicyFile(_Strict):
     version: int = Field(ge=1, le=1)
     block: _Block = _Block()
     native: _Native = _Native()
+    vulnerability_db: _VulnDb = _VulnDb()
 
 
 # ---------------------------------------------------------------- waivers.yaml
@@ -168,6 +185,36 @@ def _validate(model: type[M], data: Any, source: str) -> M:
         raise PolicyError(problems) from err
 
 
+def _requirement_problems(key: str) -> str:
+    """Why `key` cannot be a `requires` entry ("" when it can)."""
+    scanner, _, detail = key.partition(":")
+    if key in {RAN_DOCKLE, RAN_CLAIR, RAN_TRIVY_PACKAGES}:
+        return ""
+    if scanner == "trivy" and detail in {c.value for c in TrivyClass}:
+        return ""
+    if scanner == "native":
+        return "" if detail in catalogue() else f"unknown native check {detail!r}"
+    return (
+        f"unknown evidence {key!r} (known: dockle, clair, trivy:packages, trivy:<class>, "
+        "native:<check id>)"
+    )
+
+
+def _requires(
+    items: list[str], where: str, source: str, problems: list[Problem]
+) -> tuple[tuple[str, ...], ...]:
+    groups = []
+    for n, item in enumerate(items):
+        group = tuple(k.strip() for k in item.split("|") if k.strip())
+        for key in group:
+            reason = _requirement_problems(key)
+            if reason:
+                problems.append(Problem(source, f"{where}.requires.{n}", reason))
+        if group:
+            groups.append(group)
+    return tuple(groups)
+
+
 def _to_controls(doc: _ControlsFile, source: str) -> Controls:
     problems: list[Problem] = []
     seen: set[str] = set()
@@ -193,8 +240,11 @@ def _to_controls(doc: _ControlsFile, source: str) -> Controls:
             )
         if not c.automated and c.mandatory:
             problems.append(Problem(source, f"{where}.mandatory", "a manual control cannot block"))
+        if not c.automated and c.requires:
+            problems.append(Problem(source, f"{where}.requires", "a manual control has none"))
+        requires = _requires(c.requires, where, source, problems)
         controls.append(
-            Control(c.id, c.title, c.automated, c.mandatory, evidence, c.reason, c.note)
+            Control(c.id, c.title, c.automated, c.mandatory, evidence, c.reason, c.note, requires)
         )
     if problems:
         raise PolicyError(problems)
@@ -229,6 +279,9 @@ def parse_policy(data: Any, source: str = "policy.yaml") -> Policy:
         dockle_severity=doc.block.dockle_severity,
         block_on_mandatory_controls=doc.block.mandatory_controls,
         native=native,
+        vuln_db_source=doc.vulnerability_db.source,
+        vuln_db_mirror=doc.vulnerability_db.mirror,
+        max_db_age=dt.timedelta(hours=doc.vulnerability_db.max_age_hours),
     )
 
 

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Sequence
 
 from pipeline.compliance import waivers as waiver_rules
+from pipeline.compliance.evidence import Observed, observe
 from pipeline.compliance.mapping import assess_control, blocks_by_itself, controls_for, describe
 from pipeline.models.compliance import (
     AssessedFinding,
@@ -27,6 +28,7 @@ from pipeline.models.compliance import (
     VerdictStatus,
     Waiver,
 )
+from pipeline.models.provenance import ScanProvenance
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +73,13 @@ def _assess_controls(
     waivers: Sequence[Waiver],
     today: dt.date,
     expired: dict[str, None],
+    observed: Observed,
 ) -> tuple[ControlResult, ...]:
     results = []
     for control in controls.controls:
         match = waiver_rules.for_control(waivers, scan.image, control.id, today)
         note = waiver_rules.active_note(match.active) if match.active else ""
-        result = assess_control(control, scan, findings, policy, note)
+        result = assess_control(control, scan, findings, policy, note, observed)
         if match.expired and result.status in {
             ControlStatus.FAIL,
             ControlStatus.ERROR,
@@ -93,8 +96,10 @@ def judge_image(
     policy: Policy,
     waivers: Sequence[Waiver],
     today: dt.date,
+    provenance: ScanProvenance | None = None,
 ) -> ImageVerdict:
-    """The verdict for one image."""
+    """The verdict for one image. `provenance` (scanners, DB and when the scan ran) decides
+    whether the vulnerability evidence counts; without it, it does not."""
     expired: dict[str, None] = {}
     findings = _assess_findings(
         scan, controls=controls, policy=policy, waivers=waivers, today=today, expired=expired
@@ -107,6 +112,7 @@ def judge_image(
         waivers=waivers,
         today=today,
         expired=expired,
+        observed=observe(scan, provenance, policy),
     )
     reasons = [f"{e.source.value} failed: {e.message}" for e in scan.errors]
     reasons += [
@@ -147,6 +153,7 @@ def judge_image(
         waived=tuple(dict.fromkeys(waived)),
         expired_waivers=tuple(expired),
         digest=scan.digest,
+        os=scan.os,
     )
 
 
@@ -156,9 +163,10 @@ def evaluate(
     policy: Policy,
     waivers: Sequence[Waiver],
     today: dt.date,
+    provenance: ScanProvenance | None = None,
 ) -> GateReport:
     """Judge every image; the report passes only if every image passes."""
-    verdicts = tuple(judge_image(s, controls, policy, waivers, today) for s in images)
+    verdicts = tuple(judge_image(s, controls, policy, waivers, today, provenance) for s in images)
     applied = " | ".join(
         [af.waived_by for v in verdicts for af in v.findings]
         + [w for v in verdicts for r in v.controls for w in r.waivers]
@@ -174,4 +182,5 @@ def evaluate(
         policy=policy,
         expired_waivers=waiver_rules.all_expired(waivers, today),
         unused_waivers=unused,
+        provenance=provenance,
     )

@@ -1,10 +1,12 @@
 """Findings -> CIS/DISA controls, and each control's status for one image.
 
 The control catalogue names, per control, the Dockle codes, Trivy classes (and check ids),
-Clair classes and native checks that are its evidence. A finding maps to every control
-whose evidence it matches. A control passes only when at least one of its evidence
-sources actually ran and nothing that counts against it was found: "no scanner looked" is
-`unverified`, "a scanner it needs crashed" is `error`, never `pass`.
+Clair classes and native checks that are its evidence, and what evidence it `requires`.
+A finding maps to every control whose evidence it matches. A control passes only when
+every source it requires ran *and could see the problem* (`pipeline.compliance.evidence`)
+- or, for a control that requires nothing in particular, when at least one of its
+sources did - and nothing that counts against it was found: "no scanner looked" or "the
+scanner was blind" is `unverified`, "a scanner it needs crashed" is `error`, never `pass`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from pipeline.compliance.evidence import Observed, observe
 from pipeline.models.compliance import (
     RAN_CLAIR,
     RAN_DOCKLE,
@@ -125,22 +128,57 @@ def describe(finding: Finding) -> str:
     return f"{what}: {'; '.join(items)}" if items else what
 
 
+def _absent(key: str, scan: ImageScan) -> str:
+    return "did not run" if key not in scan.ran else "cannot see"
+
+
+def _unmet(control: Control, observed: Observed, scan: ImageScan) -> list[str]:
+    """One line per required group that no source satisfies, saying why."""
+    lines = []
+    for group in control.requires:
+        if any(observed.has(key, control) for key in group):
+            continue
+        why = [f"{key}: {observed.why(key) or _absent(key, scan)}" for key in group]
+        lines.append(f"requires {' | '.join(group)}; " + "; ".join(why))
+    return lines
+
+
+def _blind_notes(control: Control, observed: Observed, sources: frozenset[str]) -> list[str]:
+    """Sources of this control that ran but were not counted, and why."""
+    notes = [
+        f"{key} not counted: {observed.why(key)}"
+        for key in sorted(sources | {k for g in control.requires for k in g})
+        if observed.why(key) and key != RAN_DOCKLE
+    ]
+    notes += [
+        f"dockle {code} not counted: {observed.why(f'{RAN_DOCKLE}:{code}')}"
+        for code in control.evidence.dockle
+        if observed.why(f"{RAN_DOCKLE}:{code}")
+    ]
+    return notes
+
+
 def assess_control(
     control: Control,
     scan: ImageScan,
     findings: Sequence[AssessedFinding],
     policy: Policy,
     control_waiver: str = "",
+    observed: Observed | None = None,
 ) -> ControlResult:
-    """The status of one control for one image; `control_waiver` describes an active waiver."""
+    """The status of one control for one image; `control_waiver` describes an active waiver.
+    `observed` is what could see (`evidence.observe`); without it nothing about the
+    vulnerability DB is known, so vulnerability evidence does not count."""
     if not control.automated:
         return ControlResult(control, ControlStatus.MANUAL, (f"manual: {control.reason}",))
+    observed = observed if observed is not None else observe(scan, None, policy)
     mapped = [af for af in findings if control.id in af.controls]
     counting = [af for af in mapped if counts_against(af.finding, policy)]
     unwaived = [af for af in counting if not af.waived]
     sources = sources_of(control)
     errors = [e for e in scan.errors if e.source in {scanner_of(k) for k in sources}]
-    ran = sorted(sources & scan.ran)
+    ran = sorted(k for k in sources if observed.has(k, control))
+    unmet = _unmet(control, observed, scan)
     evidence = [describe(af.finding) for af in counting]
     evidence += [
         f"{af.finding.id} (not counted): {describe(af.finding)}"
@@ -148,9 +186,10 @@ def assess_control(
         if af not in counting and af.finding.kind != Kind.VULNERABILITY
     ]
     evidence += [f"{e.source.value} failed: {e.message}" for e in errors]
+    evidence += _blind_notes(control, observed, sources)
     waivers = tuple(sorted({af.waived_by for af in counting if af.waived}))
     ids = tuple(dict.fromkeys(af.finding.id for af in counting))
-    if control_waiver and (unwaived or errors or not ran):
+    if control_waiver and (unwaived or errors or not ran or unmet):
         waivers = (*waivers, control_waiver)
         return ControlResult(control, ControlStatus.WAIVED, tuple(evidence), ids, waivers)
     if unwaived:
@@ -159,13 +198,10 @@ def assess_control(
         return ControlResult(control, ControlStatus.ERROR, tuple(evidence), ids, waivers)
     if counting:
         return ControlResult(control, ControlStatus.WAIVED, tuple(evidence), ids, waivers)
-    if not ran:
+    if not ran or unmet:
         needed = ", ".join(sorted(sources))
-        return ControlResult(
-            control,
-            ControlStatus.UNVERIFIED,
-            (*evidence, f"no evidence source ran (needs one of: {needed})"),
-        )
+        missing = unmet or [f"no evidence source ran and could see (needs one of: {needed})"]
+        return ControlResult(control, ControlStatus.UNVERIFIED, (*evidence, *missing))
     below = sum(1 for af in mapped if af.finding.kind == Kind.VULNERABILITY)
     if below:
         evidence.append(f"{below} vulnerabilities below the blocking threshold")

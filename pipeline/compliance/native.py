@@ -15,7 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-from pipeline.compliance import native_config, native_files, native_packages, native_users
+from pipeline.compliance import (
+    native_config,
+    native_eol,
+    native_files,
+    native_packages,
+    native_users,
+)
 from pipeline.compliance.imagefs import ImageFilesystem, load_image_filesystem
 from pipeline.compliance.native_base import (
     CheckContext,
@@ -36,6 +42,7 @@ CHECKS: tuple[NativeCheck, ...] = (
     *native_config.CHECKS,
     *native_packages.CHECKS,
     *native_files.CHECKS,
+    *native_eol.CHECKS,
 )
 
 

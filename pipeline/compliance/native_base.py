@@ -7,6 +7,7 @@ caller gave it no evidence (then its controls are "unverified", never "pass").
 
 from __future__ import annotations
 
+import datetime as dt
 import fnmatch
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -68,6 +69,10 @@ class NativeInputs:
     updates: UpdateEvidence | None = None  # None: CIS-4.4's native evidence is missing
     known_base_digests: frozenset[str] | None = None  # bases Drydock built (None: not known)
     bootstrapped: bool = False  # built from a verified Debian rootfs, not FROM another image
+    # PostgreSQL major -> end-of-life date (images/postgresql.yaml), and the date to judge
+    # by; None: the end-of-life check has nothing to judge by and does not run.
+    postgres_eol: tuple[tuple[int, dt.date], ...] | None = None
+    today: dt.date | None = None
 
 
 @dataclass(frozen=True)

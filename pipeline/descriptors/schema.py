@@ -7,10 +7,13 @@ from Debian packages), `operand` (PostgreSQL: majors x releases x flavours) and
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from pipeline.models.excludes import DPKG_EXCLUDES
 
 RELEASES = ("bullseye", "bookworm", "trixie")
 # Debian's own PostgreSQL: one major per release (all reachable from a plain Debian mirror).
@@ -21,6 +24,8 @@ PGDG_MAJORS = frozenset(range(13, 19))
 Release = Literal["bullseye", "bookworm", "trixie"]
 NAME_RE = r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$"
 DIGEST_REF_RE = re.compile(r"^[a-z0-9.:/_-]+(:[\w.-]+)?@sha256:[0-9a-f]{64}$")
+# A Debian package name (policy 5.6.7), optionally with the `{major}` placeholder.
+PackageName = Annotated[str, Field(pattern=r"^([a-z0-9]|\{major\})([a-z0-9+.-]|\{major\})+$")]
 
 
 class Strict(BaseModel):
@@ -54,11 +59,33 @@ class BaseDescriptor(Strict):
     max_age_hours: Annotated[float, Field(gt=0)] = 168.0
     mirror: str = ""  # "" = the Debian mirror the host's apt sources name
     security_mirror: str = ""
+    # Release -> the day its security support (LTS included) ends; past it the release is
+    # retired: nothing is built on it, `drydock plan` lists it with the date.
+    end_of_life: dict[Release, dt.date] = {}
 
 
 class Flavour(Strict):
     description: str
-    packages: Annotated[list[str], Field(min_length=1)]
+    packages: Annotated[list[PackageName], Field(min_length=1)]
+    # Another flavour of the same major and release this one is built FROM (its packages
+    # are installed once, in that image); None: built on the Debian base.
+    base: Annotated[str, Field(pattern=NAME_RE)] | None = None
+    # dpkg path-exclude groups (pipeline.models.excludes) this flavour's installs leave
+    # out; a flavour built on another keeps that one's exclusions too.
+    exclude: list[str] = []
+
+    @field_validator("exclude")
+    @classmethod
+    def _known_groups(cls, value: list[str]) -> list[str]:
+        unknown = [g for g in value if g not in DPKG_EXCLUDES]
+        if unknown:
+            raise ValueError(
+                f"unknown exclude group(s) {', '.join(unknown)} "
+                f"(known: {', '.join(sorted(DPKG_EXCLUDES))})"
+            )
+        if len(set(value)) != len(value):
+            raise ValueError("an exclude group is listed twice")
+        return value
 
 
 class PgdgSource(Strict):
@@ -83,6 +110,9 @@ class OperandDescriptor(Strict):
     majors: Annotated[list[Major], Field(min_length=1)]
     pgdg: PgdgSource | None = None
     base: BaseRef | None = None
+    # Major -> the day the PostgreSQL project stops supporting it; past it the major is
+    # retired (not built) and fails DISA 2.15 in any image that still holds it.
+    end_of_life: dict[int, dt.date] = {}
 
 
 class App(Strict):
@@ -99,7 +129,7 @@ class OperatorDescriptor(Strict):
     release: Release
     user: User
     app: App
-    packages: list[str] = []
+    packages: list[PackageName] = []
     base: BaseRef | None = None
 
 

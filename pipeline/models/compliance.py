@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from pipeline.models.findings import Finding, Kind, Severity, Source
+from pipeline.models.provenance import DEFAULT_MAX_DB_AGE, OsFacts, ScanProvenance
 
 
 class TrivyClass(StrEnum):
@@ -22,6 +23,7 @@ class TrivyClass(StrEnum):
     VULNERABILITY = "vulnerability"
     SECRET = "secret"  # noqa: S105 - a Trivy class, not a password
     MISCONFIGURATION = "misconfiguration"
+    EOL = "eol"  # Trivy says the OS release is past its end of support (EOSL)
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,10 @@ class Control:
     evidence: Evidence = Evidence()
     reason: str = ""  # why a manual control cannot be automated
     note: str = ""  # what the automated evidence covers, when it covers only part
+    # Evidence that must all be there (each group: one of its `ran` keys), beyond "some
+    # source ran": e.g. (("trivy:vulnerability", "clair"), ("native:DD-PENDING-UPDATES",)).
+    # Empty: any one source of `evidence` that ran and could see is enough.
+    requires: tuple[tuple[str, ...], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -106,6 +112,12 @@ class Policy:
     dockle_severity: Severity = Severity.MEDIUM  # Dockle WARN and FATAL
     block_on_mandatory_controls: bool = True
     native: NativeSettings = NativeSettings()
+    # The vulnerability DB: where it comes from (auto, public, mirror, debian-archive), the
+    # mirror reference, and how old it may be before the vulnerability controls are
+    # unverified.
+    vuln_db_source: str = "auto"
+    vuln_db_mirror: str = ""
+    max_db_age: dt.timedelta = DEFAULT_MAX_DB_AGE
 
 
 @dataclass(frozen=True)
@@ -144,6 +156,14 @@ class ScannerError:
 # Names for `ImageScan.ran`: which evidence sources actually ran for an image.
 RAN_DOCKLE = "dockle"
 RAN_CLAIR = "clair"
+# Trivy found the OS and read a non-empty package database: package-based controls can
+# be judged. Granted by the gate from `ImageScan.os`, never reported by a scanner.
+RAN_TRIVY_PACKAGES = "trivy:packages"
+
+
+def ran_dockle(code: str) -> str:
+    """A Dockle checkpoint, named in `ImageScan.blind` when Dockle cannot evaluate it."""
+    return f"dockle:{code}"
 
 
 def ran_trivy(cls: TrivyClass) -> str:
@@ -172,6 +192,10 @@ class ImageScan:
     ran: frozenset[str] = frozenset()  # RAN_DOCKLE, ran_trivy(...), ran_native(...)
     errors: tuple[ScannerError, ...] = ()
     digest: str = ""
+    os: OsFacts | None = None  # what Trivy saw of the OS and its packages (None: not run)
+    # Sources that ran but could not see a problem, with why: (key, reason), e.g.
+    # ("dockle:DKL-DI-0006", "no tag in a docker-save archive").
+    blind: tuple[tuple[str, str], ...] = ()
 
 
 class ControlStatus(StrEnum):
@@ -180,7 +204,7 @@ class ControlStatus(StrEnum):
     WAIVED = "waived"
     MANUAL = "manual"
     ERROR = "error"  # a scanner it depends on failed
-    UNVERIFIED = "unverified"  # none of its evidence sources ran
+    UNVERIFIED = "unverified"  # an evidence source it requires did not run or could not see
 
 
 @dataclass(frozen=True)
@@ -231,6 +255,7 @@ class ImageVerdict:
     waived: tuple[str, ...] = ()  # what was waived, with the waiver
     expired_waivers: tuple[str, ...] = ()  # "... expired on 2026-01-31"
     digest: str = ""
+    os: OsFacts | None = None  # what Trivy saw of the OS and packages (None: not scanned)
 
     @property
     def passed(self) -> bool:
@@ -244,6 +269,7 @@ class GateReport:
     policy: Policy = field(default_factory=Policy)
     expired_waivers: tuple[str, ...] = ()  # every expired waiver in the file
     unused_waivers: tuple[str, ...] = ()  # valid waivers that matched nothing: clean them up
+    provenance: ScanProvenance | None = None  # scanners, versions, vulnerability DB and age
 
     @property
     def passed(self) -> bool:
@@ -258,6 +284,7 @@ class GateReport:
 __all__ = [
     "RAN_CLAIR",
     "RAN_DOCKLE",
+    "RAN_TRIVY_PACKAGES",
     "AssessedFinding",
     "Control",
     "ControlResult",
@@ -276,6 +303,7 @@ __all__ = [
     "VerdictStatus",
     "Waiver",
     "ran_by",
+    "ran_dockle",
     "ran_native",
     "ran_trivy",
 ]

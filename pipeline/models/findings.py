@@ -37,6 +37,7 @@ class Kind(StrEnum):
     SECRET = "secret"  # noqa: S105 - a finding kind, not a password
     MISCONFIGURATION = "misconfiguration"
     CHECKPOINT = "checkpoint"  # a Dockle checkpoint or a native check
+    EOL = "eol"  # the image's OS release is past its end of support (Trivy's EOSL)
 
 
 class Status(StrEnum):

@@ -6,6 +6,7 @@ validated; nothing downstream reads YAML again.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -44,10 +45,26 @@ class Target:
     packages: tuple[str, ...] = ()
     base: str = ""  # name of the base target, or a registry reference pinned by digest
     depends_on: tuple[str, ...] = ()
+    # Built FROM another image target of the plan (a flavour on another flavour): its name
+    # (also `base`), its flavour, and the packages it installs, so the version lock covers
+    # everything the image holds.
+    parent: str = ""
+    parent_flavour: str = ""
+    inherited_packages: tuple[str, ...] = ()
+    excludes: tuple[str, ...] = ()  # dpkg path-exclude groups in effect (own and inherited)
     params: tuple[tuple[str, str], ...] = ()  # extra template values (sorted, hashable)
 
     def param(self, key: str, default: str = "") -> str:
         return dict(self.params).get(key, default)
+
+
+@dataclass(frozen=True)
+class Retired:
+    """A target the descriptors describe but that is no longer built: past end of life."""
+
+    name: str  # the target it would have been, e.g. "postgresql-13-minimal-bullseye"
+    reason: str  # "PostgreSQL 13 reached end of life on 2025-11-13"
+    since: dt.date  # the earliest end-of-life date that retired it
 
 
 @dataclass(frozen=True)
@@ -58,6 +75,17 @@ class Plan:
     base_max_age_hours: float = 168.0
     mirror: str = ""  # Debian mirror URL, "" = use the host's apt sources
     descriptors: tuple[str, ...] = field(default=())
+    retired: tuple[Retired, ...] = ()
+    # PostgreSQL major -> end of life, from the operand descriptors (DISA 2.15).
+    postgres_eol: tuple[tuple[int, dt.date], ...] = ()
+
+    @property
+    def releases(self) -> tuple[str, ...]:
+        """The Debian releases the plan builds on, in plan order."""
+        return tuple(dict.fromkeys(t.release for t in self.targets))
+
+    def retired_reason(self, name: str) -> str:
+        return next((r.reason for r in self.retired if r.name == name), "")
 
     def __iter__(self) -> Iterator[Target]:
         return iter(self.targets)
@@ -86,10 +114,28 @@ class Plan:
             self.base_max_age_hours,
             self.mirror,
             self.descriptors,
+            self.retired,
+            self.postgres_eol,
         )
 
+    def families(self) -> list[list[str]]:
+        """The image targets grouped with the targets built on them (a flavour on another
+        flavour), each group in plan order: what must stay together on one machine."""
+        groups: dict[str, list[str]] = {}
+        for t in self.targets:
+            if t.kind is Kind.BASE:
+                continue
+            root = t
+            while root.parent:
+                root = self.get(root.parent)
+            groups.setdefault(root.name, []).append(t.name)
+        return list(groups.values())
+
     def shard(self, index: int, count: int) -> Plan:
-        """Shard index of count (1-based, round-robin over the non-base targets) plus the
-        bases those targets need: how CI fans a nightly out over several machines."""
-        images = [t.name for t in self.targets if t.kind is not Kind.BASE]
-        return self.select(tuple(n for k, n in enumerate(images) if k % count == index - 1))
+        """Shard index of count (1-based, round-robin over the families of image targets)
+        plus the bases those targets need: how CI fans a nightly out over several machines.
+        A flavour built on another stays in that one's shard, so no image is built twice."""
+        families = self.families()
+        return self.select(
+            tuple(n for k, group in enumerate(families) if k % count == index - 1 for n in group)
+        )

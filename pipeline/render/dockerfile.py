@@ -14,11 +14,15 @@ from pathlib import Path
 import jinja2
 
 from pipeline.errors import DescriptorError, Problem
+from pipeline.models.excludes import EXCLUDES_FILE, exclude_lines
 from pipeline.models.targets import Target
 
 SOURCE_URL = "https://example.invalid/drydock"  # overridable per run; no machine names
+# One apt download cache per Debian release, shared by every build of that release (a
+# package is downloaded once however many images install it). `namespace` keeps apart
+# pipelines that must not share one (the build benchmark's cold sides).
 APT_CACHE_MOUNT = (
-    "--mount=type=cache,target=/var/cache/apt/archives,sharing=locked,id=apt-{release} "
+    "--mount=type=cache,target=/var/cache/apt/archives,sharing=locked,id={namespace}apt-{release} "
 )
 # With a cache mount the downloaded .debs must survive the RUN: the base's docker-clean
 # hook (which deletes them) is set aside for the duration and put back afterwards.
@@ -42,6 +46,7 @@ class RenderOptions:
     buildkit: bool = False  # add apt cache mounts (BuildKit only)
     source_url: str = SOURCE_URL
     app_requirement: str = ""  # operator: the distribution name pip installs
+    cache_namespace: str = ""  # prefix of the apt cache mount's id
 
 
 def _environment(templates_dir: Path) -> jinja2.Environment:
@@ -66,10 +71,14 @@ def render(target: Target, options: RenderOptions, templates_dir: Path) -> str:
             source_url=options.source_url,
             app_requirement=options.app_requirement,
             cache_mount=(
-                APT_CACHE_MOUNT.format(release=target.release) if options.buildkit else ""
+                APT_CACHE_MOUNT.format(namespace=options.cache_namespace, release=target.release)
+                if options.buildkit
+                else ""
             ),
             apt_keep=APT_KEEP if options.buildkit else "",
             apt_done=APT_RESTORE if options.buildkit else "apt-get clean",
+            dpkg_excludes=exclude_lines(target.excludes),
+            excludes_file=EXCLUDES_FILE,
         )
     except jinja2.TemplateNotFound as err:
         raise DescriptorError(

@@ -12,6 +12,7 @@ from typing import ClassVar
 import jinja2
 
 from pipeline.models.compliance import AssessedFinding, GateReport, ImageVerdict
+from pipeline.report import provenance
 from pipeline.report.base import Renderer, counts_text, slug
 from pipeline.report.html_template import TEMPLATE
 
@@ -22,6 +23,7 @@ class _ImageView:
     anchor: str
     counts: str
     findings: tuple[AssessedFinding, ...]
+    os: str
 
 
 def _environment() -> jinja2.Environment:
@@ -50,7 +52,15 @@ class HtmlRenderer(Renderer):
                 verdict.findings,
                 key=lambda af: (not af.blocking, not af.controls, -af.finding.severity.rank),
             )
-            views.append(_ImageView(verdict, anchor, counts_text(verdict), tuple(ordered)))
+            views.append(
+                _ImageView(
+                    verdict,
+                    anchor,
+                    counts_text(verdict),
+                    tuple(ordered),
+                    provenance.os_text(verdict),
+                )
+            )
         template = _environment().from_string(TEMPLATE)
         return template.render(
             verdict=report.verdict,
@@ -59,4 +69,5 @@ class HtmlRenderer(Renderer):
             expired_waivers=report.expired_waivers,
             unused_waivers=report.unused_waivers,
             images=views,
+            provenance=provenance.lines(report),
         )

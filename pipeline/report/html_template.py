@@ -52,6 +52,7 @@ details summary { cursor:pointer; font-weight:600; margin:8px 0; }
 Guide 2.x, {{ date }}. Blocking: {{ policy.vulnerability_severity.value }}+ vulnerabilities
 {%- if policy.ignore_unfixed %} with a fix{% endif %}, Dockle
 {{ policy.dockle_severity.value }}+ (WARN/FATAL), failing mandatory controls.</p>
+<ul class="provenance">{% for line in provenance %}<li>{{ line }}</li>{% endfor %}</ul>
 
 <table class="summary">
 <thead><tr><th>Image</th><th>Verdict</th><th>Controls</th><th>Blocking reasons</th></tr></thead>
@@ -79,6 +80,7 @@ Guide 2.x, {{ date }}. Blocking: {{ policy.vulnerability_severity.value }}+ vuln
 <h2>{{ v.verdict.image }}
   <span class="badge s-{{ v.verdict.status.value }}">{{ v.verdict.status.value }}</span></h2>
 {%- if v.verdict.digest %}<p class="muted">{{ v.verdict.digest }}</p>{% endif %}
+<p class="muted os">{{ v.os }}</p>
 {%- if v.verdict.reasons %}
 <h3>Why it does not pass</h3>
 <ul class="reasons">{% for r in v.verdict.reasons %}<li>{{ r }}</li>{% endfor %}</ul>

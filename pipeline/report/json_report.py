@@ -1,8 +1,10 @@
 """The JSON report: the machine contract other tools (and later runs) read.
 
-Top level `verdict` is "pass" or "fail"; per image, `controls` (id, status, evidence) and
-`findings` (id, source, severity, controls, waived, ...) plus scanner errors, so a reader
-can see why an image was or was not published without re-running anything.
+Top level `verdict` is "pass" or "fail" and `provenance` (each scanner and its version,
+the vulnerability DB's source, build time, age and advisory count per platform); per
+image, what Trivy saw of its OS, `controls` (id, status, evidence) and `findings` (id,
+source, severity, controls, waived, ...) plus scanner errors, so a reader can see why an
+image was or was not published without re-running anything.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pipeline.models.compliance import (
     ImageVerdict,
     Policy,
 )
+from pipeline.report import provenance
 from pipeline.report.base import Renderer
 
 SCHEMA = "drydock.gate/v1"
@@ -63,6 +66,17 @@ def _image(verdict: ImageVerdict) -> dict[str, Any]:
         "image": verdict.image,
         "digest": verdict.digest,
         "status": verdict.status.value,
+        "os": (
+            {
+                "family": verdict.os.family,
+                "version": verdict.os.version,
+                "platform": verdict.os.platform,
+                "packages": verdict.os.packages,
+                "end_of_support": verdict.os.eosl,
+            }
+            if verdict.os is not None
+            else None
+        ),
         "reasons": list(verdict.reasons),
         "controls": [_control(r) for r in verdict.controls],
         "findings": [_finding(af) for af in verdict.findings],
@@ -80,6 +94,8 @@ def _policy(policy: Policy) -> dict[str, Any]:
         "ignore_unfixed": policy.ignore_unfixed,
         "dockle_severity": policy.dockle_severity.value,
         "block_on_mandatory_controls": policy.block_on_mandatory_controls,
+        "vulnerability_db_source": policy.vuln_db_source,
+        "max_db_age_hours": round(policy.max_db_age.total_seconds() / 3600, 2),
     }
 
 
@@ -90,6 +106,7 @@ def to_document(report: GateReport) -> dict[str, Any]:
         "verdict": report.verdict,
         "date": report.today.isoformat(),
         "policy": _policy(report.policy),
+        "provenance": provenance.document(report),
         "expired_waivers": list(report.expired_waivers),
         "unused_waivers": list(report.unused_waivers),
         "images": [_image(v) for v in report.images],

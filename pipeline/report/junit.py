@@ -11,6 +11,7 @@ from typing import ClassVar
 from xml.etree import ElementTree as ET
 
 from pipeline.models.compliance import ControlResult, ControlStatus, GateReport, ImageVerdict
+from pipeline.report import provenance
 from pipeline.report.base import Renderer
 
 
@@ -36,8 +37,20 @@ def _control_case(suite: ET.Element, image: str, r: ControlResult) -> None:
         ET.SubElement(case, "system-out").text = text
 
 
-def _suite(root: ET.Element, verdict: ImageVerdict) -> None:
+def _properties(suite: ET.Element, report: GateReport, verdict: ImageVerdict) -> None:
+    props = ET.SubElement(suite, "properties")
+    values = [
+        ("scanners", provenance.scanners_text(report)),
+        ("vulnerability-db", provenance.db_text(report)),
+        ("os", provenance.os_text(verdict)),
+    ]
+    for name, value in values:
+        ET.SubElement(props, "property", {"name": name, "value": value})
+
+
+def _suite(root: ET.Element, verdict: ImageVerdict, report: GateReport) -> None:
     suite = ET.SubElement(root, "testsuite", {"name": verdict.image})
+    _properties(suite, report, verdict)
     for r in verdict.controls:
         _control_case(suite, verdict.image, r)
     gate = _case(suite, verdict.image, "gate")
@@ -62,7 +75,7 @@ class JunitRenderer(Renderer):
     def render(self, report: GateReport) -> str:
         root = ET.Element("testsuites", {"name": "drydock-compliance-gate"})
         for verdict in report.images:
-            _suite(root, verdict)
+            _suite(root, verdict, report)
         for attr in ("tests", "failures", "errors", "skipped"):
             root.set(attr, str(sum(int(s.get(attr, "0")) for s in root.findall("testsuite"))))
         ET.indent(root)

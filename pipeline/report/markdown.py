@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from pipeline.models.compliance import ControlResult, GateReport, ImageVerdict
+from pipeline.report import provenance
 from pipeline.report.base import Renderer, counts_text
 
 ICON = {
@@ -39,6 +40,7 @@ def _image(verdict: ImageVerdict) -> list[str]:
     lines = [f"### {ICON[verdict.status.value]} `{verdict.image}` — {verdict.status.value}", ""]
     if verdict.digest:
         lines += [f"Scanned: `{verdict.digest}`", ""]
+    lines += [cell(provenance.os_text(verdict)), ""]
     if verdict.reasons:
         lines += ["**Why it does not pass**", ""]
         lines += [f"- {cell(r)}" for r in verdict.reasons]
@@ -93,6 +95,8 @@ class MarkdownRenderer(Renderer):
             "",
             f"Date {report.today.isoformat()}; blocking at {policy.vulnerability_severity.value}"
             f" vulnerabilities{fixable}, Dockle WARN/FATAL and failing mandatory controls.",
+            "",
+            *(f"{line}  " for line in provenance.lines(report)),
             "",
             "| Image | Verdict | Controls | Blocking reasons |",
             "|---|---|---|---|",

@@ -20,6 +20,7 @@ from pipeline.models.compliance import (
     GateReport,
     ImageVerdict,
 )
+from pipeline.report import provenance
 from pipeline.report.base import Renderer
 
 SARIF_SCHEMA = (
@@ -172,7 +173,12 @@ def to_sarif(report: GateReport) -> dict[str, Any]:
                         "name": "drydock",
                         "version": pipeline.__version__,
                         "rules": rules,
-                    }
+                    },
+                    # The scanners whose evidence the results rest on, with their versions.
+                    "extensions": [
+                        {"name": t.name, "version": t.version}
+                        for t in (report.provenance.scanners if report.provenance else ())
+                    ],
                 },
                 "invocations": [
                     {
@@ -181,7 +187,11 @@ def to_sarif(report: GateReport) -> dict[str, Any]:
                     }
                 ],
                 "results": results,
-                "properties": {"verdict": report.verdict, "date": report.today.isoformat()},
+                "properties": {
+                    "verdict": report.verdict,
+                    "date": report.today.isoformat(),
+                    "provenance": provenance.document(report),
+                },
             }
         ],
     }

@@ -79,10 +79,12 @@ class RegistrySettings(Protocol):
     def registry(self) -> str: ...  # "127.0.0.1:5000"
 
 
-def _check(advisory: Advisory, where: str) -> list[Problem]:
+def _check(
+    advisory: Advisory, where: str, majors: Mapping[str, str] = DEBIAN_MAJORS
+) -> list[Problem]:
     problems = []
-    if advisory.release not in DEBIAN_MAJORS:
-        known = ", ".join(DEBIAN_MAJORS)
+    if advisory.release not in majors:
+        known = ", ".join(majors)
         problems.append(Problem(where, "release", f"{advisory.release!r} is not one of {known}"))
     if advisory.urgency not in URGENCIES:
         problems.append(Problem(where, "urgency", f"{advisory.urgency!r} not in {URGENCIES}"))
@@ -109,16 +111,19 @@ def load_advisories(path: Path) -> tuple[Advisory, ...]:
     return advisories
 
 
-def tracker_files(advisories: Sequence[Advisory]) -> dict[str, Any]:
-    """Relative path -> JSON document, for the tracker layout (pure)."""
-    problems = [p for a in advisories for p in _check(a, a.id)]
+def tracker_files(
+    advisories: Sequence[Advisory], majors: Mapping[str, str] = DEBIAN_MAJORS
+) -> dict[str, Any]:
+    """Relative path -> JSON document, for the tracker layout (pure). `majors` maps the
+    release codenames the DB covers to their Debian major version."""
+    problems = [p for a in advisories for p in _check(a, a.id, majors)]
     if problems:
         raise InputError(problems)
     files: dict[str, Any] = {
         "distributions.json": {
             **{
                 code: {"major-version": major, "support": "security", "contact": ""}
-                for code, major in DEBIAN_MAJORS.items()
+                for code, major in majors.items()
             },
             "sid": {"major-version": "", "support": "", "contact": ""},
         }
@@ -155,12 +160,14 @@ def tracker_files(advisories: Sequence[Advisory]) -> dict[str, Any]:
     return files
 
 
-def write_tracker(vuln_cache: Path, advisories: Sequence[Advisory]) -> Path:
+def write_tracker(
+    vuln_cache: Path, advisories: Sequence[Advisory], majors: Mapping[str, str] = DEBIAN_MAJORS
+) -> Path:
     """Write the tracker layout under vuln_cache; returns the tracker directory."""
     root = vuln_cache / "vuln-list-debian" / "tracker"
     for sub in ("CVE", "DLA", "DSA"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    for rel, doc in tracker_files(advisories).items():
+    for rel, doc in tracker_files(advisories, majors).items():
         (root / rel).write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return root
 
@@ -183,16 +190,24 @@ def _archive(out_dir: Path, dest: Path) -> Path:
     return dest
 
 
-def build_local_db(advisories: Sequence[Advisory], workdir: Path) -> Path:
-    """Advisories -> <workdir>/db.tar.gz (trivy.db + metadata.json) via the real builder."""
+def build_db_files(
+    advisories: Sequence[Advisory], workdir: Path, majors: Mapping[str, str] = DEBIAN_MAJORS
+) -> Path:
+    """Advisories -> <workdir>/out/{trivy.db,metadata.json} via the real builder."""
     if not advisories:
         log.warning("building a Trivy DB with no advisories: it will report no vulnerabilities")
     vuln_cache, out = workdir / "vuln-cache", workdir / "out"
     for stale in (vuln_cache, out):  # the builder adds to an existing DB: start clean
         shutil.rmtree(stale, ignore_errors=True)
-    write_tracker(vuln_cache, advisories)
+    write_tracker(vuln_cache, advisories, majors)
     trivydb_tool.build_db(vuln_cache, out)
-    return _archive(out, workdir / "db.tar.gz")
+    shutil.rmtree(vuln_cache, ignore_errors=True)
+    return out
+
+
+def build_local_db(advisories: Sequence[Advisory], workdir: Path) -> Path:
+    """Advisories -> <workdir>/db.tar.gz (trivy.db + metadata.json) via the real builder."""
+    return _archive(build_db_files(advisories, workdir), workdir / "db.tar.gz")
 
 
 def is_plain_http(ref: str) -> bool:

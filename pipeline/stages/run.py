@@ -1,16 +1,17 @@
 """The whole pipeline: plan -> freshness -> build -> scan/gate -> publish -> sign -> catalogs.
 
 One direction, one record. The run reads what the release repository holds, builds only
-targets whose inputs changed, scans and gates what it built, stages every built image,
-promotes and signs only what passed, and regenerates the catalogs from the promoted
-images (a target that failed keeps its previous digest). Everything it decided is
-written to one JSON record and a Markdown summary.
+targets whose inputs changed, re-gates the published images of the others against
+today's vulnerability DB (rebuilding those with a fixable finding, `stages.regate`),
+scans and gates what it built, stages every built image, promotes and signs only what
+passed, and regenerates the catalogs from the promoted images (a target that failed keeps
+its previous digest, unless that digest failed today's gate with a fixable finding).
+Everything it decided is written to one JSON record and a Markdown summary.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -28,7 +29,7 @@ from pipeline.models.compliance import GateReport, VerdictStatus
 from pipeline.models.images import BuiltImage
 from pipeline.models.publish import PublishedImage
 from pipeline.models.targets import Kind, Plan, Target
-from pipeline.publish.current import Current, find_current
+from pipeline.publish.current import Current, find_current, pull_published
 from pipeline.publish.push import PushRetry, Release, publish, push_to_staging
 from pipeline.publish.sign import make_signer, sign_image
 from pipeline.publish.tags import tags_for
@@ -37,6 +38,8 @@ from pipeline.scan.base import Scanner
 from pipeline.settings import Settings
 from pipeline.stages.catalogs import publish_catalogs
 from pipeline.stages.promote import stage_record, write_staged
+from pipeline.stages.record import write_record
+from pipeline.stages.regate import ERROR, REBUILD, Regate, regate_published
 from pipeline.stages.scan import ScanConfig, ScanRun, ScanTarget, scan_images
 from pipeline.tools.cosign import locate_cosign
 from pipeline.tools.registry import RegistryClient
@@ -67,6 +70,7 @@ class RunOptions:
     today: dt.date | None = None
     stage_only: bool = False  # CI shards: stage and verify only; `drydock promote` follows
     rebuild: bool = False  # build even targets whose inputs equal the published image's
+    regate: bool = True  # gate unchanged published images again against today's DB
 
 
 @dataclass
@@ -78,6 +82,8 @@ class TargetOutcome:
     staged: str = ""
     published: str = ""
     signed: bool = False
+    regate: str = ""  # what re-gating the published image said, when it was re-gated
+    size: int = 0  # bytes, as the engine counts them; 0 when the image is not local
 
 
 @dataclass
@@ -94,6 +100,9 @@ class RunOutcome:
     record: Path | None = None
     summary: str = ""
     seconds: float = 0.0
+    regate: dict[str, Regate] = field(default_factory=dict)
+    regate_report: GateReport | None = None
+    withdrawn: list[str] = field(default_factory=list)  # "name: reference (why)"
 
     @property
     def exit_code(self) -> int:
@@ -113,6 +122,79 @@ def _current(client: RegistryClient, targets: list[Target]) -> dict[str, Current
     return found
 
 
+def _bases(built: Mapping[str, BuiltImage], plan: Plan) -> frozenset[str]:
+    """The bases Drydock built, and the images of this plan others are built on (standard
+    FROM minimal): each was built here from a trusted base, and is gated itself."""
+    parents = {t.parent for t in plan if t.parent}
+    return frozenset(
+        img.image_id
+        for name, img in built.items()
+        if (name.startswith("base-") or name in parents) and img.image_id
+    )
+
+
+def _regate(
+    run: RunOutcome,
+    plan: Plan,
+    current: dict[str, Current],
+    settings: Settings,
+    options: RunOptions,
+    events: BuildEvents,
+) -> None:
+    """Gate the published images of unchanged targets again; rebuild those with a fixable
+    finding (into run.build, so they are scanned and published like any other build)."""
+    assert run.build is not None  # noqa: S101 - set by the build stage
+    unchanged = {n: current[n] for n, img in run.build.images.items() if img.published}
+    if not options.regate or not unchanged:
+        return
+    scan, run.regate = regate_published(
+        unchanged,
+        plan,
+        options.scanners,
+        ScanConfig.in_dir(settings.scan_config),
+        settings.work / "regate",
+        jobs=settings.jobs,
+        today=options.today,
+        known_bases=_bases(run.build.images, plan),
+        check_updates=options.check_updates,
+    )
+    run.regate_report = scan.report if scan else None
+    for name, result in run.regate.items():
+        run.outcomes[name].regate = result.describe()
+        if result.outcome == ERROR:
+            run.errors.append(f"{name}: re-gate failed: {result.describe()}")
+    rebuild = tuple(n for n, r in run.regate.items() if r.outcome == REBUILD)
+    if not rebuild:
+        return
+    log.info("rebuilding %s: fixable vulnerabilities in the published image", ", ".join(rebuild))
+    again = build_plan(plan.select(rebuild), settings, events, rebuild=True, raise_on_failure=False)
+    for name in rebuild:
+        run.build.images.pop(name, None)
+        if name in again.images:
+            run.build.images[name] = again.images[name]
+    run.build.failures.update({n: r for n, r in again.failures.items() if n in rebuild})
+    run.build.skipped.update({n: r for n, r in again.skipped.items() if n in rebuild})
+    for name in rebuild:
+        out = run.outcomes[name]
+        out.decision, out.reason, out.published = "pending", "", ""
+        if name in again.failures or name in again.skipped:
+            reason = (again.failures.get(name) or again.skipped[name]).splitlines()[0]
+            out.decision, out.reason = "failed-build", reason
+            run.errors.append(f"{name}: rebuild after the re-gate failed: {reason}")
+
+
+def _withdraw(run: RunOutcome, current: dict[str, Current]) -> dict[str, Current]:
+    """`current` without the images that failed today's gate with a fixable finding and
+    were not replaced in this run: the catalogs must not keep naming them."""
+    replaced = {p.target for p in run.published}
+    kept = dict(current)
+    for name, result in run.regate.items():
+        if result.outcome == REBUILD and name not in replaced and name in kept:
+            del kept[name]
+            run.withdrawn.append(f"{name}: {result.reference} ({result.describe()})")
+    return kept
+
+
 def _scan(
     built: dict[str, BuiltImage], plan: Plan, settings: Settings, options: RunOptions
 ) -> ScanRun | None:
@@ -121,7 +203,7 @@ def _scan(
     ]
     if not todo:
         return None
-    bases = frozenset(img.image_id for name, img in built.items() if name.startswith("base-"))
+    bases = _bases(built, plan)
     targets = [ScanTarget(img.tag, flavour=plan.get(img.target).flavour or "") for img in todo]
     log.info(
         "scanning %d image(s) with %s", len(targets), ", ".join(s.name for s in options.scanners)
@@ -136,6 +218,7 @@ def _scan(
         known_bases=bases,
         check_updates=options.check_updates,
         on_done=lambda s: log.info("scanned %s (%d findings)", s.image, len(s.findings)),
+        postgres_eol=plan.postgres_eol,
     )
 
 
@@ -183,6 +266,7 @@ def _note_build(run: RunOutcome, result: BuildResult, current: dict[str, Current
         if name not in run.outcomes:
             continue
         out = run.outcomes[name]
+        out.size = image.size
         if name in current:
             new_lock = parse_lock(image.label(LOCK_LABEL))
             out.package_delta = delta(parse_lock(current[name].lock), new_lock)
@@ -263,7 +347,11 @@ def run_pipeline(settings: Settings, options: RunOptions, events: BuildEvents) -
     if options.targets:
         unknown = [t for t in options.targets if t not in plan.names()]
         if unknown:
-            raise InputError(f"unknown target(s): {', '.join(unknown)} (see `drydock plan`)")
+            why = [
+                f"{t} (retired: {plan.retired_reason(t)})" if plan.retired_reason(t) else t
+                for t in unknown
+            ]
+            raise InputError(f"unknown target(s): {', '.join(why)} (see `drydock plan`)")
         plan = plan.select(options.targets)
     if options.shard is not None:
         plan = plan.shard(*options.shard)
@@ -279,10 +367,12 @@ def run_pipeline(settings: Settings, options: RunOptions, events: BuildEvents) -
         settings,
         events,
         rebuild=options.rebuild,
-        published={n: c.fingerprint for n, c in current.items()},
+        published={n: c.state for n, c in current.items()},
+        pull=pull_published,
         raise_on_failure=False,
     )
     _note_build(run, run.build, current)
+    _regate(run, plan, current, settings, options, events)
 
     scan = _scan(run.build.images, plan, settings, options)
     run.gate = scan.report if scan else None
@@ -293,6 +383,9 @@ def run_pipeline(settings: Settings, options: RunOptions, events: BuildEvents) -
     report = scan.report if scan else GateReport(today=options.today or _today(), images=())
     for fmt, filename in REPORT_FILES.items():
         (reports / filename).write_text(render(report, fmt), encoding="utf-8")
+        if run.regate_report is not None:  # the published images against today's DB
+            regate_file = reports / filename.replace("gate.", "regate.", 1)
+            regate_file.write_text(render(run.regate_report, fmt), encoding="utf-8")
 
     _publish_all(run, plan, scan, client, options)
     if options.stage_only:
@@ -302,59 +395,8 @@ def run_pipeline(settings: Settings, options: RunOptions, events: BuildEvents) -
         # left out of this run keep their published image (else their major would vanish).
         everything = _operands_and_operator(full_plan)
         others = [t for t in everything if t.name not in run.outcomes]
-        _catalogs(run, everything, {**current, **_current(client, others)}, options)
+        named = _withdraw(run, {**current, **_current(client, others)})
+        _catalogs(run, everything, named, options)
     run.seconds = time.monotonic() - start
     run.record, run.summary = write_record(run, options.out_dir)
     return run
-
-
-def _record(run: RunOutcome) -> dict[str, Any]:
-    return {
-        "seconds": round(run.seconds, 1),
-        "exit_code": run.exit_code,
-        "targets": {
-            name: {
-                "decision": o.decision,
-                "reason": o.reason,
-                "package_delta": o.package_delta,
-                "staged": o.staged,
-                "published": o.published,
-                "signed": o.signed,
-            }
-            for name, o in sorted(run.outcomes.items())
-        },
-        "build_record": str(run.build.record) if run.build and run.build.record else "",
-        "gate": ("pass" if run.gate.passed else "fail") if run.gate else "not run",
-        "catalogs": run.catalogs,
-        "applied": run.applied,
-        "errors": run.errors,
-        "gate_failed": run.gate_failed,
-    }
-
-
-def summary_markdown(run: RunOutcome) -> str:
-    lines = [
-        "# Drydock run",
-        "",
-        f"{len(run.outcomes)} target(s) in {run.seconds:.0f}s; exit code {run.exit_code}.",
-        "",
-        "| target | decision | published | why |",
-        "|---|---|---|---|",
-    ]
-    for name, o in sorted(run.outcomes.items()):
-        why = o.reason + ("; " + ", ".join(o.package_delta) if o.package_delta else "")
-        lines.append(f"| {name} | {o.decision} | {o.published or o.staged or '-'} | {why} |")
-    if run.applied:
-        lines += ["", "Catalogs: " + ", ".join(f"{a['name']} {a['action']}" for a in run.applied)]
-    if run.errors:
-        lines += ["", "Errors:", *[f"- {e}" for e in run.errors]]
-    return "\n".join(lines) + "\n"
-
-
-def write_record(run: RunOutcome, out_dir: Path) -> tuple[Path, str]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "run.json"
-    path.write_text(json.dumps(_record(run), indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    summary = summary_markdown(run)
-    (out_dir / "summary.md").write_text(summary, encoding="utf-8")
-    return path, summary

@@ -52,7 +52,7 @@ import requests
 import yaml
 
 from pipeline.errors import ToolError
-from pipeline.tools import pki
+from pipeline.tools import pki, provision
 from pipeline.tools.daemon import cmdline, gone, is_ours, spawn, stop, wait_ready
 from pipeline.tools.kubeapi import KubeAPI, load_kubeconfig, resource_path
 
@@ -341,6 +341,9 @@ def up(settings: ControlPlaneSettings | None = None) -> ControlPlane:
     settings = settings or ControlPlaneSettings()
     state_dir = settings.resolved_state_dir()
     bins = settings.resolved_bin_dir()
+    missing = [n for n in ("etcd", "kube-apiserver") if not (bins / n).is_file()]
+    if missing and settings.bin_dir is None and provision.enabled():
+        provision.build(missing)  # built on first use (pipeline.tools.provision)
     with _locked(state_dir):
         token = _ensure_credentials(state_dir)
         st = _read_state(state_dir) or State(*_free_ports(3))

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import ToolError
+from pipeline.tools import provision
 from pipeline.tools.locate import bin_dir, cache_root, pinned_version, reports_version
 from pipeline.tools.runner import Completed, run
 
@@ -158,17 +159,20 @@ class Cosign:
 def locate_cosign(*, insecure_registry: bool = True) -> Cosign:
     """The pinned cosign build (`scripts/tools.sh cosign`), or a ToolError saying how to get it."""
     version = pinned_version("cosign")
-    candidates = [bin_dir() / f"cosign-{version}", bin_dir() / "cosign"]
-    on_path = shutil.which("cosign")
-    if on_path:
-        candidates.append(Path(on_path))
-    for path in candidates:
-        if not (path.is_file() and os.access(path, os.X_OK)):
-            continue
-        done = run([str(path), "version"], timeout=QUICK_TIMEOUT, check=False)
-        if reports_version(done.stdout + done.stderr, version):
-            return Cosign(path, version, insecure_registry)
-        log.warning("cosign at %s is not the pinned %s; ignoring it", path, version)
+    for attempt in range(2):
+        candidates = [bin_dir() / f"cosign-{version}", bin_dir() / "cosign"]
+        on_path = shutil.which("cosign")
+        if on_path:
+            candidates.append(Path(on_path))
+        for path in candidates:
+            if not (path.is_file() and os.access(path, os.X_OK)):
+                continue
+            done = run([str(path), "version"], timeout=QUICK_TIMEOUT, check=False)
+            if reports_version(done.stdout + done.stderr, version):
+                return Cosign(path, version, insecure_registry)
+            log.warning("cosign at %s is not the pinned %s; ignoring it", path, version)
+        if attempt == 0 and provision.enabled():
+            provision.build(["cosign"])  # built on first use (pipeline.tools.provision)
     raise ToolError(
         ["cosign"],
         None,

@@ -11,7 +11,9 @@ is found.
 
 from __future__ import annotations
 
+import io
 import logging
+import tarfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -76,6 +78,38 @@ def save(ref: str, dest: Path) -> Path:
     finally:
         client.close()
     return dest
+
+
+def read_files(ref: str, paths: Sequence[str]) -> dict[str, bytes]:
+    """The content of regular files in an image, without running it: a container is
+    created (never started), each path copied out of it, and the container removed.
+    Paths that do not exist (or are not regular files) are left out of the result."""
+    client = _client()
+    found: dict[str, bytes] = {}
+    try:
+        container = client.api.create_container(ref, command=["/nonexistent"], user="0")
+    except docker.errors.DockerException as err:
+        client.close()
+        raise ToolError(["docker", "create", ref], None, str(err)) from err
+    try:
+        for path in paths:
+            try:
+                stream_, _stat = client.api.get_archive(container["Id"], path)
+            except docker.errors.NotFound:
+                continue
+            with tarfile.open(fileobj=io.BytesIO(b"".join(stream_))) as tar:
+                member = next((m for m in tar.getmembers() if m.isfile()), None)
+                handle = tar.extractfile(member) if member is not None else None
+                if handle is not None:
+                    found[path] = handle.read()
+    except (docker.errors.DockerException, tarfile.TarError) as err:
+        raise ToolError(["docker", "cp", ref], None, str(err)) from err
+    finally:
+        try:
+            client.api.remove_container(container["Id"], force=True)
+        finally:
+            client.close()
+    return found
 
 
 def import_rootfs(tarball: Path, tag: str, changes: Sequence[str]) -> str:
@@ -248,13 +282,58 @@ def apt_simulation(image: str, *, timeout: float = 300.0) -> str:
     return run(argv, timeout=timeout).stdout
 
 
-def apt_install_simulation(image: str, packages: Sequence[str], *, timeout: float = 300.0) -> str:
-    """`apt-get -s install` of packages in image, after a list refresh: what apt would
-    install right now, with versions. Also lists pending upgrades of what is installed."""
-    script = (
-        "apt-get update -qq >/dev/null && "
-        "apt-get -s -o Debug::NoLocking=1 dist-upgrade && "
-        'apt-get -s -o Debug::NoLocking=1 install --no-install-recommends "$@"'
+SET_MARK = "@@drydock-set"
+_SIMULATIONS = r"""
+set -f
+apt-get update -qq >/dev/null || exit 1
+echo "@@drydock-set dist-upgrade"
+apt-get -s -o Debug::NoLocking=1 dist-upgrade || exit 1
+n=0; pkgs=
+for arg in "$@"; do
+  if [ "$arg" = "@@" ]; then
+    echo "@@drydock-set $n"
+    apt-get -s -o Debug::NoLocking=1 install --no-install-recommends $pkgs || exit 1
+    n=$((n + 1)); pkgs=
+  else
+    pkgs="$pkgs $arg"
+  fi
+done
+"""
+
+
+def apt_simulations(
+    image: str, sets: Sequence[Sequence[str]], *, timeout: float = 300.0
+) -> tuple[str, list[str]]:
+    """What apt would do in `image` right now, after one list refresh: the output of
+    `apt-get -s dist-upgrade` (pending upgrades of what is installed) and, per package
+    set, of `apt-get -s install --no-install-recommends SET` (every version it would
+    install). One throwaway container answers for every set. Package names reach the
+    script as arguments (never as script text) with globbing off; the descriptors only
+    admit Debian package names."""
+    argv = [cli(), "run", "--rm", "--user", "0", "--entrypoint", "sh", image, "-c"]
+    args: list[str] = []
+    for packages in sets:
+        args += [*packages, "@@"]
+    out = run([*argv, _SIMULATIONS, "sh", *args], timeout=timeout).stdout
+    return split_simulations(out, len(sets), argv)
+
+
+def split_simulations(
+    out: str, count: int, argv: Sequence[str] = ("apt-get",)
+) -> tuple[str, list[str]]:
+    """The dist-upgrade section and `count` install sections of apt_simulations' output;
+    a ToolError when any is missing (apt stopped early: never a partial answer)."""
+    sections: dict[str, list[str]] = {}
+    current = ""
+    for line in out.splitlines():
+        if line.startswith(SET_MARK + " "):
+            current = line.removeprefix(SET_MARK + " ").strip()
+            sections[current] = []
+        elif current:
+            sections[current].append(line)
+    if "dist-upgrade" not in sections or any(str(n) not in sections for n in range(count)):
+        raise ToolError(list(argv), 0, out[-2000:], "apt simulation output is incomplete")
+    return (
+        "\n".join(sections["dist-upgrade"]),
+        ["\n".join(sections[str(n)]) for n in range(count)],
     )
-    argv = [cli(), "run", "--rm", "--user", "0", "--entrypoint", "sh", image, "-c", script, "sh"]
-    return run([*argv, *packages], timeout=timeout).stdout

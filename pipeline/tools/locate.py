@@ -22,6 +22,7 @@ from pathlib import Path
 
 from pipeline.errors import ToolError
 from pipeline.settings import default_cache
+from pipeline.tools import provision
 from pipeline.tools.runner import run
 
 log = logging.getLogger(__name__)
@@ -133,17 +134,27 @@ def _is_pinned(path: Path, name: str, version: str, probe: VersionProbe) -> bool
 
 
 def locate(name: str, version: str | None = None) -> Tool:
-    """Return the pinned build of `name`, or raise a ToolError saying how to get it."""
+    """Return the pinned build of `name` (building it first when it is missing and this is
+    a checkout, see pipeline.tools.provision), or raise a ToolError saying how to get it."""
     probe = PROBES.get(name)
     if probe is None:
         raise ToolError([name], None, "", f"is not a tool Drydock knows (known: {sorted(PROBES)})")
     wanted = version or pinned_version(name)
-    for path in _candidates(name, wanted):
-        if _is_pinned(path, name, wanted, probe):
-            return Tool(name, wanted, path)
+    failed = ""
+    for attempt in range(2):
+        for path in _candidates(name, wanted):
+            if _is_pinned(path, name, wanted, probe):
+                return Tool(name, wanted, path)
+        if attempt == 0 and version is None and provision.enabled():
+            try:
+                provision.build([name])
+            except ToolError as err:
+                failed = f" (building it here failed: {str(err).splitlines()[0]})"
+                break
     raise ToolError(
         [name],
         None,
         "",
-        f"{wanted} not found in {bin_dir()} or on PATH; build it with `scripts/tools.sh {name}`",
+        f"{wanted} not found in {bin_dir()} or on PATH; build it with "
+        f"`scripts/tools.sh {name}`{failed}",
     )

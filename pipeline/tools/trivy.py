@@ -81,6 +81,9 @@ def scan_argv(image_tar: Path, opts: TrivyOptions, scanners: Sequence[str] = SCA
         "0",
         "--scanners",
         ",".join(scanners),
+        # Every OS package in the report: proof the package database was read, and the
+        # inventory a vulnerability is checked against.
+        "--list-all-pkgs",
         "--image-config-scanners",
         ",".join(IMAGE_CONFIG_SCANNERS),
         "--skip-db-update",

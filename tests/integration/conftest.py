@@ -1,8 +1,10 @@
 """Integration fixtures: real builds on the real Docker engine.
 
-    foundation_build  session  BuildResult of the operator image and one minimal operand
-                               per reachable major (13 bullseye, 15 bookworm, 17 trixie),
-                               built by Drydock's own executor (reused when unchanged)
+    foundation_build  session  BuildResult of the operator image, one minimal operand per
+                               supported major of the default matrix (15 bookworm, 17
+                               trixie; 13 bullseye is retired: past end of life) and the
+                               standard flavour built on 17's minimal, built by Drydock's
+                               own executor (reused when unchanged)
 
 A missing engine fails the run; nothing is skipped.
 """
@@ -25,9 +27,9 @@ if str(ROOT / "operator") not in sys.path:
     sys.path.insert(0, str(ROOT / "operator"))  # the operator is its own small distribution
 FOUNDATION_TARGETS = (
     "operator",
-    "postgresql-13-minimal-bullseye",
     "postgresql-15-minimal-bookworm",
     "postgresql-17-minimal-trixie",
+    "postgresql-17-standard-trixie",
 )
 
 

@@ -22,7 +22,16 @@ from native_support import base_image, build_image, save_image
 from pipeline.compliance.config import load_controls, load_policy
 from pipeline.compliance.gate import evaluate
 from pipeline.compliance.native import NativeInputs, UpdateEvidence, check_image_archive
-from pipeline.models.compliance import ControlStatus, ImageScan, ImageVerdict, Policy
+from pipeline.models.compliance import (
+    RAN_DOCKLE,
+    ControlStatus,
+    ImageScan,
+    ImageVerdict,
+    Policy,
+    ran_by,
+)
+from pipeline.models.findings import Source
+from pipeline.models.provenance import OsFacts, ScanProvenance, VulnDbInfo
 from pipeline.tools import docker
 
 pytestmark = pytest.mark.integration
@@ -33,6 +42,13 @@ PREFIX = "drydock-it/native"
 CLEAN = f"{PREFIX}:clean"
 UID = "10001"
 NO_PENDING = UpdateEvidence("test: no pending updates (not simulated)", ())
+# Only the native checks decide here: Dockle's and Trivy's evidence (and a fresh DB holding
+# this OS's advisories) are taken as clean, so the controls that require them can pass.
+OTHER_SCANNERS = frozenset({RAN_DOCKLE, *ran_by(Source.TRIVY)})
+NOW = dt.datetime.now(dt.UTC)
+CLEAN_ELSEWHERE = ScanProvenance(
+    NOW, vuln_db=VulnDbInfo("test", "assumed", NOW, NOW, 1, (("debian 12", 1),))
+)
 APT_INSTALL = (
     "RUN apt-get update && apt-get install -y --no-install-recommends {pkg}"
     " && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin"
@@ -166,8 +182,13 @@ def native_verdict(
         image=ref,
     )
     controls = load_controls(ROOT / "scan-config" / "controls.yaml")
-    scan = ImageScan(ref, findings=result.findings, ran=result.ran)
-    report = evaluate([scan], controls, policy, (), dt.date.today())
+    scan = ImageScan(
+        ref,
+        findings=result.findings,
+        ran=result.ran | OTHER_SCANNERS,
+        os=OsFacts("debian", "12", 1),
+    )
+    report = evaluate([scan], controls, policy, (), dt.date.today(), CLEAN_ELSEWHERE)
     return report.images[0], {f.id for f in result.findings}
 
 

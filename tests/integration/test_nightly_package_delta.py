@@ -34,9 +34,12 @@ from pipeline.build.events import Silent
 from pipeline.build.freshness import LOCK_LABEL, parse_lock
 from pipeline.cli.scan_cmd import scan_settings
 from pipeline.descriptors.load import load_plan
+from pipeline.models.compliance import Policy
+from pipeline.scan.base import VulnDbSpec
 from pipeline.scan.scanners import DEFAULT_SCANNERS, make_scanners
 from pipeline.settings import Settings, default_cache
 from pipeline.stages.run import RunOptions, RunOutcome, run_pipeline
+from pipeline.stages.vulndb import vuln_db_spec
 from pipeline.tools import docker
 from pipeline.tools.registry import RegistryClient
 from pipeline.tools.registry_server import RegistryServer
@@ -92,6 +95,11 @@ COPY repo/ {REPO_DIR}/
 COPY drydock-test.gpg {KEYRING}
 COPY drydock-test.list /etc/apt/sources.list.d/drydock-test.list
 """
+
+
+def archive_db(settings: Settings) -> VulnDbSpec:
+    """The Debian-archive DB, as `drydock run` chooses it on machines without Trivy's DB."""
+    return vuln_db_spec("debian-archive", settings, Policy())
 
 
 @dataclass(frozen=True)
@@ -273,7 +281,9 @@ def story(
         out = tmp_path_factory.mktemp("delta-out")
         options = RunOptions(
             out_dir=out,
-            scanners=make_scanners(DEFAULT_SCANNERS, scan_settings(settings, "local", False)),
+            scanners=make_scanners(
+                DEFAULT_SCANNERS, scan_settings(settings, archive_db(settings), False)
+            ),
             sign=False,
         )
         story.runs.append(run_pipeline(settings, options, Silent()))

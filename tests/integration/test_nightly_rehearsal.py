@@ -142,9 +142,10 @@ def test_a_night_with_nothing_new_stages_nothing_but_still_reports(
     _night(out, location)
     for index in (1, 2):
         shard = out / f"shard-{index}"
-        assert json.loads((shard / "staged.json").read_text()) == []
+        summary = (shard / "summary.md").read_text()
         decisions = json.loads((shard / "run.json").read_text())["targets"]
-        assert [t["decision"] for t in decisions.values()] == ["unchanged"]
+        assert [t["decision"] for t in decisions.values()] == ["unchanged"], summary
+        assert json.loads((shard / "staged.json").read_text()) == []
         assert _sarif_results(shard / "reports" / "gate.sarif") == []
     # Promotion found nothing new, and the catalogs still name last night's digests.
     assert (out / "catalogs").is_dir()

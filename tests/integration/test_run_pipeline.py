@@ -4,8 +4,9 @@ One module-scoped story in three runs against a registry of its own:
   1. first run: the clean operand is built, gated, promoted with every documented tag,
      signed and catalogued; a deliberately loose flavour (sudo installed) fails its gate
      and stays in staging only;
-  2. the same run again: nothing changed, so the clean operand is not built, scanned or
-     pushed, and the catalog names the same digest;
+  2. the same run again: nothing changed, so the clean operand is not built or pushed, its
+     published image is pulled by digest and re-gated against today's DB (it passes), and
+     the catalog names the same digest;
   3. the clean flavour gains sudo: its inputs change, it is rebuilt, fails its gate, is
      not promoted, and its catalog entry keeps the previous digest;
   4. sudo is gone again and `--rebuild` asks for the clean flavour only: its inputs equal
@@ -15,6 +16,7 @@ One module-scoped story in three runs against a registry of its own:
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import textwrap
@@ -26,10 +28,13 @@ import yaml
 
 from pipeline.build.events import Silent
 from pipeline.cli.scan_cmd import scan_settings
+from pipeline.models.compliance import Policy
 from pipeline.publish.sign import ensure_key, verify_image
+from pipeline.scan.base import VulnDbSpec
 from pipeline.scan.scanners import DEFAULT_SCANNERS, make_scanners
 from pipeline.settings import Settings, default_cache
 from pipeline.stages.run import RunOptions, RunOutcome, run_pipeline
+from pipeline.stages.vulndb import vuln_db_spec
 from pipeline.tools.cosign import locate_cosign
 from pipeline.tools.registry import RegistryClient
 from pipeline.tools.registry_server import RegistryServer
@@ -58,6 +63,11 @@ flavours:
 majors:
   - {major: 15, source: debian}
 """
+
+
+def archive_db(settings: Settings) -> VulnDbSpec:
+    """The Debian-archive DB, as `drydock run` chooses it on machines without Trivy's DB."""
+    return vuln_db_spec("debian-archive", settings, Policy())
 
 
 def write_root(root: Path, minimal_packages: str) -> None:
@@ -93,7 +103,9 @@ def story(
         out = tmp_path_factory.mktemp("run-out")
         options = RunOptions(
             out_dir=out,
-            scanners=make_scanners(DEFAULT_SCANNERS, scan_settings(settings, "local", False)),
+            scanners=make_scanners(
+                DEFAULT_SCANNERS, scan_settings(settings, archive_db(settings), False)
+            ),
             targets=(CLEAN,) if rebuild else (),
             rebuild=rebuild,
         )
@@ -169,6 +181,17 @@ def test_second_run_with_nothing_changed_does_nothing(
     assert catalog_image(outs[1]) == catalog_image(outs[0])
     assert TAGS[1] == TAGS[0]  # one immutable tag and two rolling ones: nothing new
     assert len([t for t in TAGS[1] if "minimal" in t]) == 3
+    # ... but its published image was gated again, by digest, against today's DB
+    regate = outcomes[1].regate[CLEAN]
+    assert regate.outcome == "pass", regate.reasons
+    assert regate.reference.endswith(second.published.rsplit("@", 1)[1])
+    assert second.regate == "published image re-gated against today's DB: pass"
+    record = json.loads((outs[1] / "run.json").read_text(encoding="utf-8"))
+    assert record["regate"][CLEAN]["outcome"] == "pass" and record["withdrawn"] == []
+    db = record["regate_provenance"]["vulnerability_db"]
+    assert db["source"] == "debian-archive" and db["advisories"] > 0
+    regate_report = json.loads((outs[1] / "reports" / "regate.json").read_text(encoding="utf-8"))
+    assert [i["status"] for i in regate_report["images"]] == ["pass"]
 
 
 def test_failed_rebuild_keeps_the_previous_catalog_digest(
@@ -214,7 +237,9 @@ def test_sharded_stage_only_then_promote(tmp_path_factory: pytest.TempPathFactor
         out = tmp_path_factory.mktemp("shard-out")
         options = RunOptions(
             out_dir=out,
-            scanners=make_scanners(DEFAULT_SCANNERS, scan_settings(settings, "local", False)),
+            scanners=make_scanners(
+                DEFAULT_SCANNERS, scan_settings(settings, archive_db(settings), False)
+            ),
             shard=(2, 2),  # flavours sort loose, minimal: shard 2 of 2 is the minimal one
             stage_only=True,
         )

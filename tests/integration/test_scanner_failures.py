@@ -51,6 +51,10 @@ def test_broken_scanner_is_a_scan_error(tmp_path: Path, scanner: str, behaviour:
         "exit2": "exit code 2",
         "hang": "timed out",
     }[behaviour]
+    if scanner == "trivy" and behaviour in {"garbage", "truncated"}:
+        # Trivy first fetches its DB: a "download" that exits 0 but leaves no DB behind is
+        # already an error, before any report is parsed.
+        expected = "no vulnerability DB"
     assert expected in str(err.value)
 
 

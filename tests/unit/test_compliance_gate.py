@@ -28,6 +28,7 @@ from pipeline.models.compliance import (
     ran_trivy,
 )
 from pipeline.models.findings import Finding, Kind, Severity, Source, Status
+from pipeline.models.provenance import OsFacts, ScanProvenance, VulnDbInfo
 
 SCAN_CONFIG = Path(__file__).resolve().parents[2] / "scan-config"
 CONTROLS = load_controls(SCAN_CONFIG / "controls.yaml")
@@ -35,6 +36,17 @@ POLICY = load_policy(SCAN_CONFIG / "policy.yaml")
 TODAY = dt.date(2026, 11, 27)
 IMAGE = "drydock/postgresql:15-minimal-bookworm"
 EVERYTHING = frozenset({RAN_DOCKLE, *ran_by(Source.TRIVY), *(ran_native(i) for i in catalogue())})
+NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
+BOOKWORM = OsFacts("debian", "12.15", 89)
+FRESH_DB = VulnDbInfo(
+    "debian-archive",
+    "test",
+    NOW - dt.timedelta(hours=2),
+    NOW - dt.timedelta(hours=1),
+    240,
+    (("debian 12", 200), ("debian 13", 40)),
+)
+PROVENANCE = ScanProvenance(generated_at=NOW, vuln_db=FRESH_DB)
 
 
 def vuln(
@@ -75,9 +87,12 @@ def judge(
     waivers: tuple[Waiver, ...] = (),
     policy: Policy = POLICY,
     image: str = IMAGE,
+    os: OsFacts | None = BOOKWORM,
+    provenance: ScanProvenance | None = PROVENANCE,
+    blind: tuple[tuple[str, str], ...] = (),
 ) -> ImageVerdict:
-    scan = ImageScan(image=image, findings=findings, ran=ran, errors=errors)
-    return judge_image(scan, CONTROLS, policy, waivers, TODAY)
+    scan = ImageScan(image=image, findings=findings, ran=ran, errors=errors, os=os, blind=blind)
+    return judge_image(scan, CONTROLS, policy, waivers, TODAY, provenance)
 
 
 def status(verdict: ImageVerdict, control_id: str) -> ControlStatus:
@@ -283,13 +298,14 @@ def test_an_expired_control_waiver_is_reported_on_the_failing_control() -> None:
 
 
 def test_the_report_passes_only_when_every_image_passes() -> None:
-    good = ImageScan("drydock/a:1", ran=EVERYTHING)
-    bad = ImageScan("drydock/b:1", findings=(native("DD-SSHD"),), ran=EVERYTHING)
-    assert evaluate([good], CONTROLS, POLICY, (), TODAY).verdict == "pass"
-    report = evaluate([good, bad], CONTROLS, POLICY, (), TODAY)
+    good = ImageScan("drydock/a:1", ran=EVERYTHING, os=BOOKWORM)
+    bad = ImageScan("drydock/b:1", findings=(native("DD-SSHD"),), ran=EVERYTHING, os=BOOKWORM)
+    assert evaluate([good], CONTROLS, POLICY, (), TODAY, PROVENANCE).verdict == "pass"
+    report = evaluate([good, bad], CONTROLS, POLICY, (), TODAY, PROVENANCE)
     assert report.verdict == "fail"
     assert [v.status for v in report.images] == [VerdictStatus.PASS, VerdictStatus.FAIL]
-    assert evaluate([], CONTROLS, POLICY, (), TODAY).verdict == "fail"
+    assert evaluate([], CONTROLS, POLICY, (), TODAY, PROVENANCE).verdict == "fail"
+    assert report.provenance == PROVENANCE
 
 
 def test_mandatory_controls_can_be_made_advisory() -> None:
@@ -300,8 +316,8 @@ def test_mandatory_controls_can_be_made_advisory() -> None:
 def test_valid_waivers_that_matched_nothing_are_listed() -> None:
     used = finding_waiver()
     unused = finding_waiver("CVE-1999-0001")
-    scan = ImageScan(IMAGE, findings=(vuln(),), ran=EVERYTHING)
-    report = evaluate([scan], CONTROLS, POLICY, (used, unused), TODAY)
+    scan = ImageScan(IMAGE, findings=(vuln(),), ran=EVERYTHING, os=BOOKWORM)
+    report = evaluate([scan], CONTROLS, POLICY, (used, unused), TODAY, PROVENANCE)
     assert report.verdict == "pass"
     assert len(report.unused_waivers) == 1
     assert "CVE-1999-0001" in report.unused_waivers[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -37,6 +38,7 @@ SETTINGS = NativeSettings(
     allowed_ports=("5432/tcp",),
 )
 NO_UPDATES = UpdateEvidence("apt-get -s upgrade at build", ())
+PG_EOL = ((13, dt.date(2025, 11, 13)), (15, dt.date(2027, 11, 11)))
 
 
 def ids(fs: ImageFilesystem, inputs: NativeInputs | None = None, **settings: Any) -> set[str]:
@@ -56,7 +58,8 @@ def evidence(fs: ImageFilesystem, check_id: str, **settings: Any) -> tuple[str, 
 
 
 def test_the_clean_image_has_no_finding_and_every_check_ran() -> None:
-    result = run_native_checks(image_fs(), SETTINGS, NativeInputs(updates=NO_UPDATES))
+    inputs = NativeInputs(updates=NO_UPDATES, postgres_eol=PG_EOL, today=dt.date(2026, 12, 2))
+    result = run_native_checks(image_fs(), SETTINGS, inputs)
     assert result.findings == ()
     assert result.ran == {ran_native(i) for i in catalogue()}
 

@@ -128,7 +128,24 @@ def test_skip_ignore_and_null_details() -> None:
     assert skip.severity is Severity.UNKNOWN  # could not look: not proven safe
     assert ignored.severity is Severity.INFO and ignored.evidence == ()
     report["details"] = None
+    report["summary"]["skip"] = 0
     assert parse_dockle(json.dumps(report)) == ()
+
+
+def test_a_summary_that_contradicts_its_details_is_an_error() -> None:
+    report: dict[str, Any] = {
+        "image": "x.tar",
+        "summary": {"fatal": 1, "warn": 0, "info": 0, "skip": 0, "pass": 15},
+        "details": [],  # says one FATAL, lists none: the FATAL was lost somewhere
+    }
+    with pytest.raises(ScanError, match="summary counts 1 FATAL but 0 are listed"):
+        parse_dockle(json.dumps(report))
+
+
+def test_a_report_that_checked_nothing_is_an_error() -> None:
+    empty = {"image": "x.tar", "summary": {"fatal": 0, "warn": 0, "info": 0, "pass": 0}}
+    with pytest.raises(ScanError, match="empty report"):
+        parse_dockle(json.dumps(empty))
 
 
 @pytest.mark.parametrize(

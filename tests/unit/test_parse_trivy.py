@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pipeline.errors import ScanError
 from pipeline.models.findings import Finding, Kind, Severity, Source, Status
 from pipeline.scan.sbom import parse_cyclonedx, parse_spdx
-from pipeline.scan.trivy import parse_trivy, parse_trivy_sarif
+from pipeline.scan.trivy import parse_trivy, parse_trivy_report, parse_trivy_sarif
 
 SAMPLES = Path(__file__).parents[1] / "fixtures" / "scanner-outputs"
 ALPINE_310 = SAMPLES / "trivy__integration_testdata__alpine-310.json.golden"
@@ -175,3 +176,48 @@ def test_bad_sboms_and_sarif() -> None:
         parse_cyclonedx(CENTOS_CDX.read_text().replace('"CycloneDX"', '"NotABom"'))
     with pytest.raises(ScanError, match=r"^trivy: "):
         parse_trivy_sarif(ALPINE_310_SARIF.read_text()[:2000])
+
+
+def _golden() -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(ALPINE_310.read_text(encoding="utf-8"))
+    return doc
+
+
+def test_an_image_report_says_what_trivy_saw_and_its_end_of_support() -> None:
+    parsed = parse_trivy_report(json.dumps(_golden()))
+    assert (parsed.os.family, parsed.os.version, parsed.os.eosl) == ("alpine", "3.10.2", True)
+    assert parsed.os.platform == "alpine 3"
+    [eol] = [f for f in parsed.findings if f.kind is Kind.EOL]
+    assert eol.id == "EOSL-alpine-3.10.2" and eol.severity is Severity.HIGH
+
+
+def test_an_image_report_without_image_metadata_is_an_error() -> None:
+    doc = _golden()
+    del doc["Metadata"]
+    with pytest.raises(ScanError, match="empty report"):
+        parse_trivy_report(json.dumps(doc))
+    doc = _golden()
+    doc["Metadata"]["DiffIDs"] = []
+    with pytest.raises(ScanError, match="empty report"):
+        parse_trivy_report(json.dumps(doc))
+
+
+def test_an_image_report_that_contradicts_itself_is_an_error() -> None:
+    doc = _golden()
+    del doc["Metadata"]["OS"]  # vulnerabilities of OS packages, but no OS
+    with pytest.raises(ScanError, match="OS packages but no OS detected"):
+        parse_trivy_report(json.dumps(doc))
+    doc = _golden()
+    doc["Results"][0]["Packages"] = [{"Name": "musl"}]  # listed, yet others are vulnerable
+    with pytest.raises(ScanError, match="vulnerabilities of unlisted packages"):
+        parse_trivy_report(json.dumps(doc))
+
+
+def test_the_os_package_count_comes_from_the_listed_packages() -> None:
+    doc = _golden()
+    names = {v["PkgName"] for v in doc["Results"][0]["Vulnerabilities"]}
+    doc["Results"][0]["Packages"] = [{"Name": n} for n in sorted(names)] + [{"Name": "zlib"}]
+    doc["Metadata"]["OS"]["EOSL"] = False
+    parsed = parse_trivy_report(json.dumps(doc))
+    assert parsed.os.packages == len(names) + 1
+    assert not [f for f in parsed.findings if f.kind is Kind.EOL]

@@ -42,7 +42,7 @@ def test_same_input_same_bytes(plan: Plan, name: str) -> None:
 @pytest.mark.parametrize(
     "name",
     [
-        "postgresql-13-minimal-bullseye",
+        "postgresql-15-minimal-bookworm",
         "postgresql-15-standard-bookworm",
         "postgresql-17-minimal-trixie",
         "operator",
@@ -125,3 +125,37 @@ def test_fingerprint_follows_every_input(tmp_path: Path) -> None:
         != first
     )
     assert fingerprint(write_context(tmp_path / "ctx", "FROM y\n", {}), "sha256:base1") != first
+
+
+def test_standard_is_built_on_minimal_and_installs_only_its_packages(plan: Plan) -> None:
+    target = plan.get("postgresql-17-standard-trixie")
+    text = render(target, RenderOptions("drydock/postgresql:17-minimal-trixie", True), TEMPLATES)
+    lines = text.splitlines()
+    assert lines[0] == "FROM drydock/postgresql:17-minimal-trixie"
+    assert (
+        "apt-get install -y --no-install-recommends "
+        "postgresql-17-pgaudit locales-all tzdata ca-certificates;" in text
+    )
+    assert "postgresql-common" not in text and "useradd" not in text
+    users = [line for line in lines if line.startswith("USER ")]
+    assert users == ["USER 0", "USER 26:26"]  # root only for the install, uid 26 at the end
+    assert 'org.opencontainers.image.base.name="drydock/postgresql:17-minimal-trixie"' in text
+
+
+def test_minimal_leaves_out_the_jit_and_locale_sources_before_installing(plan: Plan) -> None:
+    text = text_of(plan, "postgresql-17-minimal-trixie", buildkit=True)
+    excludes = [line.strip().strip("'\\ ") for line in text.splitlines() if "path-exclude" in line]
+    assert "path-exclude /usr/lib/postgresql/*/lib/llvmjit*" in excludes
+    assert "path-exclude /usr/lib/*/libLLVM*" in excludes
+    assert "path-exclude /usr/share/i18n/locales/*" in excludes
+    # written before dpkg unpacks anything, into the file that keeps them out on upgrades
+    assert text.index("path-exclude") < text.index("apt-get install")
+    assert "> /etc/dpkg/dpkg.cfg.d/drydock-excludes;" in text
+    assert 'io.drydock.dpkg-excluded="jit,locales"' in text
+
+
+def test_no_exclusions_render_no_exclusion_file(plan: Plan) -> None:
+    target = dataclasses.replace(plan.get("postgresql-15-minimal-bookworm"), excludes=())
+    text = render(target, RenderOptions("drydock/debian:bookworm"), TEMPLATES)
+    assert "path-exclude" not in text and "drydock-excludes" not in text
+    assert 'io.drydock.dpkg-excluded=""' in text

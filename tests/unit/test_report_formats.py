@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from html.parser import HTMLParser
@@ -26,12 +27,29 @@ from pipeline.models.compliance import (
     ran_native,
 )
 from pipeline.models.findings import Finding, Kind, Severity, Source, Status
+from pipeline.models.provenance import OsFacts, ScanProvenance, ToolInfo, VulnDbInfo
 from pipeline.report import FORMATS, render
 
 ROOT = Path(__file__).resolve().parents[2]
 SARIF_SCHEMA = ROOT / "tests" / "schemas" / "sarif" / "sarif-schema-2.1.0.json"
 TODAY = dt.date(2026, 11, 27)
 EVERYTHING = frozenset({RAN_DOCKLE, *ran_by(Source.TRIVY), *(ran_native(i) for i in catalogue())})
+NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
+PROVENANCE = ScanProvenance(
+    generated_at=NOW,
+    scanners=(ToolInfo("dockle", "v0.4.15"), ToolInfo("trivy", "v0.74.0")),
+    vuln_db=VulnDbInfo(
+        "debian-archive",
+        "Debian archive (bookworm-security), feed 0123abcd",
+        NOW - dt.timedelta(hours=6),
+        NOW - dt.timedelta(hours=5, minutes=30),
+        262,
+        (("debian 12", 215), ("debian 13", 47)),
+        ("bookworm-security: Release of 2026-11-27 00:22 UTC (http://mirror.invalid)",),
+    ),
+)
+BOOKWORM = OsFacts("debian", "12.15", 89)
+TRIXIE = OsFacts("debian", "13.2", 92)
 
 
 def sample_report() -> GateReport:
@@ -65,16 +83,24 @@ def sample_report() -> GateReport:
     )
     scans = [
         ImageScan(
-            "drydock/postgresql:15-minimal-bookworm", ran=EVERYTHING, digest="sha256:" + "1" * 64
+            "drydock/postgresql:15-minimal-bookworm",
+            ran=EVERYTHING,
+            digest="sha256:" + "1" * 64,
+            os=BOOKWORM,
         ),
-        ImageScan("drydock/postgresql:17-standard-trixie", (cve, setuid, health), EVERYTHING),
+        ImageScan(
+            "drydock/postgresql:17-standard-trixie",
+            (cve, setuid, health),
+            EVERYTHING,
+            os=TRIXIE,
+        ),
         ImageScan(
             "drydock/operator:1.0",
             ran=EVERYTHING - ran_by(Source.TRIVY),
             errors=(ScannerError(Source.TRIVY, "timed out after 600s"),),
         ),
     ]
-    return evaluate(scans, controls, policy, waivers, TODAY)
+    return evaluate(scans, controls, policy, waivers, TODAY, PROVENANCE)
 
 
 @pytest.fixture(scope="module")
@@ -194,3 +220,47 @@ def test_html_is_one_self_contained_checklist(report: GateReport) -> None:
 def test_every_renderer_returns_text_ending_with_a_newline(report: GateReport) -> None:
     outputs: dict[str, Any] = {name: render(report, name) for name in FORMATS}
     assert all(text.endswith("\n") for text in outputs.values())
+
+
+PROVENANCE_FACTS = (
+    "v0.4.15",  # each scanner's version
+    "v0.74.0",
+    "debian-archive",  # the DB's source
+    "2026-11-27 06:00 UTC",  # its build time
+    "5.5 h",  # its age at scan time
+    "262 advisories",  # and what it holds
+)
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "junit", "html"])
+def test_text_formats_name_scanners_db_build_time_age_and_advisories(
+    report: GateReport, fmt: str
+) -> None:
+    text = render(report, fmt)
+    for fact in PROVENANCE_FACTS:
+        assert fact in text, f"{fmt} lacks {fact!r}"
+    assert "debian 12.15 (89 packages)" in text
+
+
+def test_json_and_sarif_carry_the_provenance_as_data(report: GateReport) -> None:
+    doc = json.loads(render(report, "json"))
+    prov = doc["provenance"]
+    assert prov["scanners"] == [
+        {"name": "dockle", "version": "v0.4.15"},
+        {"name": "trivy", "version": "v0.74.0"},
+    ]
+    db = prov["vulnerability_db"]
+    assert (db["source"], db["advisories"], db["age_hours"]) == ("debian-archive", 262, 5.5)
+    assert db["built_at"] == "2026-11-27T06:00:00+00:00"
+    assert db["platforms"] == {"debian 12": 215, "debian 13": 47}
+    assert db["max_age_hours"] == 36.0
+    assert doc["images"][0]["os"]["platform"] == "debian 12"
+    run = json.loads(render(report, "sarif"))["runs"][0]
+    assert run["tool"]["extensions"] == prov["scanners"]
+    assert run["properties"]["provenance"] == prov
+
+
+def test_a_report_without_provenance_says_so() -> None:
+    bare = dataclasses.replace(sample_report(), provenance=None)
+    assert "Vulnerability DB: none recorded" in render(bare, "markdown")
+    assert json.loads(render(bare, "json"))["provenance"]["vulnerability_db"] is None

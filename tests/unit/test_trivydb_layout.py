@@ -115,3 +115,13 @@ def test_reports_version() -> None:
     assert not reports_version("dockle version 0.4.150", "v0.4.15")
     assert not reports_version("Version: 10.74.0", "v0.74.0")
     assert not reports_version("Version: 0.74.0-rc1", "v0.74.0")
+
+
+def test_the_hand_written_fixture_loads_into_the_tracker_layout() -> None:
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "advisories" / "hand-written.yaml"
+    advisories = load_advisories(fixture)
+    files = tracker_files(advisories)
+    releases = {
+        a["Release"] for a in files["CVE/CVE-2025-1094.json"]["Annotations"] if "Release" in a
+    }
+    assert releases == {"bookworm", "trixie"}

@@ -1,0 +1,134 @@
+"""The nightly re-gate: published images judged again against today's vulnerability DB.
+
+An image whose inputs did not change is not rebuilt, but the world around it did: a CVE
+fixed in Debian today makes yesterday's passing image outdated. So every published image
+of the run is pulled by its digest (as a cluster would) and scanned and gated again,
+without being rebuilt, and the verdict decides:
+
+  pass     nothing to do;
+  rebuild  it fails because of a fixable vulnerability: the target is rebuilt now, and if
+           the rebuild does not pass either, the catalogs stop naming the old image;
+  kept     it fails for another reason (an unfixed CVE, a control that could not be
+           verified): recorded in the summary, the published image stays where it is;
+  error    a scanner failed on it: recorded as an error (the run exits 3), image kept.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import DrydockError
+from pipeline.models.compliance import ImageVerdict, VerdictStatus
+from pipeline.models.findings import Kind
+from pipeline.models.targets import Plan
+from pipeline.publish.current import Current
+from pipeline.scan.base import Scanner
+from pipeline.scan.resolve import ResolvedImage, release, resolve_reference
+from pipeline.stages.scan import ScanConfig, ScanRun, ScanTarget, scan_images
+
+log = logging.getLogger("drydock.progress")
+
+PASS = "pass"  # noqa: S105 - a re-gate outcome, not a password
+REBUILD = "rebuild"
+KEPT = "kept"
+ERROR = "error"
+
+
+@dataclass(frozen=True)
+class Regate:
+    """What today's gate said about one published image."""
+
+    target: str
+    reference: str  # the published image, by digest
+    outcome: str  # PASS, REBUILD, KEPT or ERROR
+    reasons: tuple[str, ...] = ()
+    fixable: tuple[str, ...] = ()  # the fixable findings that force the rebuild
+
+    def describe(self) -> str:
+        if self.outcome == PASS:
+            return "published image re-gated against today's DB: pass"
+        if self.outcome == REBUILD:
+            return f"published image has fixable vulnerabilities ({', '.join(self.fixable[:5])})"
+        first = self.reasons[0] if self.reasons else "gate failed"
+        if self.outcome == ERROR:
+            return f"re-gate could not scan the published image: {first}"
+        return f"published image fails today's gate without a fixable finding, kept: {first}"
+
+
+def classify(target: str, reference: str, verdict: ImageVerdict) -> Regate:
+    """The re-gate outcome of one verdict (pure)."""
+    if verdict.status is VerdictStatus.PASS:
+        return Regate(target, reference, PASS)
+    if verdict.status is VerdictStatus.ERROR:
+        return Regate(target, reference, ERROR, verdict.reasons)
+    fixable = tuple(
+        dict.fromkeys(
+            f"{af.finding.id} ({af.finding.package} {af.finding.installed_version}"
+            f" -> {af.finding.fixed_version})"
+            for af in verdict.findings
+            if af.blocking
+            and not af.waived
+            and af.finding.kind is Kind.VULNERABILITY
+            and af.finding.fixable
+        )
+    )
+    outcome = REBUILD if fixable else KEPT
+    return Regate(target, reference, outcome, verdict.reasons, fixable)
+
+
+def regate_published(
+    published: Mapping[str, Current],
+    plan: Plan,
+    scanners: Sequence[Scanner],
+    config: ScanConfig,
+    work: Path,
+    *,
+    jobs: int,
+    today: dt.date | None,
+    known_bases: frozenset[str] | None,
+    check_updates: bool,
+) -> tuple[ScanRun | None, dict[str, Regate]]:
+    """Pull each published image by digest, scan and gate it; never rebuilds anything."""
+    if not published:
+        return None, {}
+    resolved: dict[str, ResolvedImage] = {}
+    outcomes: dict[str, Regate] = {}
+    for name, current in published.items():
+        reference = f"{current.image.registry}/{current.image.repository}@{current.image.digest}"
+        try:
+            resolved[name] = resolve_reference(reference)
+        except DrydockError as err:
+            outcomes[name] = Regate(name, reference, ERROR, (f"cannot pull it: {err}",))
+    try:
+        targets = [
+            ScanTarget.resolved(image, plan.get(name).flavour or "")
+            for name, image in resolved.items()
+        ]
+        log.info("re-gating %d published image(s) against today's DB", len(targets))
+        scan = scan_images(
+            targets,
+            scanners,
+            config,
+            work,
+            jobs=jobs,
+            today=today,
+            known_bases=known_bases,
+            check_updates=check_updates,
+            postgres_eol=plan.postgres_eol,
+        )
+    finally:
+        release(list(resolved.values()))
+    by_digest = {v.digest: v for v in scan.report.images}
+    for name, image in resolved.items():
+        verdict = by_digest.get(image.scanned)
+        reference = f"{image.name}@{image.scanned}"
+        if verdict is None:
+            outcomes[name] = Regate(name, reference, ERROR, ("no verdict for the image",))
+        else:
+            outcomes[name] = classify(name, reference, verdict)
+        log.info("re-gate %s: %s", name, outcomes[name].outcome)
+    return scan, outcomes

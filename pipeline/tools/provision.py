@@ -1,0 +1,74 @@
+"""Pinned Go tools built when a step first needs them, and started early in the background.
+
+A fresh machine spent about 22 minutes compiling every tool before Drydock built its first
+image, although the build stage needs none of them: the scanners are needed only when the
+first image is scanned, cosign only when one is published, etcd and kube-apiserver only for
+the catalogs' control plane. So `locate` builds a missing pinned tool on first use (through
+`scripts/tools.sh`, which pins the version and lets Go's checksum database verify every
+module), and `drydock run` starts the builds its later steps will need in a background
+thread while the bases download from the archive and the images build. tools.sh takes a
+lock per tool, so a step that needs a tool the background build is compiling waits for
+that build instead of starting a second one.
+
+Only a source checkout has scripts/tools.sh; an installed drydock without it reports the
+missing tool as before. DRYDOCK_BUILD_TOOLS=0 turns the on-demand builds off.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from pipeline.errors import ToolError
+from pipeline.tools.runner import run
+
+log = logging.getLogger(__name__)
+
+BUILD_TIMEOUT = 3600.0
+# What each pipeline step needs, in the order a run reaches them.
+RUN_TOOLS = ("trivy-db", "oras", "dockle", "trivy", "cosign")
+
+
+def tools_script() -> Path | None:
+    """scripts/tools.sh of the checkout this package runs from, if there is one."""
+    script = Path(__file__).resolve().parents[2] / "scripts" / "tools.sh"
+    return script if script.is_file() else None
+
+
+def enabled() -> bool:
+    return os.environ.get("DRYDOCK_BUILD_TOOLS", "1") != "0" and tools_script() is not None
+
+
+def build(names: Sequence[str]) -> None:
+    """Build the pinned versions of `names` now (a no-op for those already built)."""
+    script = tools_script()
+    if script is None:
+        raise ToolError(["scripts/tools.sh", *names], None, "", "no checkout to build from")
+    log.info("building pinned tool(s) %s (scripts/tools.sh)", ", ".join(names))
+    run(["bash", str(script), *names], timeout=BUILD_TIMEOUT)
+
+
+class Prefetch:
+    """Builds tools in a background thread, in order. Nothing waits for it: a step that
+    needs one of its tools calls `locate`, whose own tools.sh run waits on that tool's lock
+    (and reports that tool's error if its build failed). A build still running when drydock
+    exits finishes on its own and leaves the binary in the cache."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = tuple(names)
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> Prefetch:
+        if self.names and enabled():
+            self.thread = threading.Thread(target=self._build, name="tools-prefetch", daemon=True)
+            self.thread.start()
+        return self
+
+    def _build(self) -> None:
+        try:
+            build(self.names)
+        except ToolError as err:
+            log.warning("background tool build failed: %s", err)

@@ -1,0 +1,70 @@
+"""Pinned tools are built when a step first needs them, and only then."""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import ToolError
+from pipeline.tools import locate, provision
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def fake_tool(bin_dir: Path, name: str, version: str) -> None:
+    path = bin_dir / f"{name}-{version}"
+    path.write_text(f"#!/bin/sh\necho '{name} version {version.removeprefix('v')}'\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("DRYDOCK_CACHE", str(tmp_path))
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no dockle on PATH
+    (tmp_path / "bin").mkdir()
+    return tmp_path
+
+
+def test_a_missing_tool_is_built_on_first_use(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    builds: list[tuple[str, ...]] = []
+    version = locate.pinned_version("dockle")
+
+    def build(names: Sequence[str]) -> None:
+        builds.append(tuple(names))
+        fake_tool(cache / "bin", "dockle", version)
+
+    monkeypatch.setattr(provision, "build", build)
+    tool = locate.locate("dockle")
+    assert tool.path == cache / "bin" / f"dockle-{version}"
+    assert builds == [("dockle",)]
+    locate.locate("dockle")  # found now: not built again
+    assert builds == [("dockle",)]
+
+
+def test_a_build_that_leaves_no_tool_still_fails_clearly(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(provision, "build", lambda names: None)
+    with pytest.raises(ToolError, match=r"scripts/tools.sh dockle"):
+        locate.locate("dockle")
+
+
+def test_builds_can_be_turned_off(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DRYDOCK_BUILD_TOOLS", "0")
+    called: list[Sequence[str]] = []
+    monkeypatch.setattr(provision, "build", called.append)
+    with pytest.raises(ToolError):
+        locate.locate("dockle")
+    assert called == []
+
+
+def test_the_run_prefetches_what_its_steps_need_in_tools_sh() -> None:
+    script = (ROOT / "scripts" / "tools.sh").read_text(encoding="utf-8")
+    assert provision.tools_script() == ROOT / "scripts" / "tools.sh"
+    # tools.sh --for run builds the same tools, in the order a run reaches them
+    line = next(x for x in script.splitlines() if x.strip().startswith("run) want=("))
+    listed = line.split("(", 1)[1].split(")", 1)[0].split()
+    assert [n.replace("_", "-") for n in listed] == list(provision.RUN_TOOLS)
