@@ -198,7 +198,12 @@ def test_namespaced_image_catalog_change_reaches_its_cluster(
     )
     wait_pods(admin, "local", 1)
     mark_ready(admin, "local-1")
-    assert get_cluster(admin, "local")["status"]["image"] == old
+    # The pod is created before the status is written, in the same reconcile: wait for both.
+    wait_until(
+        "status.image",
+        lambda: get_cluster(admin, "local").get("status", {}).get("image"),
+        old.__eq__,
+    )
     catalog["spec"]["images"][0]["image"] = new
     admin.apply(catalog_path, catalog)
     wait_until("local-1 on the new image", lambda: images(admin, "local"), {"local-1": new}.__eq__)
