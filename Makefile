@@ -33,8 +33,8 @@ tools:
 	bash scripts/tools.sh
 
 # Build, scan, gate and publish to the local registry, then write the catalogs and apply
-# them to the local control plane (started here, without its node: the README's loop uses
-# the stand-in kubelet; `drydock dev cluster down` stops it).
+# them to the local cluster (control plane and node, started here: the README's loop runs
+# its PostgreSQL Clusters on it; `drydock dev cluster down` stops it).
 # No `tools` prerequisite: `drydock run` builds the pinned tools its later steps need in the
 # background while the bases and images build, and the control plane's after publishing.
 # Clair (its PostgreSQL and feed front too) scans beside Dockle and Trivy: `dev clair up`
@@ -45,7 +45,7 @@ tools:
 build-images: venv host
 	rc=0; eval "$$($(BIN)/drydock dev clair up)" || exit 3; \
 	$(BIN)/drydock run --jobs $(JOBS) || rc=$$?; \
-	$(BIN)/drydock dev cluster up --no-node --install-crds && \
+	$(BIN)/drydock dev cluster up --install-crds && \
 	$(BIN)/drydock catalog apply --kubeconfig "$$($(BIN)/drydock dev cluster kubeconfig)" && \
 	exit $$rc
 

@@ -25,8 +25,9 @@ step "ruff format --check"
 step "mypy --strict: pipeline, operator, bench"
 "$BIN/mypy"
 (cd operator && "../$BIN/mypy")
-# bench/package_delta.py times the scenario of an integration test, with its helpers
-MYPYPATH=bench:tests/integration "$BIN/mypy" --strict --explicit-package-bases bench
+# bench/package_delta.py times the scenario of an integration test, with its helpers;
+# bench/operator_roll.py reuses the e2e tier's image and node helpers (tests/e2e/pg_support.py).
+MYPYPATH=bench:tests/integration:tests/e2e:operator "$BIN/mypy" --strict --explicit-package-bases bench
 # Each tier has its own conftest and helper modules, so each is checked on its own.
 for tier in tests/unit tests/integration tests/e2e; do
   step "mypy --strict: $tier"

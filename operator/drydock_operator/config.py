@@ -19,6 +19,7 @@ ENV_API_GROUP = "DRYDOCK_OPERATOR_API_GROUP"
 ENV_REQUEST_TIMEOUT = "DRYDOCK_OPERATOR_REQUEST_TIMEOUT"
 ENV_RESYNC_SECONDS = "DRYDOCK_OPERATOR_RESYNC_SECONDS"
 ENV_WORKERS = "DRYDOCK_OPERATOR_WORKERS"
+ENV_OPERATOR_IMAGE = "DRYDOCK_OPERATOR_IMAGE"
 
 
 class SettingsError(ValueError):
@@ -47,6 +48,11 @@ class OperatorSettings:
 
     field_manager: str = "drydock-operator"
     """The name written as the manager of every field the operator sets."""
+
+    operator_image: str = ""
+    """This operator's own image: each instance pod's bootstrap-controller copies the
+    instance manager out of it (as CloudNativePG's does), so instances run the manager
+    that matches the operator."""
 
     @property
     def label_prefix(self) -> str:
@@ -81,6 +87,7 @@ def load_settings(env: Mapping[str, str]) -> OperatorSettings:
         request_timeout=_positive_float(env, ENV_REQUEST_TIMEOUT, 10.0),
         resync_seconds=_positive_float(env, ENV_RESYNC_SECONDS, 30.0),
         workers=_workers(env),
+        operator_image=env.get(ENV_OPERATOR_IMAGE, ""),
     )
 
 

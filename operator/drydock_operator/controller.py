@@ -10,13 +10,15 @@ Cluster at once, so one step of a rolling update is never taken twice.
 from __future__ import annotations
 
 import base64
+import datetime
 import logging
 import threading
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
-from drydock_operator import instances, k8s, pki, reconcile, resources
-from drydock_operator.config import OperatorSettings
+from drydock_operator import instances, k8s, pki, probe, reconcile, resources, topology
+from drydock_operator.config import ENV_OPERATOR_IMAGE, OperatorSettings, SettingsError
 from drydock_operator.model import Cluster, Instance, parse_catalog, parse_cluster, parse_instance
 
 log = logging.getLogger(__name__)
@@ -38,7 +40,7 @@ class ClusterLocks:
 
 def reconcile_cluster(
     kube: k8s.Kube, settings: OperatorSettings, locks: ClusterLocks, namespace: str, name: str
-) -> reconcile.Plan | None:
+) -> topology.Plan | None:
     """Re-read the Cluster and take the next step; None when it is gone or in error."""
     with locks.lock(namespace, name):
         body = kube.get(k8s.clusters_kind(settings), namespace, name)
@@ -47,7 +49,7 @@ def reconcile_cluster(
         return _reconcile(kube, settings, body)
 
 
-def _reconcile(kube: k8s.Kube, settings: OperatorSettings, body: Obj) -> reconcile.Plan | None:
+def _reconcile(kube: k8s.Kube, settings: OperatorSettings, body: Obj) -> topology.Plan | None:
     cluster = parse_cluster(body)
     catalog = None
     if cluster.catalog_ref is not None:
@@ -78,17 +80,25 @@ def _reconcile(kube: k8s.Kube, settings: OperatorSettings, body: Obj) -> reconci
         return None
 
     ensure_cluster_objects(kube, settings, cluster)
+    prefix = settings.label_prefix
     labels = {
-        f"{settings.label_prefix}/cluster": cluster.name,
-        f"{settings.label_prefix}/podRole": "instance",
+        f"{prefix}/cluster": cluster.name,
+        f"{prefix}/podRole": "instance",
         "app.kubernetes.io/managed-by": resources.MANAGED_BY,
     }
     pods = kube.list(k8s.PODS, cluster.namespace, labels)
-    observed = [parse_instance(p, resources.CONTAINER) for p in pods]
-    primary = reconcile.primary_of(cluster)
-    plan = reconcile.plan_instances(
-        cluster.name, cluster.instances, primary, decision.image, observed
+    observed = [parse_instance(p, resources.CONTAINER, f"{prefix}/instanceRole") for p in pods]
+    target = reconcile.primary_of(cluster)
+    topo = topology.Topology(
+        cluster=cluster.name,
+        count=cluster.instances,
+        image=decision.image,
+        target_primary=target,
+        current_primary=cluster.current_primary,
+        observed=observed,
+        reports=probe.reports(observed),
     )
+    plan = topology.plan(topo)
     log.info(
         "Cluster %s/%s: %s %s (%s)",
         cluster.namespace,
@@ -97,16 +107,32 @@ def _reconcile(kube: k8s.Kube, settings: OperatorSettings, body: Obj) -> reconci
         ",".join(plan.instances) or "-",
         plan.reason,
     )
-    if plan.step is reconcile.Step.CREATE:
+    _label_roles(kube, cluster, settings, topo)
+    if plan.step is topology.Step.CREATE:
         for instance in plan.instances:
             kube.create(instances.pvc(cluster, settings, instance))
             kube.create(
-                instances.pod(cluster, settings, instance, decision.image, instance == primary)
+                instances.pod(cluster, settings, instance, decision.image, instance == target)
             )
-    elif plan.step is reconcile.Step.DELETE:
-        uids = {p["metadata"]["name"]: p["metadata"].get("uid") for p in pods}
+    elif plan.step is topology.Step.DELETE:
+        uids = {i.name: i.uid for i in observed}
         for instance in plan.instances:
             kube.delete(k8s.PODS, cluster.namespace, instance, uids.get(instance))
+    elif plan.step is topology.Step.PROMOTE:
+        (chosen,) = plan.instances
+        kube.patch_status(
+            k8s.clusters_kind(settings),
+            cluster.namespace,
+            cluster.name,
+            {"targetPrimary": chosen, "targetPrimaryTimestamp": _now()},
+        )
+        kube.post_event(
+            body,
+            event_type="Normal",
+            reason="SwitchoverStarted" if plan.phase == topology.PHASE_SWITCHOVER else "Failover",
+            message=f"{plan.reason}: promoting {chosen}",
+        )
+        cluster = replace(cluster, target_primary=chosen)
     _write_status(
         kube,
         settings,
@@ -119,6 +145,22 @@ def _reconcile(kube: k8s.Kube, settings: OperatorSettings, body: Obj) -> reconci
     return plan
 
 
+def _label_roles(
+    kube: k8s.Kube, cluster: Cluster, settings: OperatorSettings, topo: topology.Topology
+) -> None:
+    """Keep each pod's instanceRole label on the role its manager confirmed: the -rw and
+    -ro Services select on it."""
+    key = f"{settings.label_prefix}/instanceRole"
+    current = {i.name: i.role for i in topo.observed}
+    for name, role in topology.role_labels(topo).items():
+        if current.get(name) != role:
+            kube.patch_labels(k8s.PODS, cluster.namespace, name, {key: role})
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _write_status(
     kube: k8s.Kube,
     settings: OperatorSettings,
@@ -126,7 +168,7 @@ def _write_status(
     *,
     current: Mapping[str, Any],
     decision: reconcile.ImageDecision,
-    plan: reconcile.Plan | None,
+    plan: topology.Plan | None,
     observed: list[Instance],
 ) -> None:
     desired = reconcile.desired_status(cluster, decision, plan, observed)
@@ -227,6 +269,26 @@ def clusters_for_catalog(
             meta = raw["metadata"]
             found.append((str(meta["namespace"]), str(meta["name"])))
     return found
+
+
+def with_operator_image(
+    kube: k8s.Kube, settings: OperatorSettings, env: Mapping[str, str]
+) -> OperatorSettings:
+    """Settings that name this operator's own image, which every instance pod's
+    bootstrap-controller runs: DRYDOCK_OPERATOR_IMAGE, or else the image the operator's
+    own pod runs (by digest when the node reports one), found through POD_NAME and
+    POD_NAMESPACE. Without either the operator cannot create instances: SettingsError."""
+    if settings.operator_image:
+        return settings
+    name, namespace = env.get("POD_NAME", ""), env.get("POD_NAMESPACE", "")
+    image = kube.own_image(namespace, name) if name and namespace else None
+    if not image:
+        raise SettingsError(
+            f"{ENV_OPERATOR_IMAGE} is not set and the operator's own pod is unknown "
+            "(set POD_NAME and POD_NAMESPACE from the downward API)"
+        )
+    log.info("instance pods will copy the instance manager from %s", image)
+    return replace(settings, operator_image=image)
 
 
 def all_clusters(kube: k8s.Kube, settings: OperatorSettings) -> list[tuple[str, str]]:

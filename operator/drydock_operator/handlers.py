@@ -75,8 +75,10 @@ def register(registry: kopf.OperatorRegistry, operator_settings: OperatorSetting
         settings.posting.enabled = False  # events are posted deliberately, in k8s.py
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
-        memo.settings = operator_settings
         memo.kube = k8s.Kube(k8s.load_configuration(os.environ), operator_settings)
+        memo.settings = await asyncio.to_thread(
+            controller.with_operator_image, memo.kube, operator_settings, os.environ
+        )
         memo.locks = controller.ClusterLocks()
         memo.resync = asyncio.get_running_loop().create_task(
             _resync(memo, operator_settings.resync_seconds)

@@ -10,10 +10,8 @@ privilege escalation, no capabilities, RuntimeDefault seccomp.
 from __future__ import annotations
 
 from drydock_operator.config import OperatorSettings
-from drydock_operator.model import Cluster
+from drydock_operator.model import APPARMOR_PREFIX, Cluster
 from drydock_operator.resources import (
-    CERTS_DIR,
-    CONFIG_DIR,
     CONTAINER,
     PGDATA,
     PGDATA_MOUNT,
@@ -22,16 +20,18 @@ from drydock_operator.resources import (
     PORT_STATUS,
     POSTGRES_GID,
     POSTGRES_UID,
-    SECRET_FILE_MODE,
     SOCKET_DIR,
     Obj,
-    ca_secret_name,
     cluster_labels,
-    config_map_name,
     object_meta,
-    replication_secret_name,
-    server_secret_name,
 )
+
+BOOTSTRAP_CONTROLLER = "bootstrap-controller"
+INITDB = "initdb"
+JOIN = "join"
+CONTROLLER_DIR = "/controller"
+MANAGER_FILE = "manager.pyz"
+OPERATOR_MANAGER = "/opt/operator/manager.pyz"  # where the operator image keeps it
 
 
 def pvc(cluster: Cluster, settings: OperatorSettings, instance: str) -> Obj:
@@ -60,6 +60,9 @@ def pod_security_context() -> Obj:
         "runAsUser": POSTGRES_UID,
         "runAsGroup": POSTGRES_GID,
         "fsGroup": POSTGRES_GID,
+        # Only a fresh volume is handed to gid 26: a recursive pass on every re-created pod
+        # would make the data directory group-writable, which PostgreSQL refuses.
+        "fsGroupChangePolicy": "OnRootMismatch",
         "seccompProfile": {"type": "RuntimeDefault"},
     }
 
@@ -86,17 +89,6 @@ def container_ports() -> list[Obj]:
     ]
 
 
-def _secret_volume(name: str, secret: str, items: tuple[str, ...]) -> Obj:
-    return {
-        "name": name,
-        "secret": {
-            "secretName": secret,
-            "defaultMode": SECRET_FILE_MODE,
-            "items": [{"key": k, "path": k} for k in items],
-        },
-    }
-
-
 def _resources(cluster: Cluster) -> Obj:
     out: Obj = {}
     if cluster.resources.requests:
@@ -106,10 +98,58 @@ def _resources(cluster: Cluster) -> Obj:
     return out
 
 
+def init_container_name(primary: bool) -> str:
+    """`initdb` creates a new Cluster's first data directory, `join` clones a replica's.
+    Both do nothing when the PVC already holds one (a re-created pod)."""
+    return INITDB if primary else JOIN
+
+
+def container_names(primary: bool) -> tuple[str, ...]:
+    """The pod's containers, named as the security guide's AppArmor section lists them."""
+    return (BOOTSTRAP_CONTROLLER, init_container_name(primary), CONTAINER)
+
+
+def _env(cluster: Cluster, settings: OperatorSettings) -> list[Obj]:
+    field = {"valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}
+    return [
+        {"name": "PGDATA", "value": PGDATA},
+        {"name": "PGHOST", "value": SOCKET_DIR},
+        {"name": "CLUSTER_NAME", "value": cluster.name},
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "NAMESPACE", **field},
+        {"name": "DRYDOCK_API_GROUP", "value": settings.api_group},
+        {"name": "DRYDOCK_CONTROLLER_DIR", "value": CONTROLLER_DIR},
+        {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
+    ]
+
+
+def _mounts(*names: str) -> list[Obj]:
+    paths = {
+        "pgdata": PGDATA_MOUNT,
+        "scratch-data": CONTROLLER_DIR,
+        "run": SOCKET_DIR,
+        # Writable emptyDirs under a read-only root, not the host's directories.
+        "tmp": "/tmp",  # noqa: S108
+        "shm": "/dev/shm",  # noqa: S108
+    }
+    return [{"name": n, "mountPath": paths[n]} for n in names]
+
+
 def pod(
-    cluster: Cluster, settings: OperatorSettings, instance: str, image: str, primary: bool
+    cluster: Cluster,
+    settings: OperatorSettings,
+    instance: str,
+    image: str,
+    primary: bool,
 ) -> Obj:
-    """One instance: the PostgreSQL container on its own PVC, restricted and read-only."""
+    """One instance: the instance manager runs PostgreSQL on the instance's own PVC.
+
+    `bootstrap-controller` (the operator image) copies the manager into the scratch
+    emptyDir; `initdb` or `join` (the operand image) prepares the data directory; the
+    `postgres` container runs the manager as PID 1. The manager reads its configuration,
+    passwords and certificates from the API as the Cluster's ServiceAccount, so nothing
+    secret is mounted except that account's token.
+    """
     prefix = settings.label_prefix
     labels = {
         **cluster_labels(cluster, settings),
@@ -117,48 +157,59 @@ def pod(
         f"{prefix}/instanceRole": "primary" if primary else "replica",
         f"{prefix}/podRole": "instance",
     }
-    annotations = dict(cluster.apparmor)
+    names = container_names(primary)
+    annotations = {
+        key: value for key, value in cluster.apparmor if key.removeprefix(APPARMOR_PREFIX) in names
+    }
     meta = object_meta(cluster, settings, instance, labels=labels)
     if annotations:
         meta["annotations"] = annotations
+    manager = ["python3", f"{CONTROLLER_DIR}/{MANAGER_FILE}"]
+    env = _env(cluster, settings)
+    operand_mounts = _mounts("pgdata", "scratch-data", "run", "tmp", "shm")
     container: Obj = {
         "name": CONTAINER,
         "image": image,
         "imagePullPolicy": "IfNotPresent",
-        "command": ["postgres"],
-        "args": ["-D", PGDATA, "-c", f"config_file={CONFIG_DIR}/postgresql.conf"],
-        "env": [
-            {"name": "PGDATA", "value": PGDATA},
-            {"name": "PGHOST", "value": SOCKET_DIR},
-            {"name": "CLUSTER_NAME", "value": cluster.name},
-            {"name": "POD_NAME", "value": instance},
-            {
-                "name": "NAMESPACE",
-                "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
-            },
-        ],
+        "command": [*manager, "run"],
+        "env": env,
         "ports": container_ports(),
         "readinessProbe": {
-            "exec": {"command": ["pg_isready", "-q", "-h", SOCKET_DIR]},
-            "periodSeconds": 10,
-            "timeoutSeconds": 5,
+            "httpGet": {"path": "/readyz", "port": "status"},
+            "periodSeconds": 2,
+            "timeoutSeconds": 2,
+            "failureThreshold": 2,
         },
         "securityContext": container_security_context(),
-        "volumeMounts": [
-            {"name": "pgdata", "mountPath": PGDATA_MOUNT},
-            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
-            {"name": "server-tls", "mountPath": f"{CERTS_DIR}/server", "readOnly": True},
-            {"name": "ca", "mountPath": f"{CERTS_DIR}/ca", "readOnly": True},
-            {"name": "replication-tls", "mountPath": f"{CERTS_DIR}/replication", "readOnly": True},
-            {"name": "run", "mountPath": SOCKET_DIR},
-            # Writable emptyDirs under a read-only root, not the host's directories.
-            {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108
-            {"name": "shm", "mountPath": "/dev/shm"},  # noqa: S108
-        ],
+        "volumeMounts": operand_mounts,
     }
     resources = _resources(cluster)
     if resources:
         container["resources"] = resources
+    init_containers = [
+        {
+            "name": BOOTSTRAP_CONTROLLER,
+            "image": settings.operator_image,
+            "imagePullPolicy": "IfNotPresent",
+            "command": [
+                "python3",
+                OPERATOR_MANAGER,
+                "bootstrap",
+                f"{CONTROLLER_DIR}/{MANAGER_FILE}",
+            ],
+            "securityContext": container_security_context(),
+            "volumeMounts": _mounts("scratch-data"),
+        },
+        {
+            "name": init_container_name(primary),
+            "image": image,
+            "imagePullPolicy": "IfNotPresent",
+            "command": [*manager, init_container_name(primary)],
+            "env": env,
+            "securityContext": container_security_context(),
+            "volumeMounts": operand_mounts,
+        },
+    ]
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -167,16 +218,13 @@ def pod(
             "hostname": instance,
             "serviceAccountName": cluster.name,
             "enableServiceLinks": False,
+            "terminationGracePeriodSeconds": 30,
             "securityContext": pod_security_context(),
+            "initContainers": init_containers,
             "containers": [container],
             "volumes": [
                 {"name": "pgdata", "persistentVolumeClaim": {"claimName": instance}},
-                {"name": "config", "configMap": {"name": config_map_name(cluster)}},
-                _secret_volume("server-tls", server_secret_name(cluster), ("tls.crt", "tls.key")),
-                _secret_volume("ca", ca_secret_name(cluster), ("ca.crt",)),
-                _secret_volume(
-                    "replication-tls", replication_secret_name(cluster), ("tls.crt", "tls.key")
-                ),
+                {"name": "scratch-data", "emptyDir": {}},
                 {"name": "run", "emptyDir": {}},
                 {"name": "tmp", "emptyDir": {}},
                 {"name": "shm", "emptyDir": {"medium": "Memory"}},

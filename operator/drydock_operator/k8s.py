@@ -213,6 +213,31 @@ class Kube:
         log.info("deleted %s %s/%s", kind.plural, namespace, name)
         return True
 
+    def own_image(self, namespace: str, pod: str) -> str | None:
+        """The image of a pod's first container, by digest once the node has pulled it."""
+        data = self.request(
+            "GET", PODS.path(namespace), query={"fieldSelector": f"metadata.name={pod}"}
+        )
+        items = [i for i in data.get("items") or [] if isinstance(i, dict)]
+        if not items:
+            return None
+        statuses = (items[0].get("status") or {}).get("containerStatuses") or []
+        image_id = str(statuses[0].get("imageID") or "") if statuses else ""
+        if "@sha256:" in image_id:
+            return image_id.split("://", 1)[-1]
+        containers = (items[0].get("spec") or {}).get("containers") or []
+        return str(containers[0].get("image") or "") if containers else None
+
+    def patch_labels(self, kind: Kind, namespace: str, name: str, labels: dict[str, str]) -> Obj:
+        """Merge `labels` into an object's labels (the instance pods' role label)."""
+        log.info("labelling %s %s/%s %s", kind.plural, namespace, name, labels)
+        return self.request(
+            "PATCH",
+            kind.path(namespace, name),
+            body={"metadata": {"labels": labels}},
+            content_type=MERGE_PATCH,
+        )
+
     def patch_status(self, kind: Kind, namespace: str, name: str, status: Obj) -> Obj:
         return self.request(
             "PATCH",

@@ -61,6 +61,7 @@ class Cluster:
     image_name: str | None
     catalog_ref: CatalogRef | None
     enable_superuser_access: bool = False
+    parameters: tuple[tuple[str, str], ...] = ()
     pg_hba: tuple[str, ...] = ()
     pg_ident: tuple[str, ...] = ()
     storage_size: str = "1Gi"
@@ -71,6 +72,7 @@ class Cluster:
     status_phase: str | None = None
     status_phase_reason: str | None = None
     current_primary: str | None = None
+    target_primary: str | None = None
     image_info: ImageInfo | None = None
 
 
@@ -92,12 +94,28 @@ class Catalog:
 
 @dataclass(frozen=True)
 class Instance:
-    """An instance pod as observed: its image, readiness and role."""
+    """An instance pod as observed: its image, readiness, role label and address."""
 
     name: str
     image: str
     ready: bool
     deleting: bool = False
+    role: str = ""
+    ip: str = ""
+    uid: str = ""
+
+
+@dataclass(frozen=True)
+class InstanceReport:
+    """What an instance manager says about itself on its status port (`/pg/status`)."""
+
+    name: str
+    primary: bool
+    in_recovery: bool
+    lsn: int
+    """The last WAL position written (primary) or received (standby), as a number."""
+    streaming: bool
+    ready: bool
 
 
 def _mapping(value: object, where: str) -> Mapping[str, Any]:
@@ -157,6 +175,7 @@ def parse_cluster(body: Mapping[str, Any]) -> Cluster:
             if ref_raw
             else None,
             enable_superuser_access=bool(spec.get("enableSuperuserAccess", False)),
+            parameters=_str_items(postgresql.get("parameters"), "spec.postgresql.parameters"),
             pg_hba=_lines(postgresql.get("pg_hba"), "spec.postgresql.pg_hba"),
             pg_ident=_lines(postgresql.get("pg_ident"), "spec.postgresql.pg_ident"),
             storage_size=str(storage.get("size") or "1Gi"),
@@ -172,6 +191,7 @@ def parse_cluster(body: Mapping[str, Any]) -> Cluster:
             status_phase=str(status["phase"]) if status.get("phase") else None,
             status_phase_reason=str(status["phaseReason"]) if status.get("phaseReason") else None,
             current_primary=str(status["currentPrimary"]) if status.get("currentPrimary") else None,
+            target_primary=str(status["targetPrimary"]) if status.get("targetPrimary") else None,
             image_info=ImageInfo(str(info_raw["image"]), int(info_raw["majorVersion"]))
             if info_raw.get("image") and info_raw.get("majorVersion")
             else None,
@@ -199,9 +219,12 @@ def parse_catalog(body: Mapping[str, Any]) -> Catalog:
         raise ParseError(f"catalog: {err}") from err
 
 
-def parse_instance(body: Mapping[str, Any], container: str = "postgres") -> Instance:
+def parse_instance(
+    body: Mapping[str, Any], container: str = "postgres", role_label: str = ""
+) -> Instance:
     """Parse an instance pod: the image of its PostgreSQL container and its readiness."""
     meta = _mapping(body.get("metadata"), "metadata")
+    labels = _mapping(meta.get("labels"), "metadata.labels")
     spec = _mapping(body.get("spec"), "spec")
     status = _mapping(body.get("status"), "status")
     image = ""
@@ -217,4 +240,28 @@ def parse_instance(body: Mapping[str, Any], container: str = "postgres") -> Inst
         image=image,
         ready=ready,
         deleting=bool(meta.get("deletionTimestamp")),
+        role=str(labels.get(role_label) or "") if role_label else "",
+        ip=str(status.get("podIP") or ""),
+        uid=str(meta.get("uid") or ""),
+    )
+
+
+def lsn_value(lsn: str) -> int:
+    """`16/B374D848` as a number; 0 when absent or malformed."""
+    high, sep, low = lsn.partition("/")
+    try:
+        return (int(high, 16) << 32) + int(low, 16) if sep else 0
+    except ValueError:
+        return 0
+
+
+def parse_report(name: str, body: Mapping[str, Any]) -> InstanceReport:
+    """The JSON of `/pg/status` (drydock_instance.status.as_json)."""
+    return InstanceReport(
+        name=name,
+        primary=bool(body.get("isPrimary")),
+        in_recovery=bool(body.get("inRecovery")),
+        lsn=lsn_value(str(body.get("lsn") or "")),
+        streaming=body.get("walReceiver") == "streaming",
+        ready=bool(body.get("ready")),
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 from drydock_operator.config import OperatorSettings
 from drydock_operator.model import Cluster
@@ -25,13 +26,10 @@ PORT_METRICS = 9187
 CONTAINER = "postgres"
 PGDATA_MOUNT = "/var/lib/postgresql/data"
 PGDATA = f"{PGDATA_MOUNT}/pgdata"
-CONFIG_DIR = "/etc/postgresql"
-CERTS_DIR = "/etc/postgresql/certs"
 SOCKET_DIR = "/var/run/postgresql"
 APP_USER = "app"
 APP_DATABASE = "app"
 REPLICATION_USER = "streaming_replica"
-SECRET_FILE_MODE = 0o640
 
 Obj = dict[str, Any]
 
@@ -220,6 +218,12 @@ def _basic_auth_secret(
 ) -> Obj:
     host = service_names(cluster)[0]
     port = str(PORT_POSTGRESQL)
+    dbname = APP_DATABASE if user == APP_USER else "*"
+    uri_db = APP_DATABASE if user == APP_USER else "postgres"
+    uri = (
+        f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}"
+        f"@{host}.{cluster.namespace}:{port}/{uri_db}"
+    )
     return {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -230,8 +234,9 @@ def _basic_auth_secret(
             "password": password,
             "host": host,
             "port": port,
-            "dbname": APP_DATABASE if user == APP_USER else "*",
-            "pgpass": f"{host}:{port}:*:{user}:{password}\n",
+            "dbname": dbname,
+            "uri": uri,
+            "pgpass": f"{host}:{port}:{dbname}:{user}:{password}\n",
         },
     }
 
@@ -272,26 +277,54 @@ def tls_secret(
 
 # --- PostgreSQL configuration ---------------------------------------------------------------
 
+# The instance manager owns these (they describe the pod: ports, paths, certificates,
+# replication plumbing) and writes them after the Cluster's parameters; the CRD refuses
+# them too (tests pin the CRD's list to drydock_instance.pgfiles.fixed_parameters).
+FIXED_PARAMETERS = (
+    "cluster_name",
+    "data_directory",
+    "dynamic_shared_memory_type",
+    "hba_file",
+    "hot_standby",
+    "ident_file",
+    "listen_addresses",
+    "log_destination",
+    "logging_collector",
+    "port",
+    "primary_conninfo",
+    "recovery_target_timeline",
+    "ssl",
+    "ssl_ca_file",
+    "ssl_cert_file",
+    "ssl_key_file",
+    "unix_socket_directories",
+    "wal_level",
+    "wal_log_hints",
+)
 
-def postgresql_parameters() -> dict[str, str]:
-    """Settings every instance runs with: SCRAM passwords, TLS 1.3 only."""
-    return {
-        "listen_addresses": "'*'",
-        "port": str(PORT_POSTGRESQL),
-        "unix_socket_directories": f"'{SOCKET_DIR}'",
-        "password_encryption": "'scram-sha-256'",
-        "ssl": "on",
-        "ssl_min_protocol_version": "'TLSv1.3'",
-        "ssl_cert_file": f"'{CERTS_DIR}/server/tls.crt'",
-        "ssl_key_file": f"'{CERTS_DIR}/server/tls.key'",
-        "ssl_ca_file": f"'{CERTS_DIR}/ca/ca.crt'",
-        "hba_file": f"'{CONFIG_DIR}/pg_hba.conf'",
-        "ident_file": f"'{CONFIG_DIR}/pg_ident.conf'",
-    }
+
+def default_parameters() -> dict[str, str]:
+    """The operator's defaults, before the Cluster's own: SCRAM passwords, TLS 1.3 only."""
+    return {"password_encryption": "scram-sha-256", "ssl_min_protocol_version": "TLSv1.3"}
+
+
+def conf_value(value: str) -> str:
+    """A postgresql.conf string literal (PostgreSQL accepts quoted numbers and units)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def postgresql_conf(cluster: Cluster) -> str:
+    """The ConfigMap's postgresql.conf: defaults, then the Cluster's parameters (last wins)."""
+    params = {**default_parameters(), **dict(cluster.parameters)}
+    return "".join(f"{k} = {conf_value(v)}\n" for k, v in params.items())
 
 
 def pg_hba_lines(cluster: Cluster) -> tuple[str, ...]:
-    """CloudNativePG's order: fixed local and replication rules, the user's, then SCRAM."""
+    """CloudNativePG's order: fixed local and replication rules, the user's, then SCRAM.
+
+    The fixed rules come first so that no user line can lock out the manager (peer over
+    the socket) or the standbys (streaming_replica by certificate).
+    """
     return (
         "local all all peer",
         f"hostssl postgres {REPLICATION_USER} all cert",
@@ -302,13 +335,12 @@ def pg_hba_lines(cluster: Cluster) -> tuple[str, ...]:
 
 
 def config_map(cluster: Cluster, settings: OperatorSettings) -> Obj:
-    conf = "".join(f"{k} = {v}\n" for k, v in postgresql_parameters().items())
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": object_meta(cluster, settings, config_map_name(cluster)),
         "data": {
-            "postgresql.conf": conf,
+            "postgresql.conf": postgresql_conf(cluster),
             "pg_hba.conf": "\n".join(pg_hba_lines(cluster)) + "\n",
             "pg_ident.conf": "".join(f"{line}\n" for line in cluster.pg_ident),
         },

@@ -92,7 +92,7 @@ def apply_crds(kubeconfig: Path, folder: Path, timeout: float = 60.0) -> list[st
 @click.option(
     "--no-node",
     is_flag=True,
-    help="Control plane only (stops a node that runs): for the stand-in `drydock dev kubelet`.",
+    help="Control plane only (stops a node that runs): stores and admits pods, runs none.",
 )
 @exits
 def cluster_up(state_dir: Path | None, timeout: float, install_crds: bool, no_node: bool) -> None:

@@ -1,9 +1,10 @@
-"""`drydock dev operator|apply|get|kubelet`: the operator's whole loop on the local plane.
+"""`drydock dev operator|apply|get`: the operator's whole loop on the local cluster.
 
     drydock dev operator up        CRDs, namespace and RBAC, then the operator (kopf) in the
-                                   background, as its own ServiceAccount
+                                   background, as its own ServiceAccount, naming the
+                                   published operator image its instance pods copy the
+                                   instance manager from
     drydock dev apply -f FILE      server-side apply of manifests (Clusters, catalogs, ...)
-    drydock dev kubelet            stand-in kubelet: pods whose image is pullable get Ready
     drydock dev get clusters -w    phase, image and instances of every Cluster
 
 All talk to the control plane of `drydock dev cluster` (same --state-dir), as its admin,
@@ -20,8 +21,10 @@ import click
 from pipeline.cli import exits
 from pipeline.cli.common import repo_root
 from pipeline.cli.dev import CRD_DIR, apply_crds, dev
-from pipeline.devloop import kubelet, manifests, status
-from pipeline.errors import CatalogError, DrydockError
+from pipeline.devloop import manifests, status
+from pipeline.devloop.operator_image import published_operator_image
+from pipeline.errors import CatalogError
+from pipeline.settings import DEFAULT_REGISTRY
 from pipeline.tools import controlplane, devoperator
 from pipeline.tools.kubeapi import KubeAPI, load_kubeconfig
 
@@ -45,13 +48,17 @@ def admin_kubeconfig(state_dir: Path | None) -> Path:
 
 
 def operator_settings(
-    state_dir: Path | None, api_group: str = "postgresql.cnpg.io", resync: float = 30.0
+    state_dir: Path | None,
+    api_group: str = "postgresql.cnpg.io",
+    resync: float = 30.0,
+    operator_image: str = "",
 ) -> devoperator.OperatorProcessSettings:
     base = controlplane.ControlPlaneSettings(state_dir=state_dir).resolved_state_dir()
     return devoperator.OperatorProcessSettings(
         state_dir=base / "operator",
         operator_dir=repo_root() / "operator",
         api_group=api_group,
+        operator_image=operator_image,
         resync_seconds=resync,
     )
 
@@ -83,12 +90,19 @@ def operator_install(state_dir: Path | None) -> None:
 @operator.command("up")
 @state_dir_option
 @click.option("--resync", type=click.FloatRange(min=1.0), default=30.0, show_default=True)
+@click.option(
+    "--operator-image",
+    default="",
+    help="The operator image instance pods copy their manager from "
+    "(default: the published postgresql-operator in the local registry, by digest).",
+)
 @exits
-def operator_up(state_dir: Path | None, resync: float) -> None:
+def operator_up(state_dir: Path | None, resync: float, operator_image: str) -> None:
     """Install (idempotent), then start the operator in the background as its ServiceAccount."""
     kubeconfig = admin_kubeconfig(state_dir)
     install_operator(kubeconfig)
-    settings = operator_settings(state_dir, resync=resync)
+    image = operator_image or published_operator_image(repo_root(), DEFAULT_REGISTRY)
+    settings = operator_settings(state_dir, resync=resync, operator_image=image)
     before = devoperator.status(settings)
     proc = devoperator.up(kubeconfig, settings)
     verb = "already running" if before.pid else "running"
@@ -164,7 +178,7 @@ def get_clusters(
         while True:
             clusters = api.request("GET", f"/apis/{api_group}/v1{where}/clusters").json()
             pods = api.request(
-                "GET", f"/api/v1{where}/pods", params={"labelSelector": kubelet.MANAGED}
+                "GET", f"/api/v1{where}/pods", params={"labelSelector": status.MANAGED}
             ).json()
             text = status.render(status.rows(clusters["items"], pods["items"], prefix))
             if text != shown:
@@ -193,40 +207,7 @@ def get_catalogs(api_group: str, state_dir: Path | None) -> None:
     click.echo(status.render_catalogs(found))
 
 
-@click.command("kubelet")
-@click.option("--once", is_flag=True, help="One pass, then exit.")
-@click.option("--interval", type=click.FloatRange(min=0.2), default=1.0, show_default=True)
-@click.option(
-    "--no-pull-check",
-    is_flag=True,
-    help="Mark pods Ready without asking their registry for the image.",
-)
-@state_dir_option
-@exits
-def kubelet_cmd(once: bool, interval: float, no_pull_check: bool, state_dir: Path | None) -> None:
-    """Stand in for a kubelet: instance pods whose image is pullable are reported Ready."""
-    check = kubelet.always_pullable if no_pull_check else kubelet.registry_check()
-    told: set[str] = set()
-    with KubeAPI(load_kubeconfig(admin_kubeconfig(state_dir))) as api:
-        while True:
-            try:
-                for change in kubelet.sync_once(api, check):
-                    if str(change) not in told:
-                        click.echo(str(change))
-                        told.add(str(change))
-            except DrydockError as err:
-                if once:
-                    raise
-                click.echo(f"kubelet: {err} (retrying)", err=True)
-            if once:
-                return
-            try:
-                time.sleep(interval)
-            except KeyboardInterrupt:
-                return
-
-
 def register(_main: click.Group) -> None:
     """Add these commands to `drydock dev` (registered by pipeline.cli.dev)."""
-    for command in (operator, apply_cmd, get, kubelet_cmd):
+    for command in (operator, apply_cmd, get):
         dev.add_command(command)

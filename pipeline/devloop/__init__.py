@@ -1,7 +1,7 @@
-"""The local loop around the included operator, for people without a real cluster.
+"""The local loop around the included operator, on the local cluster and its real node.
 
 `manifests` applies YAML documents with server-side apply (a tiny `kubectl apply -f`),
-`kubelet` stands in for the kubelet the dev control plane does not have (an instance pod
-becomes Ready only when its image is in its registry at that digest), and `status` renders
-what the Clusters report. `drydock dev ...` is their command line.
+`operator_image` finds the published operator image the instance pods copy their manager
+from, and `status` renders what the Clusters report. `drydock dev ...` is their command
+line.
 """

@@ -10,7 +10,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.devloop.kubelet import is_ready
+MANAGED = "app.kubernetes.io/managed-by=drydock-operator"  # the operator's instance pods
+
+
+def is_ready(pod: Mapping[str, Any]) -> bool:
+    """The pod's Ready condition, as the kubelet reports it."""
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in pod.get("status", {}).get("conditions", [])
+    )
 
 
 @dataclass(frozen=True)

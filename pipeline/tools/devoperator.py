@@ -46,6 +46,7 @@ class OperatorProcessSettings:
     state_dir: Path
     operator_dir: Path  # the checkout's operator/ (put on PYTHONPATH)
     api_group: str = "postgresql.cnpg.io"
+    operator_image: str = ""  # what instance pods' bootstrap-controller runs, by digest
     resync_seconds: float = 30.0
     workers: int = 4
     start_timeout: float = 60.0
@@ -83,6 +84,7 @@ def environment(settings: OperatorProcessSettings, kubeconfig: Path) -> dict[str
             "PYTHONPATH": str(settings.operator_dir),
             "KUBECONFIG": str(kubeconfig),
             "DRYDOCK_OPERATOR_API_GROUP": settings.api_group,
+            "DRYDOCK_OPERATOR_IMAGE": settings.operator_image,
             "DRYDOCK_OPERATOR_RESYNC_SECONDS": f"{settings.resync_seconds:g}",
             "DRYDOCK_OPERATOR_WORKERS": str(settings.workers),
         }

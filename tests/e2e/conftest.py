@@ -13,12 +13,14 @@ Stable fixtures (the operator's e2e tests use them too):
                                      restarted if a test stopped it); .control_plane, .name,
                                      .log_dir, .layout
     node_api                function KubeAPI as the admin of the cluster with the node
+    pg_images               session  pg_support.Images: the operator and the 15 bookworm
+                                     operand, built by Drydock and pushed (by digest)
 
 Each cluster is started once per session in a temporary state dir (never the developer's
-`drydock dev cluster`), and stopped at the end. The node-less plane serves the tests that
-use the stand-in kubelet; the node's plane is separate because a real kubelet and the
-stand-in must not share pods. Missing binaries FAIL the run: build them with
-`bash scripts/tools.sh`.
+`drydock dev cluster`), and stopped at the end. The node-less plane serves the tests of
+API-level behaviour (objects, RBAC, schema), where a test sets a pod's readiness itself;
+everything PostgreSQL does runs on the node's cluster. Missing binaries FAIL the run:
+build them with `bash scripts/tools.sh`.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
+from pg_support import Images, build_and_push
 
-from pipeline.tools import controlplane, node, node_leftovers
+from pipeline.tools import controlplane, docker, node, node_leftovers
 from pipeline.tools.controlplane import ControlPlane, ControlPlaneSettings
 from pipeline.tools.kubeapi import KubeAPI, load_kubeconfig
 from pipeline.tools.node import Node, NodeSettings
@@ -154,3 +157,11 @@ def node_api(node_cluster: Node) -> Iterator[KubeAPI]:
 def host_before_node(request: pytest.FixtureRequest, node_settings: NodeSettings) -> list[str]:
     """What `node_leftovers.host_view` showed before the session's node first started."""
     return request.config.stash[HOST_BEFORE_KEY]
+
+
+@pytest.fixture(scope="session")
+def pg_images() -> Iterator[Images]:
+    """The operator image (its manager.pyz) and a PostgreSQL operand, in the local registry."""
+    images = build_and_push()
+    yield images
+    docker.untag(images.operand_local)

@@ -34,6 +34,9 @@ MERGE = "application/merge-patch+json"
 PREFIX = "cnpg.io"
 TIMEOUT = 60.0
 APPARMOR = "container.apparmor.security.beta.kubernetes.io/postgres"
+# The image instance pods' bootstrap-controller runs. On the control plane alone no pod
+# runs, so it need not exist; tests on the real node pass a published one.
+OPERATOR_IMAGE = "registry.invalid/postgresql-operator@sha256:" + "0" * 64
 
 T = TypeVar("T")
 
@@ -308,7 +311,12 @@ def running_operator(
     assert token not in cp.kubeconfig.read_text(), "the operator must not run as the admin"
     kubeconfig = workdir / "kubeconfig"
     kubeconfig.write_text(controlplane.kubeconfig_text(cp.server, cp.ca_file.read_bytes(), token))
-    env = {"KUBECONFIG": str(kubeconfig), "DRYDOCK_OPERATOR_RESYNC_SECONDS": "5", **extra_env}
+    env = {
+        "KUBECONFIG": str(kubeconfig),
+        "DRYDOCK_OPERATOR_RESYNC_SECONDS": "5",
+        "DRYDOCK_OPERATOR_IMAGE": OPERATOR_IMAGE,
+        **extra_env,
+    }
     registry = kopf.OperatorRegistry()
     handlers.register(registry, load_settings(env))
     with pytest.MonkeyPatch.context() as mp:

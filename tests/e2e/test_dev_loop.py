@@ -1,11 +1,12 @@
-"""The README's loop, command by command, on the real control plane and registry.
+"""The README's loop, command by command, on the real local cluster (control plane + node).
 
 Aspects: `drydock dev operator up` installs the shipped CRDs and RBAC and starts the
-operator as a separate process that holds only its ServiceAccount's token; `drydock dev
-apply -f` creates a restricted namespace and a Cluster (and refuses a file with a bad
-document, applying nothing from it); the stand-in kubelet reports a pod Ready only when
-its image is in the registry at that digest; pushing a new digest and `drydock catalog
-apply` of it rolls every instance onto it, which `drydock dev get clusters` shows;
+operator as a separate process that holds only its ServiceAccount's token and names the
+operator image the instance pods copy their manager from; `drydock dev apply -f` creates
+a restricted namespace and a Cluster (and refuses a file with a bad document, applying
+nothing from it); `drydock catalog apply` of a published operand makes the Cluster run
+PostgreSQL on the node; a new digest published and applied the same way rolls it (its
+replica, a switchover, the old primary), which `drydock dev get clusters` shows;
 `drydock dev operator down` stops the process.
 """
 
@@ -14,20 +15,22 @@ from __future__ import annotations
 import dataclasses
 import json
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from catalog_support import published, require_registry
+from catalog_support import require_registry
 from click.testing import CliRunner
 from operator_support import wait_until
+from pg_support import Images, new_digest, published_record, push
 
 from pipeline.cli import main
-from pipeline.devloop import kubelet
-from pipeline.tools import controlplane, daemon
-from pipeline.tools.controlplane import ControlPlaneSettings
+from pipeline.devloop.status import is_ready
+from pipeline.tools import daemon, node
 from pipeline.tools.kubeapi import KubeAPI, load_kubeconfig, resource_path
+from pipeline.tools.node import NodeSettings
 
 pytestmark = pytest.mark.e2e
 
@@ -39,6 +42,7 @@ CRD_NAMES = (
     "imagecatalogs.postgresql.cnpg.io",
     "clusterimagecatalogs.postgresql.cnpg.io",
 )
+ROLL_TIMEOUT = 420.0
 
 
 def drydock(*args: str, state_dir: Path) -> tuple[int, str]:
@@ -51,9 +55,10 @@ def drydock_plain(*args: str) -> tuple[int, str]:
 
 
 @pytest.fixture(scope="module")
-def state_dir(control_plane_settings: ControlPlaneSettings) -> Path:
-    controlplane.up(control_plane_settings)
-    return control_plane_settings.resolved_state_dir()
+def state_dir(node_settings: NodeSettings) -> Path:
+    """The state dir of the e2e tier's cluster with a node, as `--state-dir` takes it."""
+    node.up(node_settings)
+    return node_settings.control_plane.resolved_state_dir()
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +68,11 @@ def admin(state_dir: Path) -> Iterator[KubeAPI]:
 
 
 @pytest.fixture(scope="module")
-def operator_up(state_dir: Path, admin: KubeAPI) -> Iterator[str]:
-    code, out = drydock("dev", "operator", "up", "--resync", "5", state_dir=state_dir)
+def operator_up(state_dir: Path, admin: KubeAPI, pg_images: Images) -> Iterator[str]:
+    code, out = drydock(
+        "dev", "operator", "up", "--resync", "5", "--operator-image", pg_images.operator,
+        state_dir=state_dir,
+    )  # fmt: skip
     assert code == 0, out
     yield out
     code, out = drydock("dev", "operator", "down", state_dir=state_dir)
@@ -97,7 +105,8 @@ def manifests(tmp: Path, name: str = "loop", instances: int = 2) -> Path:
                 apiGroup: postgresql.cnpg.io
                 kind: ClusterImageCatalog
                 name: {CATALOG}
-                major: 17
+                major: 15
+              storage: {{size: 256Mi}}
             """),
         encoding="utf-8",
     )
@@ -115,19 +124,8 @@ def pods(admin: KubeAPI, cluster: str) -> dict[str, dict[str, Any]]:
 
 def all_ready_on(found: dict[str, dict[str, Any]], image: str, count: int = 2) -> bool:
     return len(found) == count and all(
-        kubelet.is_ready(p) and p["spec"]["containers"][0]["image"] == image for p in found.values()
+        is_ready(p) and p["spec"]["containers"][0]["image"] == image for p in found.values()
     )
-
-
-def play_kubelet_until(admin: KubeAPI, what: str, done: Any) -> dict[str, dict[str, Any]]:
-    """Run the stand-in kubelet (registry check on) until the pods satisfy `done`."""
-    check = kubelet.registry_check()
-
-    def probe() -> dict[str, dict[str, Any]]:
-        kubelet.sync_once(admin, check)
-        return pods(admin, "loop")
-
-    return wait_until(what, probe, done, timeout=120)
 
 
 def test_operator_runs_as_its_service_account_in_its_own_process(
@@ -159,76 +157,68 @@ def test_bad_manifest_file_applies_nothing(
     assert admin.get(resource_path("v1", "configmaps", "should-not-exist", "default")) is None
 
 
-def publish(tmp: Path, stamp: str) -> tuple[Path, str]:
-    """Push a real image and describe it as `drydock run` records a promoted image."""
-    (image,) = published(tmp, stamp, majors=(17,), flavours=("minimal",))
+def publish(tmp: Path, ref: str, tag: str, stamp: str) -> Path:
+    """Describe a pushed operand as `drydock run` records a promoted image."""
     record = tmp / f"published-{stamp}.json"
-    record.write_text(json.dumps([dataclasses.asdict(image)]), encoding="utf-8")
-    return record, image.reference
+    record.write_text(json.dumps([dataclasses.asdict(published_record(ref, tag, stamp))]))
+    return record
 
 
 def test_new_digest_through_catalog_apply_rolls_the_cluster(
-    operator_up: str, state_dir: Path, admin: KubeAPI, tmp_path: Path
+    operator_up: str, state_dir: Path, admin: KubeAPI, tmp_path: Path, pg_images: Images
 ) -> None:
     require_registry()
     kubeconfig = str(state_dir / "kubeconfig")
-    first, old = publish(tmp_path, "202611270100")
+    stamp = time.strftime("%Y%m%d%H%M")
+    first_tag = f"15.20-{stamp}-minimal-bookworm"
+    first = push(pg_images.operand_id, "postgresql", first_tag)
     code, out = drydock_plain(
-        "catalog", "apply", "--published", str(first), "--kubeconfig", kubeconfig
-    )
+        "catalog", "apply", "--published", str(publish(tmp_path, first, first_tag, stamp)),
+        "--kubeconfig", kubeconfig,
+    )  # fmt: skip
     assert code == 0, out
+    old = f"{first.split('@')[0]}:{first_tag}@{first.split('@')[1]}"
     code, out = drydock("dev", "apply", "-f", str(manifests(tmp_path)), state_dir=state_dir)
     assert code == 0, out
     assert f"Cluster/loop in {NS}" in out
 
-    before = play_kubelet_until(
-        admin, "2 Ready pods on the old image", lambda p: all_ready_on(p, old)
-    )
-    uids = {n: p["metadata"]["uid"] for n, p in before.items()}
-
-    second, new = publish(tmp_path, "202611270200")
-    code, out = drydock_plain(
-        "catalog", "apply", "--published", str(second), "--kubeconfig", kubeconfig
-    )
-    assert code == 0, out
-    rolled = play_kubelet_until(
-        admin, "both pods re-created on the new image and Ready", lambda p: all_ready_on(p, new)
-    )
-    assert all(rolled[n]["metadata"]["uid"] != uids[n] for n in uids)
-
     def shown() -> str:
         return drydock("dev", "get", "clusters", "-n", NS, state_dir=state_dir)[1]
 
-    # pods turn Ready first; the operator's next reconcile then reports the phase
+    wait_until(
+        "2/2 ready on the first digest",
+        shown,
+        lambda t: "2/2 ready  Cluster in healthy state" in t,
+        ROLL_TIMEOUT,
+    )
+    before = pods(admin, "loop")
+    assert all_ready_on(before, old), {
+        n: p["spec"]["containers"][0]["image"] for n, p in before.items()
+    }
+    uids = {n: p["metadata"]["uid"] for n, p in before.items()}
+
+    later = str(int(stamp) + 1)
+    second_tag = f"15.20-{later}-minimal-bookworm"
+    second = new_digest(pg_images, tmp_path, later, second_tag)
+    code, out = drydock_plain(
+        "catalog", "apply", "--published", str(publish(tmp_path, second, second_tag, later)),
+        "--kubeconfig", kubeconfig,
+    )  # fmt: skip
+    assert code == 0, out
+    new = f"{second.split('@')[0]}:{second_tag}@{second.split('@')[1]}"
     table = wait_until(
         "the table to show the roll done",
         shown,
-        lambda t: "2/2 ready  Cluster in healthy state" in t,
+        lambda t: (
+            "2/2 ready  Cluster in healthy state" in t
+            and new.split("@")[1][:19] in t
+            and "(still" not in t
+        ),
+        timeout=ROLL_TIMEOUT,
     )
-    assert new.split("@")[1][:19] in table
+    rolled = pods(admin, "loop")
+    assert all_ready_on(rolled, new)
+    assert all(rolled[n]["metadata"]["uid"] != uids[n] for n in uids)
+    assert "loop-2           primary" in table  # the roll switched over to the replica
     code, out = drydock("dev", "get", "catalogs", state_dir=state_dir)
-    assert code == 0 and f"17: {new}" in out
-
-
-def test_kubelet_keeps_a_pod_whose_image_is_not_in_the_registry_pending(
-    operator_up: str, state_dir: Path, admin: KubeAPI
-) -> None:
-    require_registry()
-    missing = f"127.0.0.1:5000/drydock-e2e/postgresql@sha256:{'0' * 64}"
-    cluster = {
-        "apiVersion": GROUP_VERSION,
-        "kind": "Cluster",
-        "metadata": {"name": "ghost", "namespace": NS},
-        "spec": {"instances": 1, "imageName": missing},
-    }
-    admin.create(resource_path(GROUP_VERSION, "clusters", namespace=NS), cluster)
-    check = kubelet.registry_check()
-    pending = wait_until(
-        "the ghost pod to be seen and refused",
-        lambda: [t for t in kubelet.sync_once(admin, check) if t.pod == "ghost-1"],
-        bool,
-        timeout=60,
-    )
-    assert not pending[0].ready and "not found" in pending[0].reason
-    pod = admin.get(resource_path("v1", "pods", "ghost-1", NS)) or {}
-    assert not kubelet.is_ready(pod)
+    assert code == 0 and f"15: {new}" in out

@@ -11,6 +11,7 @@ A missing engine fails the run; nothing is skipped.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,8 @@ from pipeline.settings import Settings, default_cache
 from pipeline.tools import docker
 
 ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT / "operator") not in sys.path:
+    sys.path.insert(0, str(ROOT / "operator"))  # the operator is its own small distribution
 FOUNDATION_TARGETS = (
     "operator",
     "postgresql-15-minimal-bookworm",

@@ -78,7 +78,7 @@ def test_standard_flavour_is_built_on_minimal() -> None:
     assert standard.base == standard.parent == minimal.name
     assert standard.depends_on == (minimal.name,)
     # the server is installed once (in minimal); standard adds only its own packages
-    assert standard.inherited_packages == minimal.packages == ("postgresql-15",)
+    assert standard.inherited_packages == minimal.packages == ("postgresql-15", "python3-minimal")
     assert not set(standard.packages) & set(minimal.packages)
     assert "locales-all" in standard.packages
     assert minimal.excludes == standard.excludes == ("jit", "locales")

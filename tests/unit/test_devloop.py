@@ -1,9 +1,9 @@
-"""The dev loop's pure parts: manifest checks, the stand-in kubelet's choices, the tables.
+"""The dev loop's pure parts: manifest checks and the tables.
 
 Aspects: every bad document in every file is reported as `file#index: field: reason`
-before anything could be written; the kubelet skips Ready and terminating pods; the
-Cluster table pairs pods with their Cluster by label and marks instances still on an old
-image; the operator process gets a minimal environment with its own kubeconfig.
+before anything could be written; the Cluster table pairs pods with their Cluster by
+label and marks instances still on an old image; the operator process gets a minimal
+environment with its own kubeconfig and the operator image its pods copy from.
 """
 
 from __future__ import annotations
@@ -12,10 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from loopback_http import Script, serve
 
-from pipeline.devloop import kubelet, manifests, status
-from pipeline.errors import InputError
+from pipeline.devloop import manifests, status
+from pipeline.devloop.operator_image import published_operator_image
+from pipeline.errors import CatalogError, InputError
 from pipeline.tools import devoperator
+
+ROOT = Path(__file__).resolve().parents[2]
 
 OLD = "127.0.0.1:5000/postgresql@sha256:" + "a" * 64
 NEW = "127.0.0.1:5000/postgresql@sha256:" + "b" * 64
@@ -49,22 +53,6 @@ def test_load_documents_reports_every_problem_with_file_and_index(tmp_path: Path
     assert len(problems) == 4
     [doc] = manifests.load_documents([good])
     assert (doc.api_version, doc.kind, doc.name) == ("v1", "ConfigMap", "a")
-
-
-def test_kubelet_only_starts_pods_that_are_neither_ready_nor_going() -> None:
-    pods = [
-        pod("pg-1", OLD, ready=True),
-        pod("pg-2", NEW, ready=False),
-        pod("pg-3", OLD, ready=False, deletionTimestamp="2026-11-27T00:00:00Z"),
-    ]
-    assert [p["metadata"]["name"] for p in kubelet.pending(pods)] == ["pg-2"]
-    waiting = kubelet.Transition("demo", "pg-2", NEW, ready=False, reason="not found")
-    assert str(waiting) == "demo/pg-2: waiting: not found"
-
-
-def test_registry_check_refuses_a_reference_without_a_registry() -> None:
-    why = kubelet.registry_check()("postgresql:17")
-    assert why is not None and "must name its registry" in why
 
 
 def test_cluster_rows_pair_pods_by_label_and_show_the_roll() -> None:
@@ -116,9 +104,14 @@ def test_operator_process_gets_its_own_kubeconfig_and_little_else(
     monkeypatch.setenv("KUBECONFIG", "/admin/kubeconfig")
     monkeypatch.setenv("REGISTRY_PASSWORD", "hunter2")
     settings = devoperator.OperatorProcessSettings(
-        state_dir=tmp_path, operator_dir=tmp_path / "operator", resync_seconds=5, workers=2
+        state_dir=tmp_path,
+        operator_dir=tmp_path / "operator",
+        operator_image="127.0.0.1:5000/postgresql-operator@sha256:" + "1" * 64,
+        resync_seconds=5,
+        workers=2,
     )
     env = devoperator.environment(settings, tmp_path / "kubeconfig")
+    assert env["DRYDOCK_OPERATOR_IMAGE"] == settings.operator_image
     assert env["KUBECONFIG"] == str(tmp_path / "kubeconfig")
     assert env["PYTHONPATH"] == str(tmp_path / "operator")
     assert env["DRYDOCK_OPERATOR_RESYNC_SECONDS"] == "5"
@@ -127,3 +120,20 @@ def test_operator_process_gets_its_own_kubeconfig_and_little_else(
     args = devoperator.argv(8123)
     assert args[1:4] == ["-m", "kopf", "run"] and devoperator.MARKER in args
     assert "--liveness=http://127.0.0.1:8123/healthz" in args
+
+
+def test_dev_operator_up_finds_the_operator_where_publication_puts_it() -> None:
+    """The release repository and rolling tag publication uses, resolved to a digest."""
+    digest = "sha256:" + "ab" * 32
+    script = Script([(200, {"Docker-Content-Digest": digest}, b"")])
+    with serve(script) as registry:
+        image = published_operator_image(ROOT, registry)
+    assert image == f"{registry}/drydock/postgresql-operator@{digest}"
+    assert script.seen[0][:2] == ("HEAD", "/v2/drydock/postgresql-operator/manifests/0.1.0")
+
+
+def test_dev_operator_up_says_what_to_do_when_the_operator_is_not_published() -> None:
+    with serve(Script([(404, {}, b"")])) as registry, pytest.raises(CatalogError) as err:
+        published_operator_image(ROOT, registry)
+    assert "drydock/postgresql-operator:0.1.0 is not published" in str(err.value)
+    assert "--operator-image" in str(err.value)

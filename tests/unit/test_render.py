@@ -70,7 +70,7 @@ def test_hardened_by_construction(plan: Plan, name: str) -> None:
 def test_postgres_gets_uid_26_and_no_default_cluster(plan: Plan) -> None:
     text = text_of(plan, "postgresql-15-minimal-bookworm")
     assert "--uid 26" in text and "create_main_cluster" in text
-    assert "apt-get install -y --no-install-recommends postgresql-15;" in text
+    assert "apt-get install -y --no-install-recommends postgresql-15 python3-minimal;" in text
 
 
 def test_buildkit_adds_apt_cache_mounts_only_when_available(plan: Plan) -> None:

@@ -50,6 +50,7 @@ def test_targets_resolve_on_the_debian_base_their_image_starts_from(plan: Plan) 
     assert apt_packages(standard) == (
         "postgresql-common",
         "postgresql-15",
+        "python3-minimal",
         "postgresql-15-pgaudit",
         "locales-all",
         "tzdata",

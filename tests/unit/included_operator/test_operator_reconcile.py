@@ -1,9 +1,9 @@
 """Pure decisions of the included operator.
 
 Aspects: image resolution from imageName and from CloudNativePG's own published catalog,
-the error cases (missing catalog, missing major, downgrade, upgrade), the rolling update
-order (replicas from the highest serial, primary last, one at a time, only while all are
-Ready), the status written, and when a Warning event is due.
+the error cases (missing catalog, missing major, downgrade, upgrade), the status written
+(the target primary, never the current one: the instance manager owns it), and when a
+Warning event is due. The instances' decisions are in test_operator_topology.py.
 """
 
 from __future__ import annotations
@@ -121,98 +121,32 @@ def test_status_patch_is_empty_when_nothing_changed() -> None:
     assert reconcile.status_patch({"image": "b", "phase": "p"}, desired) == {"image": "a"}
 
 
-# --- instances and rolling updates ------------------------------------------------------------
-
-
-def test_rollout_order_is_replicas_descending_then_primary() -> None:
-    names = ("pg-1", "pg-2", "pg-3", "pg-10")
-    assert reconcile.rollout_order(names, "pg-1") == ("pg-10", "pg-3", "pg-2", "pg-1")
-    assert reconcile.rollout_order(names, "pg-3") == ("pg-10", "pg-2", "pg-1", "pg-3")
-
-
-def test_new_cluster_creates_every_instance() -> None:
-    plan = reconcile.plan_instances("pg", 3, "pg-1", "img", [])
-    assert plan == Plan(
-        Step.CREATE, ("pg-1", "pg-2", "pg-3"), plan.reason, reconcile.PHASE_CREATING
-    )
-
-
-def test_waits_for_readiness_before_anything_else() -> None:
-    pods = [Instance("pg-1", "img", True), Instance("pg-2", "img", False)]
-    plan = reconcile.plan_instances("pg", 2, "pg-1", "img", pods)
-    assert plan.step is Step.WAIT
-    assert plan.instances == ("pg-2",)
-
-
-def test_a_deleting_pod_blocks_the_next_step() -> None:
-    pods = [Instance("pg-1", "old", True), Instance("pg-2", "old", True, deleting=True)]
-    assert reconcile.plan_instances("pg", 2, "pg-1", "new", pods).step is Step.WAIT
-
-
-def test_all_ready_on_the_image_is_idle_and_healthy() -> None:
-    pods = [Instance(f"pg-{i}", "img", True) for i in (1, 2, 3)]
-    plan = reconcile.plan_instances("pg", 3, "pg-1", "img", pods)
-    assert (plan.step, plan.phase) == (Step.IDLE, reconcile.PHASE_HEALTHY)
-
-
-def test_scale_down_removes_the_highest_replica_never_the_primary() -> None:
-    pods = [Instance(f"pg-{i}", "img", True) for i in (1, 2, 3)]
-    assert reconcile.plan_instances("pg", 2, "pg-1", "img", pods).instances == ("pg-3",)
-    assert reconcile.plan_instances("pg", 1, "pg-3", "img", pods).instances == ("pg-2",)
-
-
-def simulate_roll(count: int, primary: str, ready_after_create: bool = True) -> list[str]:
-    """Drive plan_instances like the controller would, with a kubelet that marks pods Ready.
-
-    Returns the order in which instances were deleted; asserts that no instance is ever
-    deleted while another one is missing or not Ready.
-    """
-    pods = {f"pg-{i}": Instance(f"pg-{i}", "old", True) for i in range(1, count + 1)}
-    deleted: list[str] = []
-    for _ in range(10 * count):
-        plan = reconcile.plan_instances("pg", count, primary, "new", list(pods.values()))
-        if plan.step is Step.IDLE:
-            return deleted
-        if plan.step is Step.DELETE:
-            assert len(pods) == count and all(p.ready for p in pods.values())
-            assert plan.phase == reconcile.PHASE_UPGRADING
-            (name,) = plan.instances
-            deleted.append(name)
-            del pods[name]
-        elif plan.step is Step.CREATE:
-            assert len(plan.instances) == 1, "a rolling update re-creates one instance at a time"
-            for name in plan.instances:
-                pods[name] = Instance(name, "new", False)
-        else:  # WAIT: the kubelet (or the e2e test) marks the new pod Ready
-            for name in plan.instances:
-                pods[name] = Instance(name, pods[name].image, ready_after_create)
-    raise AssertionError(f"rolling update did not finish; deleted {deleted}")
-
-
-def test_catalog_change_rolls_replicas_first_primary_last() -> None:
-    assert simulate_roll(3, "pg-1") == ["pg-3", "pg-2", "pg-1"]
-
-
-def test_roll_respects_a_promoted_primary() -> None:
-    assert simulate_roll(4, "pg-2") == ["pg-4", "pg-3", "pg-1", "pg-2"]
-
-
-def test_roll_of_a_single_instance() -> None:
-    assert simulate_roll(1, "pg-1") == ["pg-1"]
+# --- status ------------------------------------------------------------------------------------
 
 
 def test_status_reports_image_instances_and_primary(cnpg_fixtures: Path) -> None:
     cluster = parse_cluster(cluster_body())
     decision = reconcile.resolve_image(cluster, cnpg_catalog(cnpg_fixtures), GROUP)
     pods = [Instance("pg-2", "x", False), Instance("pg-1", "x", True)]
-    plan = reconcile.plan_instances("pg", 3, "pg-1", decision.image or "", pods)
+    plan = Plan(Step.WAIT, ("pg-2",), "waiting", reconcile.PHASE_WAITING)
     status = reconcile.desired_status(cluster, decision, plan, pods)
     assert status["image"] == decision.image
     assert status["pgDataImageInfo"] == {"image": decision.image, "majorVersion": 17}
     assert status["instances"] == 2
     assert status["readyInstances"] == 1
     assert status["instanceNames"] == ["pg-1", "pg-2"]
-    assert status["currentPrimary"] == "pg-1"
+    assert status["targetPrimary"] == "pg-1"
+    assert status["phase"] == reconcile.PHASE_WAITING
+    assert "currentPrimary" not in status, "the instance manager that promoted writes it"
+
+
+def test_target_primary_follows_the_status_then_the_first_instance() -> None:
+    body = cluster_body()
+    assert reconcile.primary_of(parse_cluster(body)) == "pg-1"
+    body["status"] = {"currentPrimary": "pg-2"}
+    assert reconcile.primary_of(parse_cluster(body)) == "pg-2"
+    body["status"] = {"currentPrimary": "pg-2", "targetPrimary": "pg-3"}
+    assert reconcile.primary_of(parse_cluster(body)) == "pg-3"
 
 
 # --- the superuser Secret ----------------------------------------------------------------------

@@ -133,6 +133,7 @@ def test_instance_pod_is_restricted_read_only_and_runs_as_26() -> None:
         "runAsUser": 26,
         "runAsGroup": 26,
         "fsGroup": 26,
+        "fsGroupChangePolicy": "OnRootMismatch",
         "seccompProfile": {"type": "RuntimeDefault"},
     }
     assert pod["spec"]["serviceAccountName"] == "pg"
@@ -189,35 +190,67 @@ def test_services_select_primary_replicas_and_any() -> None:
     assert rw["spec"]["ports"][0]["targetPort"] == "postgresql"
 
 
-def test_postgresql_requires_scram_and_tls13() -> None:
+def test_postgresql_requires_scram_and_tls13_and_takes_the_clusters_parameters() -> None:
     cm = resources.config_map(
         cluster(
             postgresql={
+                "parameters": {"work_mem": "8MB", "search_path": "'$user', public"},
                 "pg_hba": ["hostssl app app 10.0.0.0/8 scram-sha-256"],
                 "pg_ident": ["m a b"],
             }
         ),
         SETTINGS,
     )
-    conf = cm["data"]["postgresql.conf"]
-    assert "password_encryption = 'scram-sha-256'\n" in conf
-    assert "ssl_min_protocol_version = 'TLSv1.3'\n" in conf
-    assert "ssl = on\n" in conf
-    hba = cm["data"]["pg_hba.conf"].splitlines()
-    assert hba.index("hostssl app app 10.0.0.0/8 scram-sha-256") < hba.index(
-        "host all all all scram-sha-256"
-    )
-    assert hba[-1] == "host all all all scram-sha-256"
+    conf = cm["data"]["postgresql.conf"].splitlines()
+    assert conf[:2] == [
+        "password_encryption = 'scram-sha-256'",
+        "ssl_min_protocol_version = 'TLSv1.3'",
+    ]
+    assert "work_mem = '8MB'" in conf
+    assert "search_path = '''$user'', public'" in conf
     assert cm["data"]["pg_ident.conf"] == "m a b\n"
     assert cm["metadata"]["name"] == "pg-config"
 
 
+def test_a_cluster_parameter_overrides_a_default_by_coming_later() -> None:
+    conf = resources.postgresql_conf(
+        cluster(postgresql={"parameters": {"ssl_min_protocol_version": "TLSv1.2"}})
+    ).splitlines()
+    assert conf.index("ssl_min_protocol_version = 'TLSv1.2'") > conf.index(
+        "password_encryption = 'scram-sha-256'"
+    )
+    assert "ssl_min_protocol_version = 'TLSv1.3'" not in conf
+
+
+def test_pg_hba_fixed_rules_come_before_the_users_lines() -> None:
+    """A user line can never shadow the manager's socket access or replication by
+    certificate: PostgreSQL uses the first matching line."""
+    user = ["hostssl all streaming_replica all reject", "local all all reject"]
+    hba = resources.pg_hba_lines(cluster(postgresql={"pg_hba": user}))
+    fixed = [
+        "local all all peer",
+        "hostssl postgres streaming_replica all cert",
+        "hostssl replication streaming_replica all cert",
+    ]
+    assert list(hba[:3]) == fixed
+    assert list(hba[3:5]) == user
+    assert hba[-1] == "host all all all scram-sha-256"
+    assert len(hba) == 6
+
+
 def test_secrets_hold_credentials_and_certificates() -> None:
     c = cluster()
-    app = resources.app_secret(c, SETTINGS, "pw")
+    app = resources.app_secret(c, SETTINGS, "p@ss:w/rd")
     assert app["type"] == "kubernetes.io/basic-auth"
-    assert app["stringData"]["username"] == "app"
-    assert app["stringData"]["password"] == "pw"
+    assert app["stringData"] == {
+        "username": "app",
+        "password": "p@ss:w/rd",
+        "host": "pg-rw",
+        "port": "5432",
+        "dbname": "app",
+        "uri": "postgresql://app:p%40ss%3Aw%2Frd@pg-rw.db:5432/app",
+        "pgpass": "pg-rw:5432:app:app:p@ss:w/rd\n",
+    }
     su = resources.superuser_secret(c, SETTINGS, "pw2")
     assert (su["metadata"]["name"], su["stringData"]["username"]) == ("pg-superuser", "postgres")
     tls = resources.tls_secret(c, SETTINGS, "pg-server", "C", "K")
@@ -233,3 +266,46 @@ def test_enterprisedb_group_reaches_labels_and_rbac() -> None:
     assert pod["metadata"]["ownerReferences"][0]["apiVersion"] == f"{EDB_GROUP}/v1"
     groups = {g for rule in resources.role_rules(c, edb) for g in rule["apiGroups"]}
     assert groups == {"", EDB_GROUP}
+
+
+def test_instance_pods_have_the_guides_containers_and_run_the_manager() -> None:
+    settings = OperatorSettings(operator_image="reg/operator@sha256:1")
+    primary = instances.pod(cluster(), settings, "pg-1", "reg/pg@sha256:2", primary=True)
+    replica = instances.pod(cluster(), settings, "pg-2", "reg/pg@sha256:2", primary=False)
+    for pod, step in ((primary, "initdb"), (replica, "join")):
+        init = pod["spec"]["initContainers"]
+        assert [(c["name"], c["image"]) for c in init] == [
+            ("bootstrap-controller", "reg/operator@sha256:1"),
+            (step, "reg/pg@sha256:2"),
+        ]
+        assert init[0]["command"] == [
+            "python3",
+            "/opt/operator/manager.pyz",
+            "bootstrap",
+            "/controller/manager.pyz",
+        ]
+        assert init[1]["command"] == ["python3", "/controller/manager.pyz", step]
+        (postgres,) = pod["spec"]["containers"]
+        assert postgres["name"] == "postgres"
+        assert postgres["command"] == ["python3", "/controller/manager.pyz", "run"]
+        assert postgres["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "status"}
+        assert restricted_violations(pod) == []
+        # Nothing secret is mounted: the manager reads the Secrets as its ServiceAccount.
+        assert not [v for v in pod["spec"]["volumes"] if "secret" in v or "configMap" in v]
+        env = {e["name"]: e for e in postgres["env"]}
+        assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+        assert env["CLUSTER_NAME"]["value"] == "pg"
+
+
+def test_apparmor_annotations_only_for_the_containers_a_pod_has() -> None:
+    body = cluster_body()
+    prefix = "container.apparmor.security.beta.kubernetes.io/"
+    body["metadata"]["annotations"] = {
+        f"{prefix}{c}": "runtime/default"
+        for c in ("bootstrap-controller", "initdb", "join", "postgres", "full-recovery")
+    }
+    c = parse_cluster(body)
+    primary = instances.pod(c, SETTINGS, "pg-1", "img", primary=True)["metadata"]["annotations"]
+    replica = instances.pod(c, SETTINGS, "pg-2", "img", primary=False)["metadata"]["annotations"]
+    assert set(primary) == {f"{prefix}{n}" for n in ("bootstrap-controller", "initdb", "postgres")}
+    assert set(replica) == {f"{prefix}{n}" for n in ("bootstrap-controller", "join", "postgres")}
