@@ -71,7 +71,9 @@ def parse_apt_simulation(text: str, source: str = "apt-get -s dist-upgrade") -> 
     The `N upgraded, ...` summary must be there, and must agree with the `Inst` lines:
     output without it is an apt that stopped early, and proves nothing (AptOutputError).
     """
-    pending, held, local = [], [], []
+    pending: list[PendingUpdate] = []
+    held: list[str] = []
+    local: list[str] = []
     summary: tuple[int, ...] | None = None
     for raw in text.splitlines():
         line = raw.strip()
@@ -84,7 +86,7 @@ def parse_apt_simulation(text: str, source: str = "apt-get -s dist-upgrade") -> 
             held += line.removeprefix(HELD_MARK + " ").split()
             continue
         if line.startswith(LOCAL_MARK + " "):
-            local.append(" ".join(line.removeprefix(LOCAL_MARK + " ").split()))
+            local += parse_local_packages(line.removeprefix(LOCAL_MARK + " "))
             continue
         found = _APT_SUMMARY.match(line)
         if found:
@@ -132,7 +134,9 @@ class NativeInputs:
     """Per-image facts the native checks cannot read from the image itself."""
 
     flavour: str = ""  # picks the package deny list
+    target: str = ""  # the plan target it was built from (picks its allowed ports)
     updates: UpdateEvidence | None = None  # None: CIS-4.4's native evidence is missing
+    updates_problem: str = ""  # why `updates` is None (the simulation failed), for reports
     # Bases trusted by content (Drydock's own, pinned in a descriptor, --trusted-base);
     # None or empty: nothing to judge the base by, CIS-4.2 / DISA-2.14 / 2.17 unverified.
     trusted_bases: tuple[TrustedBase, ...] | None = None
@@ -143,8 +147,8 @@ class NativeInputs:
     today: dt.date | None = None
     # The Dockerfile the image was built from (Drydock's rendered one), None: not known.
     dockerfile: str | None = None
-    # DISA-2.13: the ports this image may EXPOSE (descriptor or policy per target);
-    # None: the policy's global allowed_ports.
+    # DISA-2.13: the ports this image may EXPOSE, when the caller knows better than the
+    # policy; None: the policy's target_ports for `target`, else its allowed_ports.
     allowed_ports: tuple[str, ...] | None = None
 
 

@@ -68,7 +68,7 @@ def _port_number(port: str) -> int | None:
 def check_ports(fs: ImageFilesystem, ctx: CheckContext) -> list[Finding]:
     privileged, unexpected = [], []
     per_image = ctx.inputs.allowed_ports
-    allowed = set(ctx.settings.allowed_ports if per_image is None else per_image)
+    allowed = set(ctx.settings.ports_for(ctx.inputs.target) if per_image is None else per_image)
     for port in fs.config.exposed_ports:
         number = _port_number(port)
         if number is not None and number < ctx.settings.min_port:

@@ -149,7 +149,8 @@ def check_apt_signed(fs: ImageFilesystem, ctx: CheckContext) -> list[Finding]:
 def check_pending_updates(fs: ImageFilesystem, ctx: CheckContext) -> list[Finding] | NotRun | None:
     updates = ctx.inputs.updates
     if updates is None:
-        return None  # no evidence given: the check did not run
+        problem = ctx.inputs.updates_problem
+        return NotRun(problem) if problem else None  # no evidence: the check did not run
     packages = installed(fs)
     if isinstance(packages, NotRun):
         return packages  # apt cannot upgrade what its database does not list

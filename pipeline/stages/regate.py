@@ -29,6 +29,7 @@ from pipeline.publish.current import Current
 from pipeline.scan.base import Scanner
 from pipeline.scan.resolve import ResolvedImage, release, resolve_reference
 from pipeline.stages.scan import ScanConfig, ScanRun, ScanTarget, scan_images
+from pipeline.stages.scan_context import own_bases
 
 log = logging.getLogger("drydock.progress")
 
@@ -117,6 +118,7 @@ def regate_published(
             jobs=jobs,
             today=today,
             known_bases=known_bases,
+            trusted=own_bases(plan),
             check_updates=check_updates,
             postgres_eol=plan.postgres_eol,
         )
