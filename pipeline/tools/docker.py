@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import logging
 import tarfile
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -300,9 +301,20 @@ def apt_simulation(image: str, *, timeout: float = 300.0) -> str:
         raise
 
 
-def kill_container(name: str) -> None:
-    """Remove a container by name, forcefully; an absent one is fine."""
-    run([cli(), "rm", "-f", name], timeout=QUICK_TIMEOUT * 3, check=False)
+def kill_container(name: str, attempts: int = 3) -> None:
+    """Remove a container by name, forcefully; an absent one is fine. A CLI killed while
+    the engine was still creating the container can leave it appearing just after the
+    first removal, so look again (bounded)."""
+    for attempt in range(attempts):
+        run([cli(), "rm", "-f", name], timeout=QUICK_TIMEOUT, check=False)
+        left = run(
+            [cli(), "ps", "-aq", "--filter", f"name=^{name}$"], timeout=QUICK_TIMEOUT, check=False
+        )
+        if not left.stdout.strip():
+            return
+        if attempt < attempts - 1:
+            time.sleep(1.0)
+    log.warning("container %s could not be removed", name)
 
 
 SET_MARK = "@@drydock-set"
