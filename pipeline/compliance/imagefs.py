@@ -34,8 +34,13 @@ HEAD_BYTES = 64  # enough for "-----BEGIN OPENSSH PRIVATE KEY-----"
 TEXT_LIMIT = 16 * 1024 * 1024
 KEY_SCAN_LIMIT = 64 * 1024 * 1024  # bytes of each file searched for a private key
 CHUNK = 1024 * 1024
-PRIVATE_KEY = re.compile(rb"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----")
-_KEY_OVERLAP = 64  # a marker split across two chunks is still found
+# A PEM private key: the BEGIN line, optional RFC 1421 headers, then a base64 body (a
+# library that only carries the marker text as a constant, like libgnutls, is not a key).
+PRIVATE_KEY = re.compile(
+    rb"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----\r?\n"
+    rb"(?:[A-Za-z-]+: [^\r\n]{0,200}\r?\n)*\r?\n?[A-Za-z0-9+/=\r\n]{64}"
+)
+_KEY_OVERLAP = 1024  # a key split across two chunks is still found
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
 

@@ -4,6 +4,7 @@ installs around apt, private keys anywhere in a file, allowed ports per target."
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import io
 from pathlib import Path
@@ -196,15 +197,19 @@ def test_a_package_no_archive_offers_is_named() -> None:
 
 
 def test_a_private_key_deep_inside_a_file_is_found() -> None:
-    pem = b"-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----\n"
+    body = base64.encodebytes(bytes(range(256)))
+    pem = b"-----BEGIN RSA PRIVATE KEY-----\n" + body + b"-----END RSA PRIVATE KEY-----\n"
     bundle = b"# certificates\n" + b"x" * (3 * 1024 * 1024) + pem
     assert "DD-PRIVATE-KEY" in found(image_fs(None, [file("etc/ssl/bundle.pem", bundle)]))
-    public = b"y" * 100 + b"-----BEGIN PUBLIC KEY-----\n"
+    public = b"y" * 100 + b"-----BEGIN PUBLIC KEY-----\n" + body
     assert "DD-PRIVATE-KEY" not in found(image_fs(None, [file("etc/ssl/pub.pem", public)]))
+    # A library carrying the marker as a string constant (libgnutls does) holds no key.
+    library = b"\x7fELF" + b"\0" * 5000 + b"-----BEGIN RSA PRIVATE KEY-----\0-----END"
+    assert "DD-PRIVATE-KEY" not in found(image_fs(None, [file("usr/lib/libx.so", library)]))
 
 
 def test_the_key_scan_finds_a_marker_split_across_chunks_and_stops_at_its_limit() -> None:
-    marker = b"-----BEGIN OPENSSH PRIVATE KEY-----"
+    marker = b"-----BEGIN OPENSSH PRIVATE KEY-----\n" + b"b3BlbnNzaC1rZXktdjE" * 8
     head = b"a" * 10
     split = io.BytesIO(b"b" * (1024 * 1024 - 10 - 5) + marker)
     assert scan_for_key(head, split)
