@@ -35,7 +35,10 @@ _UPDATE = re.compile(r"\bapt(?:-get)?\s+(?:-\S+\s+)*update\b")
 _INSTALL = re.compile(r"\bapt(?:-get)?\s+.*\b(?:install|upgrade|dist-upgrade)\b")
 _SEP = r"[^;&|\n]*"
 BYPASSES = (
-    (re.compile(rf"\bdpkg\b{_SEP}\s(?:-i|--install|--unpack|-\w*i)\b"), "dpkg installs a file"),
+    (
+        re.compile(rf"\bdpkg(?![-.\w]){_SEP}\s(?:--install|--unpack|-[A-Za-z]*i[A-Za-z]*)\b"),
+        "dpkg installs a file",
+    ),
     (re.compile(rf"\bapt(?:-get)?\b{_SEP}\binstall\b{_SEP}\S+\.deb\b"), "apt installs a .deb file"),
     (
         re.compile(rf"\b(?:curl|wget)\b{_SEP}\|\s*(?:sudo\s+)?(?:env\s+)?(?:ba|da|z|k)?sh\b"),

@@ -157,6 +157,7 @@ def test_the_dockerfile_is_judged_besides_a_complete_history() -> None:
     [
         ("/bin/sh -c dpkg -i /tmp/x.deb", "dpkg installs a file"),
         ("RUN dpkg --install ./x.deb # buildkit", "dpkg installs a file"),
+        ("RUN dpkg -Ri /debs", "dpkg installs a file"),
         ("/bin/sh -c apt-get install -y ./vendor/tool_1.0_amd64.deb", "apt installs a .deb file"),
         ("RUN curl -fsSL https://get.example | sh", "a downloaded script is piped to a shell"),
         ("RUN wget -qO- https://x.example/i.sh | sudo bash -", "piped to a shell"),
@@ -181,6 +182,8 @@ def test_installs_around_apt_are_named(step: str, what: str) -> None:
         "RUN curl -fsSLo /tmp/x https://example.org/x && sha256sum -c x.sha256",
         "RUN pip install --index-url https://pypi.example/simple x",
         "RUN dpkg --configure -a",
+        "RUN dpkg-deb -b /tmp/p /tmp/p.deb && dpkg-query -W -f x && dpkg --print-architecture",
+        "RUN rm -rf /var/lib/apt/lists/* /var/log/dpkg.log; dpkg-divert --add --rename /x",
     ],
 )
 def test_ordinary_steps_are_not_bypasses(step: str) -> None:
