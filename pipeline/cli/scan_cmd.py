@@ -128,6 +128,12 @@ def raise_for(run: ScanRun) -> None:
     help="A `docker save` tarball to scan (repeatable).",
 )
 @click.option("--policy", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option(
+    "--waivers",
+    "waivers_file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Waivers file (default: scan-config/waivers.yaml).",
+)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="markdown", show_default=True)
 @click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False))
 @click.option(
@@ -176,6 +182,7 @@ def scan_cmd(
     images: tuple[str, ...],
     tarballs: tuple[Path, ...],
     policy: Path | None,
+    waivers_file: Path | None,
     fmt: str,
     output: Path | None,
     scanners: tuple[str, ...],
@@ -208,8 +215,10 @@ def scan_cmd(
         raise InputError(
             [Problem("--dockerfile", str(dockerfile), "give exactly one image with it")]
         )
+    config = ScanConfig.in_dir(settings.scan_config, policy, waivers_file)
+    today = dt.datetime.now(dt.UTC).date()
+    config.check(today)  # bad policy, controls or waivers: exit 2 before anything runs
     check_trusted(trusted_base)
-    config = ScanConfig.in_dir(settings.scan_config, policy)
     plan = quiet_plan(settings)
     policy_doc = load_policy(config.policy)
     db = vuln_db_spec(vuln_db, settings, policy_doc, plan=plan, update=not offline)
@@ -239,7 +248,7 @@ def scan_cmd(
             config,
             settings.work / "scan",
             jobs=jobs,
-            today=dt.datetime.now(dt.UTC).date(),
+            today=today,
             check_updates=not no_update_check,
             trusted=(*own_bases(plan), *trusted_base),
             postgres_eol=plan.postgres_eol if plan is not None else None,

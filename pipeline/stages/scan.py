@@ -95,10 +95,20 @@ class ScanConfig:
     waivers: Path
 
     @classmethod
-    def in_dir(cls, folder: Path, policy: Path | None = None) -> ScanConfig:
+    def in_dir(
+        cls, folder: Path, policy: Path | None = None, waivers: Path | None = None
+    ) -> ScanConfig:
         return cls(
-            folder / "controls.yaml", policy or folder / "policy.yaml", folder / "waivers.yaml"
+            folder / "controls.yaml",
+            policy or folder / "policy.yaml",
+            waivers or folder / "waivers.yaml",
         )
+
+    def check(self, today: dt.date) -> None:
+        """Read and validate all three files now (PolicyError, exit 2), before any work."""
+        controls = load_controls(self.controls)
+        policy = load_policy(self.policy)
+        load_waivers(self.waivers, controls, max_days=policy.max_waiver_days, today=today)
 
 
 @dataclass
