@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import datetime as dt
 import io
 from pathlib import Path
 
 import pytest
 from compliance_helpers import config_with, dpkg_status, file, image_fs, trusted_base
 
+from pipeline.compliance.config import load_controls, load_policy
+from pipeline.compliance.gate import evaluate
 from pipeline.compliance.imagefs import KEY_SCAN_LIMIT, scan_for_key
 from pipeline.compliance.native import NativeInputs, run_native_checks
 from pipeline.compliance.native_base import (
@@ -21,7 +24,16 @@ from pipeline.compliance.native_base import (
     parse_local_packages,
 )
 from pipeline.compliance.native_build import bypasses, dockerfile_steps
-from pipeline.models.compliance import NativeSettings, ran_native
+from pipeline.models.compliance import (
+    RAN_DOCKLE,
+    ControlStatus,
+    ImageScan,
+    NativeSettings,
+    ran_by,
+    ran_native,
+)
+from pipeline.models.findings import Source
+from pipeline.report.formats import render
 
 APT = Path(__file__).resolve().parents[1] / "fixtures" / "apt"
 SETTINGS = NativeSettings(
@@ -234,3 +246,26 @@ def test_allowed_ports_per_target(target: str, port: str, unexpected: bool) -> N
     fs = image_fs(config_with(ExposedPorts={port: {}}))
     inputs = NativeInputs(updates=NONE_PENDING, target=target, trusted_bases=(trusted_base(),))
     assert ("DD-UNEXPECTED-PORT" in found(fs, inputs)) is unexpected
+
+
+# ------------------------------------------------------------------ DISA-2.16 is partial
+
+
+@pytest.mark.parametrize("fmt", ["json", "sarif", "markdown", "junit", "html"])
+@pytest.mark.parametrize("passing", [True, False])
+def test_every_report_says_the_stig_is_not_evaluated(fmt: str, passing: bool) -> None:
+    """Passing or failing, DISA-2.16's result starts with what it does not check; SARIF
+    carries only alerts, so it says so (in the result and its rule) when 2.16 fails."""
+    scan_config = Path(__file__).resolve().parents[2] / "scan-config"
+    controls = load_controls(scan_config / "controls.yaml")
+    policy = load_policy(scan_config / "policy.yaml")
+    extra = [] if passing else [[file("etc/shadow", "root::19000:0:99999:7:::\n")]]
+    native = run_native_checks(image_fs(None, *extra), policy.native, INPUTS)
+    ran = native.ran | {RAN_DOCKLE, *ran_by(Source.TRIVY)}
+    scan = ImageScan("drydock/test:1", findings=native.findings, ran=ran)
+    report = evaluate([scan], controls, policy, (), dt.date(2026, 12, 2))
+    (result,) = [r for r in report.images[0].controls if r.control.id == "DISA-2.16"]
+    assert result.status is (ControlStatus.PASS if passing else ControlStatus.FAIL)
+    assert result.evidence[0].startswith("PARTIAL: the STIG/SRG is not evaluated")
+    if fmt != "sarif" or not passing:
+        assert "the STIG/SRG is not evaluated" in render(report, fmt)
