@@ -108,7 +108,7 @@ class _Packages(_Strict):
 
 
 class _Native(_Strict):
-    trusted_bases: list[Annotated[str, Field(pattern=r"^[^*?\[\]\s]+$")]] = []
+    trusted_bases: list[NonEmpty] = []
     trusted_base_digests: list[Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]] = []
     denied_packages: _Packages = _Packages()
     allowed_ports: list[Annotated[str, Field(pattern=PORT.pattern)]] = []
@@ -119,6 +119,17 @@ class _Native(_Strict):
     secret_files_allow: list[NonEmpty] = []
     accept_env_keys: list[NonEmpty] = ["GPG_KEY", "GPG_KEYS"]
     require_numeric_user: bool = True
+
+    @field_validator("trusted_bases")
+    @classmethod
+    def _references(cls, refs: list[str]) -> list[str]:
+        globs = [r for r in refs if any(c in r for c in "*?[] ")]
+        if globs:
+            raise ValueError(
+                f"{globs}: give image references or ids, not globs (a base is trusted by its "
+                "layers, which a name pattern cannot pin)"
+            )
+        return refs
 
 
 class _VulnDb(_Strict):

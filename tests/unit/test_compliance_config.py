@@ -245,3 +245,21 @@ def test_unreadable_and_invalid_yaml(tmp_path: Path) -> None:
     bad.write_text("version: [1\n", encoding="utf-8")
     with pytest.raises(PolicyError, match="not valid YAML"):
         load_controls(bad)
+
+
+def test_trusted_bases_are_references_not_globs() -> None:
+    doc = {"version": 1, "native": {"trusted_bases": ["registry.example/base@sha256:" + "a" * 64]}}
+    assert parse_policy(doc).native.trusted_bases == ("registry.example/base@sha256:" + "a" * 64,)
+    with pytest.raises(PolicyError) as err:
+        parse_policy({"version": 1, "native": {"trusted_bases": ["drydock/*"]}})
+    assert fields(err) == [("policy.yaml", "native.trusted_bases")]
+    assert "not globs" in err.value.problems[0].reason
+
+
+def test_target_ports_are_read() -> None:
+    doc = {"version": 1, "native": {"target_ports": {"operator": ["8080/tcp"]}}}
+    native = parse_policy(doc).native
+    assert native.ports_for("operator") == ("8080/tcp",)
+    assert native.ports_for("other") == native.allowed_ports
+    with pytest.raises(PolicyError):
+        parse_policy({"version": 1, "native": {"target_ports": {"operator": ["8080"]}}})
