@@ -4,6 +4,7 @@ and reason, before it touches an engine, a registry or the vulnerability DB."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
@@ -12,8 +13,9 @@ from click.testing import CliRunner
 from pipeline.cli import main
 
 
-def write_waivers(path: Path, *entries: dict[str, object]) -> Path:
-    path.write_text(yaml.safe_dump({"version": 1, "waivers": list(entries)}), encoding="utf-8")
+def write_waivers(path: Path, *entries: Mapping[str, object]) -> Path:
+    doc = {"version": 1, "waivers": [dict(e) for e in entries]}
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
     return path
 
 
