@@ -11,6 +11,9 @@ import yaml
 from click.testing import CliRunner
 
 from pipeline.cli import main
+from pipeline.descriptors.load import load_plan
+from pipeline.settings import Settings
+from pipeline.stages.scan_context import built_dockerfile, own_bases
 
 
 def write_waivers(path: Path, *entries: Mapping[str, object]) -> Path:
@@ -48,3 +51,22 @@ def test_a_dockerfile_needs_exactly_one_image(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["scan", "a:1", "b:1", "--dockerfile", str(dockerfile)])
     assert result.exit_code == 2
     assert "--dockerfile" in result.output and "exactly one image" in result.output
+
+
+def test_drydock_knows_its_own_bases_from_the_plan(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    plan = load_plan(root / "images", root / "dockerfiles")
+    bases = own_bases(plan)
+    assert "drydock/debian:bookworm" in bases and "drydock/debian:trixie" in bases
+    assert not any(b.startswith("drydock/postgresql") for b in bases)
+    assert own_bases(None) == ()
+
+
+def test_the_rendered_dockerfile_of_a_target_is_found(tmp_path: Path) -> None:
+    settings = Settings(root=tmp_path, cache=tmp_path / "cache")
+    assert built_dockerfile(settings, "operator") is None
+    context = settings.work / "contexts" / "operator"
+    context.mkdir(parents=True)
+    (context / "Dockerfile").write_text("FROM x\n", encoding="utf-8")
+    assert built_dockerfile(settings, "operator") == "FROM x\n"
+    assert built_dockerfile(settings, "") is None
