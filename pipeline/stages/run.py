@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.build.events import BuildEvents
-from pipeline.build.executor import BuildResult, build_plan
+from pipeline.build.executor import BuildResult, build_plan, upstream_for
 from pipeline.build.freshness import LOCK_LABEL, delta, parse_lock
 from pipeline.catalog.generate import CatalogSettings
 from pipeline.descriptors.load import load_plan
@@ -41,7 +41,8 @@ from pipeline.settings import Settings
 from pipeline.stages.catalogs import publish_catalogs
 from pipeline.stages.promote import stage_record, write_staged
 from pipeline.stages.record import write_record
-from pipeline.stages.regate import ERROR, REBUILD, Regate, regate_published
+from pipeline.stages.regate import ERROR, REBUILD, Regate, judgements, regate_published
+from pipeline.stages.regate_ledger import Ledger
 from pipeline.stages.scan import ScanConfig, ScanRun, ScanTarget, scan_images
 from pipeline.stages.scan_context import attach_sources
 from pipeline.tools.cosign import locate_cosign
@@ -178,16 +179,29 @@ def _regate(
     unchanged = {n: current[n] for n, img in run.build.images.items() if img.published}
     if not options.regate or not unchanged:
         return
+    config, bases = ScanConfig.in_dir(settings.scan_config), _bases(run.build.images, plan)
+    judged = judgements(
+        plan,
+        list(unchanged),
+        options.scanners,
+        config,
+        upstream_for(plan, settings),
+        known_bases=bases,
+        check_updates=options.check_updates,
+        today=options.today or _today(),
+    )
     scan, run.regate = regate_published(
         unchanged,
         plan,
         options.scanners,
-        ScanConfig.in_dir(settings.scan_config),
+        config,
         settings.work / "regate",
         jobs=settings.jobs,
         today=options.today,
-        known_bases=_bases(run.build.images, plan),
+        known_bases=bases,
         check_updates=options.check_updates,
+        ledger=Ledger(settings.cache / "regate"),
+        judged=judged,
     )
     if scan is not None:
         attach_sources(scan, settings)
