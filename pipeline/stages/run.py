@@ -32,7 +32,7 @@ from pipeline.models.images import BuiltImage
 from pipeline.models.publish import PublishedImage
 from pipeline.models.targets import Kind, Plan, Target
 from pipeline.publish.current import Current, find_current, pull_published
-from pipeline.publish.push import PushRetry, Release, promote, push_to_staging
+from pipeline.publish.push import Release, promote, push_to_staging
 from pipeline.publish.sign import make_signer, sign_image
 from pipeline.publish.tags import tags_for
 from pipeline.report.formats import render
@@ -144,7 +144,12 @@ def _stage_all(run: RunOutcome, plan: Plan, client: RegistryClient) -> Staged:
             continue
         release = _release(plan.get(name), image)
         try:
-            staged[name] = (push_to_staging(image.tag, release, client, PushRetry()), release)
+            staged[name] = (
+                push_to_staging(
+                    image.image_id or image.tag, release, client, image_id=image.image_id
+                ),
+                release,
+            )
         except DrydockError as err:
             out = run.outcomes[name]
             out.decision, out.reason = "failed-publish", str(err).splitlines()[0]
@@ -257,7 +262,8 @@ def _scan(
     bases = _bases(built, plan)
     targets = [
         ScanTarget(
-            img.tag,
+            img.image_id or img.tag,  # by id: another build may move the tag meanwhile
+            name=img.tag,
             flavour=plan.get(img.target).flavour or "",
             remote=staged[img.target][0].reference if staged and img.target in staged else "",
             target=img.target,
