@@ -104,5 +104,8 @@ class Ledger:
         tmp.write_text(json.dumps(doc, sort_keys=True), encoding="utf-8")
         tmp.replace(self._path(digest))
 
+    def recorded(self, digest: str) -> bool:
+        return self._path(digest).is_file()
+
     def forget(self, digest: str) -> None:
         self._path(digest).unlink(missing_ok=True)

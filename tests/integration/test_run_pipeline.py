@@ -52,6 +52,7 @@ CLEAN = "postgresql-15-minimal-bookworm"
 LOOSE = "postgresql-15-loose-bookworm"
 REPO = "drydock/postgresql"
 TAGS: list[dict[str, str | None]] = []  # the release repository's tags after each run
+RECORDED: list[bool] = []  # whether the first run recorded its pass for the re-gate
 
 OPERAND = """
 kind: operand
@@ -134,9 +135,11 @@ def story(
         TAGS.append({t: client.digest(REPO, t) for t in client.list_tags(REPO)})  # after run i
 
     run_once('["postgresql-{major}"]')
-    # The engine may hold this image from an earlier session, pushed under the same digest:
-    # that session's recorded pass must not decide the second run's re-gate.
-    Ledger(settings.cache / "regate").forget(outcomes[0].outcomes[CLEAN].published.split("@")[1])
+    # The first run recorded its gate pass, so a second night would not scan again; forget
+    # it, so that the second run shows a re-gate that scans and the third one that does not.
+    ledger = Ledger(settings.cache / "regate")
+    RECORDED.append(ledger.recorded(outcomes[0].outcomes[CLEAN].published.split("@")[1]))
+    ledger.forget(outcomes[0].outcomes[CLEAN].published.split("@")[1])
     run_once('["postgresql-{major}"]')
     run_once('["postgresql-{major}"]')  # nothing moved since the second run's re-gate
     run_once('["postgresql-{major}", "sudo"]')
@@ -234,6 +237,12 @@ def test_second_run_with_nothing_changed_does_nothing(
     assert db["source"] == "debian-archive" and db["advisories"] > 0
     regate_report = json.loads((outs[1] / "reports" / "regate.json").read_text(encoding="utf-8"))
     assert [i["status"] for i in regate_report["images"]] == ["pass"]
+
+
+def test_a_published_image_s_gate_pass_is_recorded_for_the_next_night(
+    story: tuple[Settings, list[RunOutcome], list[Path]],
+) -> None:
+    assert RECORDED == [True]
 
 
 def test_a_third_night_with_nothing_moved_keeps_the_pass_without_scanning(
