@@ -55,10 +55,15 @@ apt_install() { # apt_install PACKAGE... (only the missing ones)
   [ ${#missing[@]} -eq 0 ] && return 0
   can_install || die "missing Debian packages: ${missing[*]} (run as root on a Debian host, or install them yourself)"
   log "installing ${missing[*]}"
+  # Two provisioning runs at once (CI jobs, helpers, a user's second shell) wait for dpkg's
+  # lock instead of failing on it (flock for ours, apt's lock timeout for anyone else's).
+  exec 9>"$RUN/apt.lock"
+  flock -w 900 9 || die "another provisioning run held the apt lock for 15 minutes"
   if [ ! -f "$RUN/apt-updated" ] || [ -n "$(find "$RUN/apt-updated" -mmin +360)" ]; then
-    timeout 600 apt-get update -qq && touch "$RUN/apt-updated"
+    timeout 600 apt-get -o DPkg::Lock::Timeout=540 update -qq && touch "$RUN/apt-updated"
   fi
-  DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive timeout 900 apt-get -o DPkg::Lock::Timeout=540 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  exec 9>&- # released here: daemons started later must not inherit (and hold) it
 }
 
 docker_answers() { timeout 10 docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }

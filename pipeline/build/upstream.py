@@ -105,6 +105,22 @@ class Upstream:
     def state(self, release: str) -> tuple[str, ...]:
         return tuple(f"{v.suite} {v.inrelease_sha256}" for v in self.suites(release))
 
+    def content(self, release: str) -> tuple[str, ...]:
+        """The hashes of the indices that say what the suites hold (main's Packages and
+        Sources), as their verified InRelease names them. Unlike the InRelease itself, which
+        is re-signed with a new date when nothing was uploaded, these change only when a
+        package does."""
+        named: list[str] = []
+        for suite in self.suites(release):
+            for path in (f"main/binary-{ARCH}/Packages", "main/source/Sources"):
+                found = next(
+                    (path + s for s in (".xz", ".gz", ".bz2", "") if suite.release.has(path + s)),
+                    None,
+                )
+                sha = suite.release.file(found).sha256 if found else "absent"
+                named.append(f"{suite.suite} {path} {sha}")
+        return tuple(named)
+
     def newest(self, release: str) -> dict[str, str]:
         """Binary package -> the newest version any of the release's suites offers."""
         suites = self.suites(release)

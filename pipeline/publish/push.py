@@ -103,9 +103,16 @@ def _local_digest(ref: str, name: str, reported: str) -> str:
 
 
 def push_to_staging(
-    local_ref: str, release: Release, client: RegistryClient, retry: PushRetry | None = None
+    local_ref: str,
+    release: Release,
+    client: RegistryClient,
+    retry: PushRetry | None = None,
+    *,
+    image_id: str = "",
 ) -> PublishedImage:
-    """Push to `staging/<repo>:<immutable tag>` and verify the digest over the registry API.
+    """Push to `staging/<repo>:<immutable tag>` and verify the digest over the registry API;
+    with `image_id`, also that the staged manifest's config is that image (pushed by id, so
+    a concurrent build that moves a shared local tag cannot swap the image under the run).
 
     Returns the staged image (`gated=False`: staging is never a release).
     """
@@ -123,6 +130,13 @@ def push_to_staging(
         raise PublishError(
             f"{staged_ref}: registry reports {remote or 'no manifest'}, the engine pushed {local}"
         )
+    if image_id:
+        manifest = client.manifest(release.staging_repository, remote)
+        config = (manifest.document().get("config") or {}).get("digest") if manifest else None
+        if config != image_id:
+            raise PublishError(
+                f"{staged_ref}@{remote}: its config is {config}, not the built image {image_id}"
+            )
     log.info("staged %s@%s (digest verified)", staged_ref, remote)
     return _published(release, client, release.staging_repository, remote, gated=False)
 

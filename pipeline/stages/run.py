@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.build.events import BuildEvents
-from pipeline.build.executor import BuildResult, build_plan
+from pipeline.build.executor import BuildResult, build_plan, upstream_for
 from pipeline.build.freshness import LOCK_LABEL, delta, parse_lock
+from pipeline.build.upstream import Upstream
 from pipeline.catalog.generate import CatalogSettings
 from pipeline.descriptors.load import load_plan
 from pipeline.errors import DrydockError, InputError
@@ -32,7 +33,7 @@ from pipeline.models.images import BuiltImage
 from pipeline.models.publish import PublishedImage
 from pipeline.models.targets import Kind, Plan, Target
 from pipeline.publish.current import Current, find_current, pull_published
-from pipeline.publish.push import PushRetry, Release, promote, push_to_staging
+from pipeline.publish.push import Release, promote, push_to_staging
 from pipeline.publish.sign import make_signer, sign_image
 from pipeline.publish.tags import tags_for
 from pipeline.report.formats import render
@@ -41,7 +42,8 @@ from pipeline.settings import Settings
 from pipeline.stages.catalogs import publish_catalogs
 from pipeline.stages.promote import stage_record, write_staged
 from pipeline.stages.record import write_record
-from pipeline.stages.regate import ERROR, REBUILD, Regate, regate_published
+from pipeline.stages.regate import ERROR, REBUILD, Regate, judgements, regate_published
+from pipeline.stages.regate_ledger import Judged, Ledger
 from pipeline.stages.scan import ScanConfig, ScanRun, ScanTarget, scan_images
 from pipeline.stages.scan_context import attach_sources, built_dockerfile, own_bases
 from pipeline.tools.cosign import locate_cosign
@@ -143,7 +145,12 @@ def _stage_all(run: RunOutcome, plan: Plan, client: RegistryClient) -> Staged:
             continue
         release = _release(plan.get(name), image)
         try:
-            staged[name] = (push_to_staging(image.tag, release, client, PushRetry()), release)
+            staged[name] = (
+                push_to_staging(
+                    image.image_id or image.tag, release, client, image_id=image.image_id
+                ),
+                release,
+            )
         except DrydockError as err:
             out = run.outcomes[name]
             out.decision, out.reason = "failed-publish", str(err).splitlines()[0]
@@ -171,6 +178,7 @@ def _regate(
     settings: Settings,
     options: RunOptions,
     events: BuildEvents,
+    upstream: Upstream,
 ) -> None:
     """Gate the published images of unchanged targets again; rebuild those with a fixable
     finding (into run.build, so they are scanned and published like any other build)."""
@@ -178,16 +186,20 @@ def _regate(
     unchanged = {n: current[n] for n, img in run.build.images.items() if img.published}
     if not options.regate or not unchanged:
         return
+    config, bases = ScanConfig.in_dir(settings.scan_config), _bases(run.build.images, plan)
+    judged = _judged(run, plan, list(unchanged), settings, options, upstream)
     scan, run.regate = regate_published(
         unchanged,
         plan,
         options.scanners,
-        ScanConfig.in_dir(settings.scan_config),
+        config,
         settings.work / "regate",
         jobs=settings.jobs,
         today=options.today,
-        known_bases=_bases(run.build.images, plan),
+        known_bases=bases,
         check_updates=options.check_updates,
+        ledger=Ledger(settings.cache / "regate"),
+        judged=judged,
     )
     if scan is not None:
         attach_sources(scan, settings)
@@ -214,6 +226,39 @@ def _regate(
             reason = (again.failures.get(name) or again.skipped[name]).splitlines()[0]
             out.decision, out.reason = "failed-build", reason
             run.errors.append(f"{name}: rebuild after the re-gate failed: {reason}")
+
+
+def _judged(
+    run: RunOutcome,
+    plan: Plan,
+    names: Sequence[str],
+    settings: Settings,
+    options: RunOptions,
+    upstream: Upstream,
+) -> dict[str, Judged]:
+    """What a verdict on these targets' images rests on tonight (pipeline.stages.regate)."""
+    assert run.build is not None  # noqa: S101 - set by the build stage
+    return judgements(
+        plan,
+        names,
+        options.scanners,
+        ScanConfig.in_dir(settings.scan_config),
+        upstream,
+        known_bases=_bases(run.build.images, plan),
+        check_updates=options.check_updates,
+        today=options.today or _today(),
+    )
+
+
+def _record_passes(
+    run: RunOutcome, judged: Mapping[str, Judged], settings: Settings, today: dt.date
+) -> None:
+    """A published image passed its gate on tonight's evidence: the next nightly's re-gate
+    need not repeat it while that evidence stands."""
+    ledger = Ledger(settings.cache / "regate")
+    for image in run.published:
+        if image.gated and image.target in judged:
+            ledger.record(image.digest, judged[image.target], today)
 
 
 def _withdraw(run: RunOutcome, current: dict[str, Current]) -> dict[str, Current]:
@@ -243,7 +288,8 @@ def _scan(
     bases = _bases(built, plan)
     targets = [
         ScanTarget(
-            img.tag,
+            img.image_id or img.tag,  # by id: another build may move the tag meanwhile
+            name=img.tag,
             flavour=plan.get(img.target).flavour or "",
             remote=staged[img.target][0].reference if staged and img.target in staged else "",
             target=img.target,
@@ -418,7 +464,10 @@ def run_pipeline(settings: Settings, options: RunOptions, events: BuildEvents) -
         raise_on_failure=False,
     )
     _note_build(run, run.build, current)
-    _regate(run, plan, current, settings, options, events)
+    upstream = upstream_for(plan, settings)
+    _regate(run, plan, current, settings, options, events, upstream)
+    fresh = [n for n, img in run.build.images.items() if not img.published and n in run.outcomes]
+    judged = _judged(run, plan, fresh, settings, options, upstream) if options.regate else {}
 
     staged = _stage_all(run, plan, client)
     scan = _scan(run.build.images, plan, settings, options, staged)
@@ -435,6 +484,8 @@ def run_pipeline(settings: Settings, options: RunOptions, events: BuildEvents) -
             regate_file.write_text(render(run.regate_report, fmt), encoding="utf-8")
 
     _publish_all(run, plan, scan, staged, client, options)
+    if not options.stage_only:
+        _record_passes(run, judged, settings, options.today or _today())
     if options.stage_only:
         write_staged(run.staged, options.out_dir)
     else:

@@ -32,7 +32,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from pipeline.errors import ToolError
-from pipeline.tools import controlplane, node_files, node_leftovers
+from pipeline.tools import controlplane, node_files, node_leftovers, provision
 from pipeline.tools import node_host as host
 from pipeline.tools.controlplane import ControlPlane, ControlPlaneSettings
 from pipeline.tools.daemon import cmdline, is_ours, read_state, spawn, stop, wait_until, write_state
@@ -175,6 +175,17 @@ def _start_part(part: Part, layout: NodeLayout, st: State, argv: list[str], time
     return pid
 
 
+# The node's pinned builds (scripts/tools.sh), besides the control plane's.
+NODE_TOOLS = (
+    "kubelet",
+    "kube-proxy",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "coredns",
+    "pause",
+)
+
+
 def up(settings: NodeSettings | None = None) -> Node:
     """Start the control plane and the node unless they run; wait until the node is Ready.
 
@@ -192,6 +203,9 @@ def up(settings: NodeSettings | None = None) -> Node:
             "a node needs root (namespaces, iptables, "
             "cgroups): run as root, or start the control plane alone (--no-node)",
         )
+    missing = [n for n in NODE_TOOLS if not (bins / n).is_file()]
+    if missing and settings.control_plane.bin_dir is None and provision.enabled():
+        provision.build(missing)  # built on first use (pipeline.tools.provision)
     with _locked(state_dir):
         st = _read_state(state_dir) or _new_state(state_dir)
         layout = NodeLayout(st.node_id, st.link_slot, state_dir)

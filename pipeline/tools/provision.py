@@ -26,6 +26,8 @@ from pipeline.errors import ToolError
 from pipeline.tools.runner import run
 
 log = logging.getLogger(__name__)
+# A cold tool build takes minutes (Trivy ~10 on 2 cores): always say so, as a milestone.
+progress = logging.getLogger("drydock.progress")
 
 BUILD_TIMEOUT = 3600.0
 # What each pipeline step needs, in the order a run reaches them.
@@ -47,8 +49,28 @@ def build(names: Sequence[str]) -> None:
     script = tools_script()
     if script is None:
         raise ToolError(["scripts/tools.sh", *names], None, "", "no checkout to build from")
-    log.info("building pinned tool(s) %s (scripts/tools.sh)", ", ".join(names))
+    progress.info(
+        "building pinned tool(s) %s from the Go module proxy if not cached yet (scripts/tools.sh;"
+        " minutes on first use, cached by version afterwards)",
+        ", ".join(names),
+    )
     run(["bash", str(script), *names], timeout=BUILD_TIMEOUT)
+
+
+def _not_built(names: Sequence[str]) -> tuple[str, ...]:
+    """The names whose pinned build is not in the cache yet (so a warm run says nothing)."""
+    from pipeline.tools import locate  # here, not at the top: locate imports this module
+
+    missing = []
+    for name in names:
+        try:
+            version = locate.pinned_version(name)
+        except ToolError:
+            missing.append(name)  # tools.sh will say what is wrong with it
+            continue
+        if not (locate.bin_dir() / f"{name}-{version}").is_file():
+            missing.append(name)
+    return tuple(missing)
 
 
 class Prefetch:
@@ -62,6 +84,7 @@ class Prefetch:
         self.thread: threading.Thread | None = None
 
     def start(self) -> Prefetch:
+        self.names = _not_built(self.names)
         if self.names and enabled():
             self.thread = threading.Thread(target=self._build, name="tools-prefetch", daemon=True)
             self.thread.start()

@@ -351,3 +351,17 @@ def test_verify_cli_exits_3_when_the_registry_cannot_be_asked(cosign: Cosign) ->
     result = CliRunner().invoke(main, ["verify", "127.0.0.1:9/nothing:here", "--timeout", "2"])
     assert result.exit_code == 3, result.output
     assert "failed after" in result.output
+
+
+def test_staging_by_image_id_proves_the_registry_holds_that_image(
+    client: RegistryClient, make_image: Callable[..., str]
+) -> None:
+    built, other = make_image(), make_image()
+    built_id, other_id = docker.image_id(built), docker.image_id(other)
+    staged = push_to_staging(built_id, _release(), client, FAST, image_id=built_id)
+    manifest = client.manifest(staged.repository, staged.digest)
+    assert manifest is not None and manifest.document()["config"]["digest"] == built_id
+    # The local name now holds another image (a concurrent build moved the tag): the run's
+    # image id no longer matches what was pushed under it, and nothing is staged.
+    with pytest.raises(PublishError, match=f"not the built image {other_id}"):
+        push_to_staging(built, _release(), client, FAST, image_id=other_id)

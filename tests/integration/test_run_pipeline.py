@@ -38,6 +38,7 @@ from pipeline.publish.sign import ensure_key, verify_image
 from pipeline.scan.base import VulnDbSpec
 from pipeline.scan.scanners import DEFAULT_SCANNERS, make_scanners
 from pipeline.settings import Settings, default_cache
+from pipeline.stages.regate_ledger import Ledger
 from pipeline.stages.run import RunOptions, RunOutcome, run_pipeline
 from pipeline.stages.vulndb import vuln_db_spec
 from pipeline.tools.cosign import locate_cosign
@@ -51,6 +52,7 @@ CLEAN = "postgresql-15-minimal-bookworm"
 LOOSE = "postgresql-15-loose-bookworm"
 REPO = "drydock/postgresql"
 TAGS: list[dict[str, str | None]] = []  # the release repository's tags after each run
+RECORDED: list[bool] = []  # whether the first run recorded its pass for the re-gate
 
 OPERAND = """
 kind: operand
@@ -133,7 +135,13 @@ def story(
         TAGS.append({t: client.digest(REPO, t) for t in client.list_tags(REPO)})  # after run i
 
     run_once('["postgresql-{major}"]')
+    # The first run recorded its gate pass, so a second night would not scan again; forget
+    # it, so that the second run shows a re-gate that scans and the third one that does not.
+    ledger = Ledger(settings.cache / "regate")
+    RECORDED.append(ledger.recorded(outcomes[0].outcomes[CLEAN].published.split("@")[1]))
+    ledger.forget(outcomes[0].outcomes[CLEAN].published.split("@")[1])
     run_once('["postgresql-{major}"]')
+    run_once('["postgresql-{major}"]')  # nothing moved since the second run's re-gate
     run_once('["postgresql-{major}", "sudo"]')
     run_once('["postgresql-{major}"]', rebuild=True)
     yield settings, outcomes, outs
@@ -231,36 +239,57 @@ def test_second_run_with_nothing_changed_does_nothing(
     assert [i["status"] for i in regate_report["images"]] == ["pass"]
 
 
+def test_a_published_image_s_gate_pass_is_recorded_for_the_next_night(
+    story: tuple[Settings, list[RunOutcome], list[Path]],
+) -> None:
+    assert RECORDED == [True]
+
+
+def test_a_third_night_with_nothing_moved_keeps_the_pass_without_scanning(
+    story: tuple[Settings, list[RunOutcome], list[Path]],
+) -> None:
+    _, outcomes, outs = story
+    third = outcomes[2]
+    regate = third.regate[CLEAN]
+    assert regate.outcome == "pass" and regate.standing_since is not None
+    assert third.outcomes[CLEAN].regate.startswith(
+        f"published image's pass of {regate.standing_since.isoformat()} stands"
+    )
+    assert third.regate_report is None  # nothing was pulled or scanned
+    assert not (outs[2] / "reports" / "regate.json").exists()
+    assert catalog_image(outs[2]) == catalog_image(outs[1])
+
+
 def test_failed_rebuild_keeps_the_previous_catalog_digest(
     story: tuple[Settings, list[RunOutcome], list[Path]], registry: RegistryServer
 ) -> None:
     _, outcomes, outs = story
-    third = outcomes[2].outcomes[CLEAN]
+    third = outcomes[3].outcomes[CLEAN]
     assert third.decision == "failed-gate"
-    assert outcomes[2].build is not None and not outcomes[2].build.images[CLEAN].published
-    assert catalog_image(outs[2]) == outcomes[0].outcomes[CLEAN].published
+    assert outcomes[3].build is not None and not outcomes[3].build.images[CLEAN].published
+    assert catalog_image(outs[3]) == outcomes[0].outcomes[CLEAN].published
     first_digest = outcomes[0].outcomes[CLEAN].published.rsplit("@", 1)[1]
-    assert TAGS[2]["15-minimal-bookworm"] == first_digest
-    assert TAGS[2] == TAGS[0]
+    assert TAGS[3]["15-minimal-bookworm"] == first_digest
+    assert TAGS[3] == TAGS[0]
 
 
 def test_rebuild_republishes_unchanged_inputs_under_a_new_digest(
     story: tuple[Settings, list[RunOutcome], list[Path]], registry: RegistryServer
 ) -> None:
     _, outcomes, outs = story
-    first, fourth = outcomes[0].outcomes[CLEAN], outcomes[3].outcomes[CLEAN]
-    assert list(outcomes[3].outcomes) == [CLEAN]  # only the chosen target
+    first, fourth = outcomes[0].outcomes[CLEAN], outcomes[4].outcomes[CLEAN]
+    assert list(outcomes[4].outcomes) == [CLEAN]  # only the chosen target
     assert fourth.decision == "built" and fourth.signed
-    assert outcomes[3].build is not None and outcomes[0].build is not None
-    rebuilt = outcomes[3].build.images[CLEAN]
+    assert outcomes[4].build is not None and outcomes[0].build is not None
+    rebuilt = outcomes[4].build.images[CLEAN]
     assert not rebuilt.published and not rebuilt.reused
     assert rebuilt.fingerprint == outcomes[0].build.images[CLEAN].fingerprint  # same inputs
     new_digest = fourth.published.rsplit("@", 1)[1]
     assert new_digest != first.published.rsplit("@", 1)[1]
-    assert catalog_image(outs[3]) == fourth.published
-    assert TAGS[3]["15-minimal-bookworm"] == new_digest
+    assert catalog_image(outs[4]) == fourth.published
+    assert TAGS[4]["15-minimal-bookworm"] == new_digest
     release = [[t for t in tags if not t.startswith("sha256-")] for tags in TAGS]  # no .sig/.att
-    assert len(release[3]) == len(release[2]) + 1  # a second immutable tag; the first stays
+    assert len(release[4]) == len(release[3]) + 1  # a second immutable tag; the first stays
 
 
 def test_sharded_stage_only_then_promote(tmp_path_factory: pytest.TempPathFactory) -> None:

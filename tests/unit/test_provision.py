@@ -68,3 +68,13 @@ def test_the_run_prefetches_what_its_steps_need_in_tools_sh() -> None:
     line = next(x for x in script.splitlines() if x.strip().startswith("run) want=("))
     listed = line.split("(", 1)[1].split(")", 1)[0].split()
     assert [n.replace("_", "-") for n in listed] == list(provision.RUN_TOOLS)
+
+
+def test_the_run_prefetches_only_tools_not_built_yet(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_tool(cache / "bin", "dockle", locate.pinned_version("dockle"))
+    monkeypatch.setenv("DRYDOCK_BUILD_TOOLS", "0")  # nothing starts; only the choice is checked
+    prefetch = provision.Prefetch(["dockle", "trivy", "no-such-tool"]).start()
+    assert prefetch.names == ("trivy", "no-such-tool")
+    assert prefetch.thread is None
