@@ -7,6 +7,7 @@ in every case, and names the scanner that failed, so a failure is never silent.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from pipeline.scan.resolve import release, resolve_all
 from pipeline.scan.scanners import DEFAULT_SCANNERS, SCANNERS, make_scanners
 from pipeline.settings import Settings
 from pipeline.stages.scan import ScanConfig, ScanRun, ScanTarget, scan_images
-from pipeline.stages.scan_context import attach_sources, stage_for_scan
+from pipeline.stages.scan_context import attach_sources, check_trusted, own_bases, stage_for_scan
 from pipeline.stages.vulndb import quiet_plan, vuln_db_spec
 
 FORMATS = ("json", "sarif", "markdown", "junit", "html")
@@ -127,6 +128,12 @@ def raise_for(run: ScanRun) -> None:
     help="A `docker save` tarball to scan (repeatable).",
 )
 @click.option("--policy", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option(
+    "--waivers",
+    "waivers_file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Waivers file (default: scan-config/waivers.yaml).",
+)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="markdown", show_default=True)
 @click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False))
 @click.option(
@@ -147,12 +154,35 @@ def raise_for(run: ScanRun) -> None:
 @click.option("--jobs", "-j", type=click.IntRange(1, 16), default=2, show_default=True)
 @click.option("--flavour", default="", help="Flavour for the package deny list.")
 @click.option("--no-update-check", is_flag=True, help="Skip the apt upgrade simulation (CIS 4.4).")
+@click.option(
+    "--trusted-base",
+    "trusted_base",
+    multiple=True,
+    metavar="REF",
+    help="A base image (in the local engine) an image built elsewhere may start with "
+    "(repeatable): CIS-4.2 / DISA-2.14 / 2.17 pass only when the image's layers start with "
+    "a trusted base's layers. Drydock's own bases and descriptor-pinned bases always count.",
+)
+@click.option(
+    "--dockerfile",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="The Dockerfile the (one) image was built from: CIS 4.7 / 4.9 / 4.11 read it too, "
+    "and judge from it when the image's history is squashed or empty.",
+)
+@click.option(
+    "--target",
+    "target_name",
+    default="",
+    help="The plan target the image was built from (picks its allowed ports; default: "
+    "the image's io.drydock.target label).",
+)
 @clair_options
 @exits
 def scan_cmd(
     images: tuple[str, ...],
     tarballs: tuple[Path, ...],
     policy: Path | None,
+    waivers_file: Path | None,
     fmt: str,
     output: Path | None,
     scanners: tuple[str, ...],
@@ -162,6 +192,9 @@ def scan_cmd(
     jobs: int,
     flavour: str,
     no_update_check: bool,
+    trusted_base: tuple[str, ...],
+    dockerfile: Path | None,
+    target_name: str,
     clair_url: str,
     clair_psk_file: Path | None,
 ) -> None:
@@ -178,7 +211,14 @@ def scan_cmd(
         raise InputError([Problem("IMAGE", "-", "give at least one image or --input FILE")])
     if output is not None and output.exists() and output.is_dir():
         raise InputError([Problem("--output", str(output), "is a directory, expected a file")])
-    config = ScanConfig.in_dir(settings.scan_config, policy)
+    if dockerfile is not None and len(images) + len(tarballs) != 1:
+        raise InputError(
+            [Problem("--dockerfile", str(dockerfile), "give exactly one image with it")]
+        )
+    config = ScanConfig.in_dir(settings.scan_config, policy, waivers_file)
+    today = dt.datetime.now(dt.UTC).date()
+    config.check(today)  # bad policy, controls or waivers: exit 2 before anything runs
+    check_trusted(trusted_base)
     plan = quiet_plan(settings)
     policy_doc = load_policy(config.policy)
     db = vuln_db_spec(vuln_db, settings, policy_doc, plan=plan, update=not offline)
@@ -193,7 +233,13 @@ def scan_cmd(
     chosen = make_scanners(scanner_names(scanners, options), options)
     resolved = resolve_all(images, tarballs)
     try:
-        targets = [ScanTarget.resolved(image, flavour) for image in resolved]
+        text = dockerfile.read_text(encoding="utf-8") if dockerfile is not None else None
+        targets = [
+            dataclasses.replace(
+                ScanTarget.resolved(image, flavour), dockerfile=text, target=target_name
+            )
+            for image in resolved
+        ]
         if any(s.needs_registry for s in chosen):
             targets = stage_for_scan(targets, settings.registry)
         run = scan_images(
@@ -202,8 +248,9 @@ def scan_cmd(
             config,
             settings.work / "scan",
             jobs=jobs,
-            today=dt.datetime.now(dt.UTC).date(),
+            today=today,
             check_updates=not no_update_check,
+            trusted=(*own_bases(plan), *trusted_base),
             postgres_eol=plan.postgres_eol if plan is not None else None,
         )
     finally:

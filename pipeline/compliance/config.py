@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pipeline.compliance import waivers as waiver_rules
 from pipeline.compliance.native import catalogue
 from pipeline.errors import PolicyError, Problem
 from pipeline.models.compliance import (
@@ -78,6 +79,7 @@ class _Control(_Strict):
     requires: list[NonEmpty] = []  # each "key" or "key | key" (alternatives)
     reason: str = ""
     note: str = ""
+    partial: str = ""
 
 
 class _ControlsFile(_Strict):
@@ -110,12 +112,24 @@ class _Native(_Strict):
     trusted_base_digests: list[Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]] = []
     denied_packages: _Packages = _Packages()
     allowed_ports: list[Annotated[str, Field(pattern=PORT.pattern)]] = []
+    target_ports: dict[NonEmpty, list[Annotated[str, Field(pattern=PORT.pattern)]]] = {}
     min_port: int = Field(default=1024, ge=1, le=65536)
     setuid_allow: list[NonEmpty] = []
     world_writable_allow: list[NonEmpty] = []
     secret_files_allow: list[NonEmpty] = []
     accept_env_keys: list[NonEmpty] = ["GPG_KEY", "GPG_KEYS"]
     require_numeric_user: bool = True
+
+    @field_validator("trusted_bases")
+    @classmethod
+    def _references(cls, refs: list[str]) -> list[str]:
+        globs = [r for r in refs if any(c in r for c in "*?[] ")]
+        if globs:
+            raise ValueError(
+                f"{globs}: give image references or ids, not globs (a base is trusted by its "
+                "layers, which a name pattern cannot pin)"
+            )
+        return refs
 
 
 class _VulnDb(_Strict):
@@ -132,6 +146,7 @@ class _VulnDb(_Strict):
 
 class _PolicyFile(_Strict):
     version: int = Field(ge=1, le=1)
+    max_waiver_days: int = Field(default=90, ge=1, le=366)
     block: _Block = _Block()
     native: _Native = _Native()
     vulnerability_db: _VulnDb = _VulnDb()
@@ -150,8 +165,8 @@ class _Waiver(_Strict):
     finding: str = ""
     control: str = ""
     scope: _Scope = _Scope()
-    justification: Annotated[str, Field(min_length=10)]
-    approver: NonEmpty
+    justification: str
+    approver: str
     expires: dt.date
 
     @model_validator(mode="after")
@@ -249,8 +264,20 @@ def _to_controls(doc: _ControlsFile, source: str) -> Controls:
         if not c.automated and c.requires:
             problems.append(Problem(source, f"{where}.requires", "a manual control has none"))
         requires = _requires(c.requires, where, source, problems)
+        if not c.automated and c.partial:
+            problems.append(Problem(source, f"{where}.partial", "a manual control checks nothing"))
         controls.append(
-            Control(c.id, c.title, c.automated, c.mandatory, evidence, c.reason, c.note, requires)
+            Control(
+                c.id,
+                c.title,
+                c.automated,
+                c.mandatory,
+                evidence,
+                c.reason,
+                c.note,
+                requires,
+                c.partial.strip(),
+            )
         )
     if problems:
         raise PolicyError(problems)
@@ -272,6 +299,7 @@ def parse_policy(data: Any, source: str = "policy.yaml") -> Policy:
             (flavour, tuple(pkgs)) for flavour, pkgs in sorted(n.denied_packages.flavours.items())
         ),
         allowed_ports=tuple(n.allowed_ports),
+        target_ports=tuple((glob, tuple(ports)) for glob, ports in n.target_ports.items()),
         min_port=n.min_port,
         setuid_allow=tuple(n.setuid_allow),
         world_writable_allow=tuple(n.world_writable_allow),
@@ -290,26 +318,67 @@ def parse_policy(data: Any, source: str = "policy.yaml") -> Policy:
         vuln_db_source=doc.vulnerability_db.source,
         vuln_db_mirror=doc.vulnerability_db.mirror,
         max_db_age=dt.timedelta(hours=doc.vulnerability_db.max_age_hours),
+        max_waiver_days=doc.max_waiver_days,
     )
 
 
+def _waiver_problems(
+    w: _Waiver, where: str, source: str, known: set[str] | None, limit: dt.date | None
+) -> list[Problem]:
+    problems = []
+    if w.control and known is not None and w.control not in known:
+        problems.append(Problem(source, f"{where}.control", f"unknown control {w.control!r}"))
+    reason = waiver_rules.justification_problem(w.justification)
+    if reason:
+        problems.append(Problem(source, f"{where}.justification", reason))
+    reason = waiver_rules.approver_problem(w.approver)
+    if reason:
+        problems.append(Problem(source, f"{where}.approver", reason))
+    if limit is not None and w.expires > limit:
+        problems.append(
+            Problem(
+                source,
+                f"{where}.expires",
+                f"{w.expires.isoformat()} is further ahead than the policy's max_waiver_days "
+                f"allows (latest {limit.isoformat()})",
+            )
+        )
+    if w.finding and not (w.scope.images or w.scope.package):
+        problems.append(
+            Problem(
+                source,
+                f"{where}.scope",
+                f"a finding waiver ({w.finding}) must be scoped to images or a package",
+            )
+        )
+    return problems
+
+
 def parse_waivers(
-    data: Any, source: str = "waivers.yaml", controls: Controls | None = None
+    data: Any,
+    source: str = "waivers.yaml",
+    controls: Controls | None = None,
+    *,
+    max_days: int | None = None,
+    today: dt.date | None = None,
 ) -> tuple[Waiver, ...]:
-    """Waivers; with `controls`, a waiver naming an unknown control is an error too."""
+    """Waivers that survive an audit: a justification in real words, an approver, an
+    expiry no further than `max_days` after `today` (when given), a finding waiver scoped
+    to images or a package, and (with `controls`) a known control."""
     doc = _validate(_WaiversFile, data, source)
     known = set(controls.ids) if controls is not None else None
+    limit = today + dt.timedelta(days=max_days) if max_days is not None and today else None
     problems = [
-        Problem(source, f"waivers.{n}.control", f"unknown control {w.control!r}")
+        p
         for n, w in enumerate(doc.waivers)
-        if w.control and known is not None and w.control not in known
+        for p in _waiver_problems(w, f"waivers.{n}", source, known, limit)
     ]
     if problems:
         raise PolicyError(problems)
     return tuple(
         Waiver(
-            justification=w.justification.strip(),
-            approver=w.approver,
+            justification=" ".join(w.justification.split()),
+            approver=w.approver.strip(),
             expires=w.expires,
             finding=w.finding,
             control=w.control,
@@ -328,5 +397,11 @@ def load_policy(path: Path) -> Policy:
     return parse_policy(_read_yaml(path), str(path))
 
 
-def load_waivers(path: Path, controls: Controls | None = None) -> tuple[Waiver, ...]:
-    return parse_waivers(_read_yaml(path), str(path), controls)
+def load_waivers(
+    path: Path,
+    controls: Controls | None = None,
+    *,
+    max_days: int | None = None,
+    today: dt.date | None = None,
+) -> tuple[Waiver, ...]:
+    return parse_waivers(_read_yaml(path), str(path), controls, max_days=max_days, today=today)

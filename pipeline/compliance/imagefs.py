@@ -6,8 +6,9 @@ with each layer's whiteouts applied in order exactly as the overlay driver would
 pure Python over `tarfile`; no process is started, nothing is extracted to disk.
 
 Only metadata is kept for every path (type, mode, owner, size, link target, the first
-bytes); the full text is kept for the few files the checks parse (passwd, group, shadow,
-dpkg status, apt sources and configuration).
+bytes, and whether a PEM private key appears anywhere in its first `KEY_SCAN_LIMIT` bytes,
+read in chunks); the full text is kept for the few files the checks parse (passwd, group,
+shadow, dpkg status, apt sources and configuration).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import fnmatch
 import json
 import logging
 import posixpath
+import re
 import tarfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -30,6 +32,15 @@ log = logging.getLogger(__name__)
 
 HEAD_BYTES = 64  # enough for "-----BEGIN OPENSSH PRIVATE KEY-----"
 TEXT_LIMIT = 16 * 1024 * 1024
+KEY_SCAN_LIMIT = 64 * 1024 * 1024  # bytes of each file searched for a private key
+CHUNK = 1024 * 1024
+# A PEM private key: the BEGIN line, optional RFC 1421 headers, then a base64 body (a
+# library that only carries the marker text as a constant, like libgnutls, is not a key).
+PRIVATE_KEY = re.compile(
+    rb"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----\r?\n"
+    rb"(?:[A-Za-z-]+: [^\r\n]{0,200}\r?\n)*\r?\n?[A-Za-z0-9+/=\r\n]{64}"
+)
+_KEY_OVERLAP = 1024  # a key split across two chunks is still found
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
 
@@ -65,6 +76,7 @@ class FileEntry:
     size: int = 0
     linkname: str = ""
     head: bytes = b""
+    private_key: bool = False  # a PEM private key marker in the first KEY_SCAN_LIMIT bytes
 
 
 @dataclass(frozen=True)
@@ -82,6 +94,7 @@ class ImageConfig:
     labels: tuple[tuple[str, str], ...] = ()
     volumes: tuple[str, ...] = ()
     history: tuple[HistoryEntry, ...] = ()
+    diff_ids: tuple[str, ...] = ()  # rootfs.diff_ids: the layers' content digests, bottom first
 
     def label(self, key: str) -> str:
         return dict(self.labels).get(key, "")
@@ -170,16 +183,17 @@ def apply_layer(layer: tarfile.TarFile, files: dict[str, FileEntry], texts: dict
         if path in files and files[path].kind == FileKind.DIR and not member.isdir():
             _remove(files, texts, path, added)
         added.add(path)
-        head = b""
+        head, key = b"", False
         if member.isreg():
             stream = layer.extractfile(member)
             if stream is not None:
                 if _wants_text(path) and member.size <= TEXT_LIMIT:
                     data = stream.read()
                     texts[path] = data.decode("utf-8", "replace")
-                    head = data[:HEAD_BYTES]
+                    head, key = data[:HEAD_BYTES], bool(PRIVATE_KEY.search(data))
                 else:
                     head = stream.read(HEAD_BYTES)
+                    key = scan_for_key(head, stream)
                     texts.pop(path, None)
         else:
             texts.pop(path, None)
@@ -192,7 +206,25 @@ def apply_layer(layer: tarfile.TarFile, files: dict[str, FileEntry], texts: dict
             size=member.size,
             linkname=member.linkname,
             head=head,
+            private_key=key,
         )
+
+
+def scan_for_key(first: bytes, stream: IO[bytes], limit: int = KEY_SCAN_LIMIT) -> bool:
+    """Does a PEM private key marker appear in `first` + the rest of `stream` (up to
+    `limit` bytes in all)? Reads in chunks; never holds more than two in memory."""
+    if PRIVATE_KEY.search(first):
+        return True
+    tail, seen = first[-_KEY_OVERLAP:], len(first)
+    while seen < limit:
+        chunk = stream.read(min(CHUNK, limit - seen))
+        if not chunk:
+            return False
+        if PRIVATE_KEY.search(tail + chunk):
+            return True
+        seen += len(chunk)
+        tail = chunk[-_KEY_OVERLAP:]
+    return False
 
 
 def _pairs(mapping: object) -> tuple[tuple[str, str], ...]:
@@ -222,6 +254,7 @@ def parse_config(doc: Mapping[str, Any]) -> ImageConfig:
         labels=_pairs(cfg.get("Labels")),
         volumes=tuple(sorted(str(v) for v in (cfg.get("Volumes") or {}))),
         history=history,
+        diff_ids=tuple(str(d) for d in (doc.get("rootfs") or {}).get("diff_ids") or ()),
     )
 
 

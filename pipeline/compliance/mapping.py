@@ -11,6 +11,7 @@ scanner was blind" is `unverified`, "a scanner it needs crashed" is `error`, nev
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 
@@ -183,7 +184,27 @@ def vulnerability_gaps(scan: ImageScan, observed: Observed, policy: Policy) -> l
     return gaps
 
 
+PARTIAL = "PARTIAL"
+
+
 def assess_control(
+    control: Control,
+    scan: ImageScan,
+    findings: Sequence[AssessedFinding],
+    policy: Policy,
+    control_waiver: str = "",
+    observed: Observed | None = None,
+) -> ControlResult:
+    """The status of one control for one image (see `_assess`); a control that checks
+    only part of what its title says gets that said first in its evidence."""
+    result = _assess(control, scan, findings, policy, control_waiver, observed)
+    if not control.partial or not control.automated:
+        return result
+    line = f"{PARTIAL}: {control.partial}"
+    return dataclasses.replace(result, evidence=(line, *result.evidence))
+
+
+def _assess(
     control: Control,
     scan: ImageScan,
     findings: Sequence[AssessedFinding],

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from pipeline.compliance import (
+    native_build,
     native_config,
     native_eol,
     native_files,
@@ -28,7 +29,9 @@ from pipeline.compliance.native_base import (
     CheckSpec,
     NativeCheck,
     NativeInputs,
+    NotRun,
     PendingUpdate,
+    TrustedBase,
     UpdateEvidence,
     parse_apt_simulation,
 )
@@ -40,6 +43,7 @@ log = logging.getLogger(__name__)
 CHECKS: tuple[NativeCheck, ...] = (
     *native_users.CHECKS,
     *native_config.CHECKS,
+    *native_build.CHECKS,
     *native_packages.CHECKS,
     *native_files.CHECKS,
     *native_eol.CHECKS,
@@ -55,6 +59,8 @@ def catalogue() -> Mapping[str, CheckSpec]:
 class NativeResult:
     findings: tuple[Finding, ...]
     ran: frozenset[str]  # ran_native(id) for every check id that ran
+    # (ran_native(id), why) for every check that could not judge this image
+    blind: tuple[tuple[str, str], ...] = ()
 
 
 def run_native_checks(
@@ -67,14 +73,19 @@ def run_native_checks(
     ctx = CheckContext(settings=settings, inputs=inputs or NativeInputs())
     findings: list[Finding] = []
     ran: set[str] = set()
+    blind: list[tuple[str, str]] = []
     for check in checks:
         result = check.func(fs, ctx)
         if result is None:
             log.debug("native checks %s did not run: no evidence given", ", ".join(check.ids))
             continue
+        if isinstance(result, NotRun):
+            log.info("native checks %s could not judge: %s", ", ".join(check.ids), result.reason)
+            blind += [(ran_native(i), result.reason) for i in check.ids]
+            continue
         ran.update(ran_native(i) for i in check.ids)
         findings.extend(result)
-    return NativeResult(findings=tuple(findings), ran=frozenset(ran))
+    return NativeResult(findings=tuple(findings), ran=frozenset(ran), blind=tuple(blind))
 
 
 def check_image_archive(
@@ -91,7 +102,9 @@ __all__ = [
     "CHECKS",
     "NativeInputs",
     "NativeResult",
+    "NotRun",
     "PendingUpdate",
+    "TrustedBase",
     "UpdateEvidence",
     "catalogue",
     "check_image_archive",

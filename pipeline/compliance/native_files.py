@@ -3,8 +3,10 @@
 These read the paths the image really ships (whiteouts applied), so a file deleted in a
 later layer is not reported, and a file a Dockerfile never mentions is: setuid/setgid
 bits (CIS 4.8, DISA 2.3), world-writable paths without the sticky bit (DISA 2.16), private
-keys and credential files (CIS 4.10, DISA 2.18), apt lists and package caches left behind
-(DISA 2.8), an SSH daemon (DISA 2.1), and files that have no business in an image (CIS 4.3).
+keys anywhere in a file (not only at its start: a key appended to a certificate bundle or
+a config file counts) and credential files (CIS 4.10, DISA 2.18), apt lists and package
+caches left behind (DISA 2.8), an SSH daemon (DISA 2.1), and files that have no business
+in an image (CIS 4.3).
 """
 
 from __future__ import annotations
@@ -137,7 +139,7 @@ def check_private_keys(fs: ImageFilesystem, ctx: CheckContext) -> list[Finding]:
     for path, entry in sorted(fs.files.items()):
         if not _regular(entry.kind) or matches_any(path, ctx.settings.secret_files_allow):
             continue
-        if b"-----BEGIN" in entry.head and b"PRIVATE KEY" in entry.head:
+        if entry.private_key:
             evidence.append(f"/{path} (PEM private key)")
     return hit(PRIVATE_KEY, _capped(evidence))
 

@@ -3,7 +3,10 @@
 CIS 4.3 / DISA 2.12 (no unnecessary packages: a per-flavour deny list read against
 /var/lib/dpkg/status), DISA 2.1 (no SSH server), CIS 4.11 / DISA 2.11 (apt only installs
 signed packages: no `trusted=yes`, no insecure repositories, no AllowUnauthenticated) and
-CIS 4.4 / DISA 2.15 (no pending security updates, from evidence the caller passes in).
+CIS 4.4 / DISA 2.15 (no pending security updates, from evidence the caller passes in:
+`apt-get -s dist-upgrade` with holds ignored, so a held package's fix counts too).
+Without a dpkg database nothing can see what is installed: the deny list and the pending
+updates cannot be judged and say so (`unverified`), never "nothing found".
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import re
 from dataclasses import dataclass
 
 from pipeline.compliance.imagefs import ImageFilesystem
-from pipeline.compliance.native_base import CheckContext, CheckSpec, NativeCheck, hit
+from pipeline.compliance.native_base import CheckContext, CheckSpec, NativeCheck, NotRun, hit
 from pipeline.models.findings import Finding, Severity
 
 DENIED_PACKAGE = CheckSpec(
@@ -73,12 +76,28 @@ def parse_dpkg_status(text: str) -> tuple[DpkgPackage, ...]:
     return tuple(packages)
 
 
-def check_denied_packages(fs: ImageFilesystem, ctx: CheckContext) -> list[Finding]:
+STATUS = "var/lib/dpkg/status"
+
+
+def installed(fs: ImageFilesystem) -> tuple[DpkgPackage, ...] | NotRun:
+    """The installed packages, or why they cannot be known (no or empty dpkg database)."""
+    if not fs.exists(STATUS):
+        return NotRun(f"/{STATUS} is missing: nothing can see what is installed")
+    packages = parse_dpkg_status(fs.text(STATUS))
+    if not packages:
+        return NotRun(f"/{STATUS} lists no installed package: nothing can see what is installed")
+    return packages
+
+
+def check_denied_packages(fs: ImageFilesystem, ctx: CheckContext) -> list[Finding] | NotRun:
+    packages = installed(fs)
+    if isinstance(packages, NotRun):
+        return packages
     denied = set(ctx.settings.denied_for(ctx.inputs.flavour))
     flavour = ctx.inputs.flavour or "default"
     evidence = [
         f"package {p.name} {p.version} is installed (denied for flavour {flavour})"
-        for p in parse_dpkg_status(fs.text("var/lib/dpkg/status"))
+        for p in packages
         if p.name in denied
     ]
     return hit(DENIED_PACKAGE, sorted(evidence))
@@ -127,12 +146,18 @@ def check_apt_signed(fs: ImageFilesystem, ctx: CheckContext) -> list[Finding]:
     return hit(APT_UNSIGNED, evidence)
 
 
-def check_pending_updates(fs: ImageFilesystem, ctx: CheckContext) -> list[Finding] | None:
+def check_pending_updates(fs: ImageFilesystem, ctx: CheckContext) -> list[Finding] | NotRun | None:
     updates = ctx.inputs.updates
     if updates is None:
-        return None  # no evidence given: the check did not run
+        problem = ctx.inputs.updates_problem
+        return NotRun(problem) if problem else None  # no evidence: the check did not run
+    packages = installed(fs)
+    if isinstance(packages, NotRun):
+        return packages  # apt cannot upgrade what its database does not list
+    held = set(updates.held)
     evidence = [
-        f"{u.package} {u.installed} -> {u.candidate} ({u.origin}) [{updates.source}]"
+        f"{u.package} {u.installed} -> {u.candidate} ({u.origin})"
+        f"{' (held back)' if u.package in held else ''} [{updates.source}]"
         for u in updates.pending
         if u.security
     ]

@@ -10,6 +10,7 @@ in `pipeline.compliance.config`.
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -65,6 +66,9 @@ class Control:
     # source ran": e.g. (("trivy:vulnerability", "clair"), ("native:DD-PENDING-UPDATES",)).
     # Empty: any one source of `evidence` that ran and could see is enough.
     requires: tuple[tuple[str, ...], ...] = ()
+    # What the automated evidence does NOT evaluate although the title promises it (DISA-2.16:
+    # the STIG itself). Shown as the first evidence line of every result, in every format.
+    partial: str = ""
 
 
 @dataclass(frozen=True)
@@ -88,17 +92,33 @@ class Controls:
 class NativeSettings:
     """Policy knobs of the native checks (pipeline.compliance.native)."""
 
-    trusted_bases: tuple[str, ...] = ()  # globs on org.opencontainers.image.base.name
+    # Bases trusted besides Drydock's own: references / image ids whose layers an image
+    # may start with (read from the local engine).
+    trusted_bases: tuple[str, ...] = ()
     trusted_base_digests: tuple[str, ...] = ()
     denied_packages: tuple[str, ...] = ()  # for every flavour
     flavour_denied_packages: tuple[tuple[str, tuple[str, ...]], ...] = ()
     allowed_ports: tuple[str, ...] = ()  # "5432/tcp"; anything else fails DISA-2.13
+    # Per plan target (glob on its name) -> the ports it may expose, instead of the above.
+    target_ports: tuple[tuple[str, tuple[str, ...]], ...] = ()
     min_port: int = 1024
     setuid_allow: tuple[str, ...] = ()  # globs on paths
     world_writable_allow: tuple[str, ...] = ()
     secret_files_allow: tuple[str, ...] = ()  # globs on paths the secret-file checks skip
     accept_env_keys: tuple[str, ...] = ("GPG_KEY", "GPG_KEYS")
     require_numeric_user: bool = True
+
+    def ports_for(self, target: str) -> tuple[str, ...]:
+        """The ports an image of this plan target may expose: the union of every
+        target_ports glob that matches it, else the global allowed_ports."""
+        matched = [
+            ports
+            for glob, ports in self.target_ports
+            if target and fnmatch.fnmatchcase(target, glob)
+        ]
+        if not matched:
+            return self.allowed_ports
+        return tuple(sorted({p for ports in matched for p in ports}))
 
     def denied_for(self, flavour: str) -> tuple[str, ...]:
         extra = dict(self.flavour_denied_packages).get(flavour, ())
@@ -125,6 +145,7 @@ class Policy:
     # Empty: one scanner that could see is enough (the controls' `requires`).
     required_scanners: tuple[Source, ...] = ()
     clair_url: str = ""  # Clair v4's API, when the policy file names one
+    max_waiver_days: int = 90  # a waiver may not expire further ahead than this
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,8 @@ def control_rule(control: Control) -> dict[str, Any]:
         *(f"Drydock check {c}" for c in control.evidence.native),
     ]
     about = control.note or control.reason or control.title
+    if control.partial:
+        about = f"PARTIAL: {control.partial} {about}"
     blocks = "blocks publication" if control.mandatory else "is advisory (does not block)"
     markdown = "\n".join(
         [

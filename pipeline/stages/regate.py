@@ -45,6 +45,7 @@ from pipeline.stages.regate_ledger import (
     valid_until,
 )
 from pipeline.stages.scan import ScanConfig, ScanRun, ScanTarget, scan_images
+from pipeline.stages.scan_context import own_bases
 
 log = logging.getLogger("drydock.progress")
 
@@ -155,6 +156,7 @@ def regate_published(
             jobs=jobs,
             today=today,
             known_bases=known_bases,
+            trusted=own_bases(plan),
             check_updates=check_updates,
             postgres_eol=plan.postgres_eol,
         )

@@ -45,7 +45,7 @@ from pipeline.stages.record import write_record
 from pipeline.stages.regate import ERROR, REBUILD, Regate, judgements, regate_published
 from pipeline.stages.regate_ledger import Judged, Ledger
 from pipeline.stages.scan import ScanConfig, ScanRun, ScanTarget, scan_images
-from pipeline.stages.scan_context import attach_sources
+from pipeline.stages.scan_context import attach_sources, built_dockerfile, own_bases
 from pipeline.tools.cosign import locate_cosign
 from pipeline.tools.registry import RegistryClient
 
@@ -293,6 +293,7 @@ def _scan(
             flavour=plan.get(img.target).flavour or "",
             remote=staged[img.target][0].reference if staged and img.target in staged else "",
             target=img.target,
+            dockerfile=built_dockerfile(settings, img.target),
         )
         for img in todo
     ]
@@ -307,6 +308,7 @@ def _scan(
         jobs=settings.jobs,
         today=options.today,
         known_bases=bases,
+        trusted=own_bases(plan),
         check_updates=options.check_updates,
         on_done=lambda s: log.info("scanned %s (%d findings)", s.image, len(s.findings)),
         postgres_eol=plan.postgres_eol,

@@ -31,7 +31,13 @@ from pipeline.archive.deb822 import installed_sources, os_release_codename
 from pipeline.compliance.config import load_controls, load_policy, load_waivers
 from pipeline.compliance.gate import evaluate
 from pipeline.compliance.native import check_image_archive
-from pipeline.compliance.native_base import NativeInputs, UpdateEvidence, parse_apt_simulation
+from pipeline.compliance.native_base import (
+    AptOutputError,
+    NativeInputs,
+    TrustedBase,
+    UpdateEvidence,
+    parse_apt_simulation,
+)
 from pipeline.errors import DrydockError, ScanError, ToolError
 from pipeline.models.compliance import (
     GateReport,
@@ -64,6 +70,8 @@ class ScanTarget:
     digest: str = ""  # the registry digest being scanned, when it came from a registry
     remote: str = ""  # a registry reference by digest, for scanners that read registries
     target: str = ""  # the plan target it was built from ("" = read its io.drydock.target)
+    dockerfile: str | None = None  # the Dockerfile it was built from, when known
+    allowed_ports: tuple[str, ...] | None = None  # DISA-2.13 for this image (None: policy's)
 
     @property
     def label(self) -> str:
@@ -87,10 +95,20 @@ class ScanConfig:
     waivers: Path
 
     @classmethod
-    def in_dir(cls, folder: Path, policy: Path | None = None) -> ScanConfig:
+    def in_dir(
+        cls, folder: Path, policy: Path | None = None, waivers: Path | None = None
+    ) -> ScanConfig:
         return cls(
-            folder / "controls.yaml", policy or folder / "policy.yaml", folder / "waivers.yaml"
+            folder / "controls.yaml",
+            policy or folder / "policy.yaml",
+            waivers or folder / "waivers.yaml",
         )
+
+    def check(self, today: dt.date) -> None:
+        """Read and validate all three files now (PolicyError, exit 2), before any work."""
+        controls = load_controls(self.controls)
+        policy = load_policy(self.policy)
+        load_waivers(self.waivers, controls, max_days=policy.max_waiver_days, today=today)
 
 
 @dataclass
@@ -106,14 +124,32 @@ def _slug(ref: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", ref).strip("_")
 
 
-def _updates(image: str, timeout: float) -> UpdateEvidence | None:
-    """CIS 4.4: which upgrades apt would install in the image right now, or None if unknown."""
+def _updates(image: str, timeout: float) -> tuple[UpdateEvidence | None, str]:
+    """CIS 4.4: which upgrades apt would install in the image right now, or (None, why)
+    when that cannot be known (no network, a timeout, apt errors, output without apt's
+    summary): then CIS-4.4 is unverified, never passed."""
     try:
         text = docker.apt_simulation(image, timeout=timeout)
-    except ToolError as err:
-        log.warning("%s: could not simulate apt upgrade (%s); CIS-4.4 stays unverified", image, err)
-        return None
-    return parse_apt_simulation(text, source=f"apt-get -s upgrade in {image}")
+        source = f"apt-get -s dist-upgrade (holds ignored) in {image}"
+        return parse_apt_simulation(text, source=source), ""
+    except (ToolError, AptOutputError) as err:
+        why = f"the apt simulation failed: {str(err).splitlines()[0]}"
+        log.warning("%s: %s; CIS-4.4 stays unverified", image, why)
+        return None, why
+
+
+def trusted_bases(refs: Sequence[str]) -> tuple[TrustedBase, ...]:
+    """The layers of each base (image id or reference) found in the local engine; one
+    that is not there is left out (an image on it is then not recognised: fail closed)."""
+    bases = []
+    for ref in dict.fromkeys(refs):
+        inspected = docker.inspect(ref)
+        layers = tuple((inspected or {}).get("RootFS", {}).get("Layers") or ())
+        if not layers:
+            log.info("trusted base %s is not in the local engine: not used", ref)
+            continue
+        bases.append(TrustedBase(ref, tuple(str(layer) for layer in layers)))
+    return tuple(bases)
 
 
 STATUS_FILE = "/var/lib/dpkg/status"
@@ -207,7 +243,7 @@ def scan_one(
     scanners: Sequence[Scanner],
     work: Path,
     policy_native: NativeSettings,
-    known_bases: frozenset[str] | None,
+    known_bases: tuple[TrustedBase, ...] | None,
     check_updates: bool,
     timeout: float,
     lifecycle: ScanLifecycle = ScanLifecycle(),
@@ -222,19 +258,25 @@ def scan_one(
         return ImageScan(image=target.label, errors=(err,)), [], None
     docker.save(target.image, tar)
     got = _run_scanners(target, scanners, tar, scratch)
+    updates, problem = _updates(target.image, timeout) if check_updates else (None, "")
     inputs = NativeInputs(
         flavour=target.flavour,
-        updates=_updates(target.image, timeout) if check_updates else None,
-        known_base_digests=known_bases,
+        target=target.target or docker.labels_of(inspected).get(TARGET_LABEL, ""),
+        updates=updates,
+        updates_problem=problem,
+        trusted_bases=known_bases,
         bootstrapped=target.bootstrapped,
         postgres_eol=lifecycle.postgres_eol,
         today=lifecycle.today,
+        dockerfile=target.dockerfile,
+        allowed_ports=target.allowed_ports,
     )
     try:
         # The archive holds exactly the one image saved above, whatever name it goes by.
         native = check_image_archive(tar, policy_native, inputs)
         got.findings.extend(native.findings)
         got.ran |= native.ran
+        got.blind += native.blind
     except (DrydockError, OSError, tarfile.TarError, ValueError, KeyError) as exc:
         # An image the native checks cannot read is not proven safe: fail closed.
         got.errors.append(ScannerError(Source.NATIVE, f"native checks failed: {exc}"))
@@ -272,18 +314,24 @@ def scan_images(
     jobs: int = 2,
     today: dt.date | None = None,
     known_bases: frozenset[str] | None = None,
+    trusted: Sequence[str] = (),
     check_updates: bool = True,
     timeout: float = 600.0,
     on_done: Callable[[ImageScan], None] | None = None,
     postgres_eol: tuple[tuple[int, dt.date], ...] | None = None,
 ) -> ScanRun:
-    """Scan every target and judge them; input errors (policy, waivers) raise first."""
+    """Scan every target and judge them; input errors (policy, waivers) raise first.
+
+    `known_bases` (image ids of the bases Drydock built in this run), `trusted` (more base
+    references: Drydock's bases in the engine, descriptor-pinned ones, --trusted-base) and
+    the policy's trusted_bases / trusted_base_digests are the bases an image's layers may
+    start with (CIS-4.2, DISA-2.14, 2.17); read from the engine once per run."""
     start = time.monotonic()
     controls = load_controls(config.controls)
     policy = load_policy(config.policy)
-    waivers = load_waivers(config.waivers, controls)
-    work.mkdir(parents=True, exist_ok=True)
     today = today or dt.datetime.now(dt.UTC).date()
+    waivers = load_waivers(config.waivers, controls, max_days=policy.max_waiver_days, today=today)
+    work.mkdir(parents=True, exist_ok=True)
     inventory = image_inventory([t.image for t in targets])
     prepare_errors: list[ScannerError] = []
     for scanner in scanners:
@@ -294,10 +342,14 @@ def scan_images(
     failed = {e.source.value for e in prepare_errors}
     active = [s for s in scanners if s.name not in failed]
     lifecycle = ScanLifecycle(postgres_eol, today)
+    native = policy.native
+    bases = trusted_bases(
+        [*sorted(known_bases or ()), *trusted, *native.trusted_bases, *native.trusted_base_digests]
+    )
 
     def one(target: ScanTarget) -> tuple[ImageScan, list[ScanOutput], Path | None]:
         scan, outputs, sbom = scan_one(
-            target, active, work, policy.native, known_bases, check_updates, timeout, lifecycle
+            target, active, work, policy.native, bases, check_updates, timeout, lifecycle
         )
         if prepare_errors:
             scan = dataclasses.replace(scan, errors=scan.errors + tuple(prepare_errors))

@@ -17,7 +17,8 @@ from collections.abc import Sequence
 
 from pipeline.descriptors.anchors import image_sources
 from pipeline.descriptors.load import load_plan
-from pipeline.errors import DrydockError, RegistryError, ToolError
+from pipeline.errors import DrydockError, InputError, Problem, RegistryError, ToolError
+from pipeline.models.targets import Kind, Plan
 from pipeline.settings import Settings
 from pipeline.stages.scan import ScanRun, ScanTarget
 from pipeline.tools import docker
@@ -69,6 +70,35 @@ def stage_for_scan(targets: Sequence[ScanTarget], registry: str) -> list[ScanTar
         log.info("staged %s as %s@%s for registry scanners", target.image, ref, digest)
         staged.append(dataclasses.replace(target, remote=f"{ref}@{digest}"))
     return staged
+
+
+def own_bases(plan: Plan | None) -> tuple[str, ...]:
+    """The bases an image built by this plan may start with: Drydock's own (their local
+    tags) and the registry bases the descriptors pin by digest."""
+    if plan is None:
+        return ()
+    refs = [t.local_tag for t in plan if t.kind is Kind.BASE]
+    refs += [t.base for t in plan if "@sha256:" in t.base]
+    return tuple(dict.fromkeys(refs))
+
+
+def check_trusted(refs: Sequence[str]) -> None:
+    """Every --trusted-base must be in the local engine (InputError, exit 2, otherwise)."""
+    problems = [
+        Problem("--trusted-base", ref, "is not in the local engine (pull or build it first)")
+        for ref in refs
+        if docker.inspect(ref) is None
+    ]
+    if problems:
+        raise InputError(problems)
+
+
+def built_dockerfile(settings: Settings, target: str) -> str | None:
+    """The Dockerfile the build stage rendered for a plan target, when it is still there."""
+    path = settings.work / "contexts" / target / "Dockerfile"
+    if not target or not path.is_file():
+        return None
+    return path.read_text(encoding="utf-8")
 
 
 def attach_sources(run: ScanRun, settings: Settings) -> None:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import io
 import logging
 import tarfile
+import time
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -271,15 +273,48 @@ def labels_of(inspected: Mapping[str, Any]) -> dict[str, str]:
     return dict(config.get("Labels") or {})
 
 
+APT_SIMULATION = r"""
+set -e
+apt-get update -qq -o APT::Update::Error-Mode=any >/dev/null
+ls /var/lib/apt/lists/ | grep -q '_Packages' || { echo "apt has no package lists" >&2; exit 1; }
+echo "@@drydock-held $(apt-mark showhold | tr '\n' ' ')"
+apt list --installed 2>/dev/null | grep -F '[installed,local]' | sed 's/^/@@drydock-local /' || true
+apt-get -s -o Debug::NoLocking=1 --ignore-hold dist-upgrade
+"""
+
+
 def apt_simulation(image: str, *, timeout: float = 300.0) -> str:
-    """What `apt-get upgrade` would install in image now (CIS 4.4), via a throwaway container.
+    """What `apt-get dist-upgrade` would install in image now (CIS 4.4), via a throwaway
+    container: held packages are counted (`--ignore-hold`, and named), installed
+    packages no archive offers are listed, and any error of `apt-get update` is an error.
 
     Runs as root in the container with the network (apt must refresh its lists, which the
     image does not keep); the container is removed afterwards and the image is untouched.
+    On a timeout the container is removed by name, so a hung one does not outlive the call.
     """
-    script = "apt-get update -qq >/dev/null && apt-get -s -o Debug::NoLocking=1 upgrade"
-    argv = [cli(), "run", "--rm", "--user", "0", "--entrypoint", "sh", image, "-c", script]
-    return run(argv, timeout=timeout).stdout
+    name = f"drydock-aptsim-{uuid.uuid4().hex[:12]}"
+    argv = [cli(), "run", "--rm", "--name", name, "--user", "0", "--entrypoint", "sh", image]
+    try:
+        return run([*argv, "-c", APT_SIMULATION], timeout=timeout).stdout
+    except ToolError:
+        kill_container(name)
+        raise
+
+
+def kill_container(name: str, attempts: int = 3) -> None:
+    """Remove a container by name, forcefully; an absent one is fine. A CLI killed while
+    the engine was still creating the container can leave it appearing just after the
+    first removal, so look again (bounded)."""
+    for attempt in range(attempts):
+        run([cli(), "rm", "-f", name], timeout=QUICK_TIMEOUT, check=False)
+        left = run(
+            [cli(), "ps", "-aq", "--filter", f"name=^{name}$"], timeout=QUICK_TIMEOUT, check=False
+        )
+        if not left.stdout.strip():
+            return
+        if attempt < attempts - 1:
+            time.sleep(1.0)
+    log.warning("container %s could not be removed", name)
 
 
 SET_MARK = "@@drydock-set"

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.compliance.imagefs import ImageFilesystem, read_image_filesystem
+from pipeline.compliance.native_base import TrustedBase
 
 BASE_DIGEST = "sha256:" + "ab" * 32
 PASSWD = (
@@ -175,10 +176,33 @@ def image_tar(
     return buf.getvalue()
 
 
+def diff_id(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def base_layer_id() -> str:
+    """The content digest of the clean base layer (tar members carry mtime 0: stable)."""
+    return diff_id(layer(base_entries()))
+
+
+def trusted_base() -> TrustedBase:
+    return TrustedBase("drydock/debian:bookworm", (base_layer_id(),))
+
+
 def image_fs(
     config: dict[str, Any] | None = None, *extra_layers: Iterable[Entry]
 ) -> ImageFilesystem:
-    """The clean base layer, then extra layers, through the real parser."""
+    """The clean base layer, then extra layers, through the real parser.
+
+    As an engine would, the config gets rootfs.diff_ids for the layers (unless it names
+    its own), and history and layers are made to agree: an empty layer for each history
+    entry that claims one beyond the given layers, a RUN entry for each extra layer."""
+    doc = copy.deepcopy(config if config is not None else clean_config())
     layers = [layer(base_entries()), *(layer(entries) for entries in extra_layers)]
-    raw = image_tar(config if config is not None else clean_config(), layers)
+    history = doc.setdefault("history", [])
+    claimed = sum(1 for h in history if not h.get("empty_layer"))
+    layers += [layer([]) for _ in range(claimed - len(layers))]
+    history += [{"created_by": "RUN test layer"} for _ in range(len(layers) - claimed)]
+    doc.setdefault("rootfs", {"type": "layers", "diff_ids": [diff_id(d) for d in layers]})
+    raw = image_tar(doc, layers)
     return read_image_filesystem(io.BytesIO(raw), "test.tar")

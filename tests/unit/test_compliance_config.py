@@ -158,6 +158,7 @@ def waiver(**changes: Any) -> dict[str, Any]:
         "justification": "not reachable from PostgreSQL",
         "approver": "security-team",
         "expires": dt.date(2026, 12, 31),
+        "scope": {"package": "libfoo"},
     }
     entry.update(changes)
     return {"version": 1, "waivers": [{k: v for k, v in entry.items() if v is not None}]}
@@ -176,7 +177,15 @@ def test_a_waiver_is_read() -> None:
         ({"finding": None}, "waivers.0", "exactly one of"),
         ({"approver": None}, "waivers.0.approver", "Field required"),
         ({"expires": "someday"}, "waivers.0.expires", "date"),
-        ({"justification": "ok"}, "waivers.0.justification", "at least 10"),
+        ({"justification": "ok"}, "waivers.0.justification", "real words"),
+        ({"justification": "   \n "}, "waivers.0.justification", "blank"),
+        ({"justification": "TODO: explain why later"}, "waivers.0.justification", "placeholder"),
+        ({"justification": "n/a"}, "waivers.0.justification", "placeholder"),
+        ({"justification": "1234 5678 ---- ####"}, "waivers.0.justification", "real words"),
+        ({"approver": "  "}, "waivers.0.approver", "blank"),
+        ({"approver": "TBD"}, "waivers.0.approver", "names nobody"),
+        ({"scope": None}, "waivers.0.scope", "scoped to images or a package"),
+        ({"scope": {"images": []}}, "waivers.0.scope", "scoped to images or a package"),
         ({"scope": {"image": "x"}}, "waivers.0.scope.image", "Extra inputs"),
     ],
 )
@@ -186,6 +195,38 @@ def test_bad_waivers(changes: dict[str, Any], field: str, reason: str) -> None:
     problem = err.value.problems[0]
     assert (problem.file, problem.field) == ("waivers.yaml", field)
     assert reason in problem.reason
+
+
+def test_a_waiver_may_not_outlive_the_policy_maximum() -> None:
+    today = dt.date(2026, 12, 2)
+    ok = waiver(expires=today + dt.timedelta(days=90))
+    assert parse_waivers(ok, max_days=90, today=today)
+    far = waiver(expires=today + dt.timedelta(days=91))
+    with pytest.raises(PolicyError) as err:
+        parse_waivers(far, "waivers.yaml", max_days=90, today=today)
+    (problem,) = err.value.problems
+    assert problem.field == "waivers.0.expires"
+    assert "max_waiver_days" in problem.reason and "2027-03-02" in problem.reason
+    assert parse_waivers(far, max_days=120, today=today)
+
+
+def test_a_control_waiver_needs_no_scope_and_every_problem_is_named() -> None:
+    assert parse_waivers(waiver(finding=None, control="CIS-4.6", scope=None))
+    doc = waiver(justification="tbd", approver="")
+    second = {k: v for k, v in doc["waivers"][0].items() if k != "scope"}
+    doc["waivers"].append(second | {"approver": "ok-team"})
+    with pytest.raises(PolicyError) as err:
+        parse_waivers(doc, "w.yaml")
+    assert [p.field for p in err.value.problems] == [
+        "waivers.0.justification",
+        "waivers.0.approver",
+        "waivers.1.justification",
+        "waivers.1.scope",
+    ]
+
+
+def test_the_shipped_policy_caps_waivers_at_90_days() -> None:
+    assert load_policy(SCAN_CONFIG / "policy.yaml").max_waiver_days == 90
 
 
 def test_a_waiver_for_an_unknown_control(tmp_path: Path) -> None:
@@ -204,3 +245,21 @@ def test_unreadable_and_invalid_yaml(tmp_path: Path) -> None:
     bad.write_text("version: [1\n", encoding="utf-8")
     with pytest.raises(PolicyError, match="not valid YAML"):
         load_controls(bad)
+
+
+def test_trusted_bases_are_references_not_globs() -> None:
+    doc = {"version": 1, "native": {"trusted_bases": ["registry.example/base@sha256:" + "a" * 64]}}
+    assert parse_policy(doc).native.trusted_bases == ("registry.example/base@sha256:" + "a" * 64,)
+    with pytest.raises(PolicyError) as err:
+        parse_policy({"version": 1, "native": {"trusted_bases": ["drydock/*"]}})
+    assert fields(err) == [("policy.yaml", "native.trusted_bases")]
+    assert "not globs" in err.value.problems[0].reason
+
+
+def test_target_ports_are_read() -> None:
+    doc = {"version": 1, "native": {"target_ports": {"operator": ["8080/tcp"]}}}
+    native = parse_policy(doc).native
+    assert native.ports_for("operator") == ("8080/tcp",)
+    assert native.ports_for("other") == native.allowed_ports
+    with pytest.raises(PolicyError):
+        parse_policy({"version": 1, "native": {"target_ports": {"operator": ["8080"]}}})

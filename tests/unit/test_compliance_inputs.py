@@ -13,7 +13,7 @@ from pipeline.models.compliance import RAN_DOCKLE, NativeSettings, TrivyClass, r
 from pipeline.models.findings import Finding, Kind, Severity, Source
 from pipeline.scan.base import ScanOutput
 
-SETTINGS = NativeSettings(trusted_bases=("drydock/*",), allowed_ports=("5432/tcp",))
+SETTINGS = NativeSettings(allowed_ports=("5432/tcp",))
 
 
 def test_native_scan_reads_a_tarball(tmp_path: Path) -> None:

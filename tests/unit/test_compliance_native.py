@@ -15,6 +15,7 @@ from compliance_helpers import (
     dpkg_status,
     file,
     image_fs,
+    trusted_base,
     whiteout,
 )
 
@@ -27,23 +28,23 @@ from pipeline.compliance.native import (
     parse_apt_simulation,
     run_native_checks,
 )
-from pipeline.compliance.native_base import PendingUpdate
+from pipeline.compliance.native_base import PendingUpdate, TrustedBase
 from pipeline.models.compliance import NativeSettings, ran_native
 from pipeline.models.findings import Kind, Source
 
 SETTINGS = NativeSettings(
-    trusted_bases=("drydock/*",),
     denied_packages=("openssh-server", "sudo", "gcc", "make"),
     flavour_denied_packages=(("minimal", ("curl",)),),
     allowed_ports=("5432/tcp",),
 )
 NO_UPDATES = UpdateEvidence("apt-get -s upgrade at build", ())
+INPUTS = NativeInputs(updates=NO_UPDATES, trusted_bases=(trusted_base(),))
 PG_EOL = ((13, dt.date(2025, 11, 13)), (15, dt.date(2027, 11, 11)))
 
 
 def ids(fs: ImageFilesystem, inputs: NativeInputs | None = None, **settings: Any) -> set[str]:
     chosen = NativeSettings(**{**SETTINGS.__dict__, **settings})
-    result = run_native_checks(fs, chosen, inputs or NativeInputs(updates=NO_UPDATES))
+    result = run_native_checks(fs, chosen, inputs or INPUTS)
     for finding in result.findings:
         assert finding.source == Source.NATIVE
         assert finding.kind == Kind.CHECKPOINT
@@ -53,12 +54,17 @@ def ids(fs: ImageFilesystem, inputs: NativeInputs | None = None, **settings: Any
 
 def evidence(fs: ImageFilesystem, check_id: str, **settings: Any) -> tuple[str, ...]:
     chosen = NativeSettings(**{**SETTINGS.__dict__, **settings})
-    result = run_native_checks(fs, chosen, NativeInputs(updates=NO_UPDATES))
+    result = run_native_checks(fs, chosen, INPUTS)
     return next(f.evidence for f in result.findings if f.id == check_id)
 
 
 def test_the_clean_image_has_no_finding_and_every_check_ran() -> None:
-    inputs = NativeInputs(updates=NO_UPDATES, postgres_eol=PG_EOL, today=dt.date(2026, 12, 2))
+    inputs = NativeInputs(
+        updates=NO_UPDATES,
+        trusted_bases=(trusted_base(),),
+        postgres_eol=PG_EOL,
+        today=dt.date(2026, 12, 2),
+    )
     result = run_native_checks(image_fs(), SETTINGS, inputs)
     assert result.findings == ()
     assert result.ran == {ran_native(i) for i in catalogue()}
@@ -147,7 +153,10 @@ def test_world_writable_paths() -> None:
 
 
 def test_private_keys_and_credential_files() -> None:
-    key = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n"
+    key = (
+        "-----BEGIN OPENSSH PRIVATE KEY-----\n"
+        "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n"
+    )
     fs = image_fs(
         None,
         [
@@ -235,49 +244,49 @@ def test_config_checks(changes: dict[str, Any], expected: set[str]) -> None:
     assert ids(image_fs(config_with(**changes))) == expected
 
 
-@pytest.mark.parametrize(
-    ("labels", "inputs", "expected_text"),
-    [
-        ({}, NativeInputs(updates=NO_UPDATES), "base unknown"),
-        ({}, NativeInputs(updates=NO_UPDATES, bootstrapped=True), None),
-        (
-            {"org.opencontainers.image.base.name": "docker.io/library/debian:latest"},
-            NativeInputs(updates=NO_UPDATES),
-            "matches no trusted base",
-        ),
-        (
-            {"org.opencontainers.image.base.name": "drydock/debian:bookworm"},
-            NativeInputs(updates=NO_UPDATES),
-            "not pinned by digest",
-        ),
-        (
-            {
-                "org.opencontainers.image.base.name": "drydock/debian:bookworm",
-                "org.opencontainers.image.base.digest": BASE_DIGEST,
-            },
-            NativeInputs(updates=NO_UPDATES, known_base_digests=frozenset({"sha256:" + "0" * 64})),
-            "is not a base Drydock built",
-        ),
-        (
-            {
-                "org.opencontainers.image.base.name": "drydock/debian:bookworm",
-                "org.opencontainers.image.base.digest": BASE_DIGEST,
-            },
-            NativeInputs(updates=NO_UPDATES, known_base_digests=frozenset({BASE_DIGEST})),
-            None,
-        ),
-    ],
-)
-def test_base_provenance(
-    labels: dict[str, str], inputs: NativeInputs, expected_text: str | None
-) -> None:
-    fs = image_fs(config_with(Labels=labels))
+LABELS = {
+    "org.opencontainers.image.base.name": "drydock/debian:bookworm",
+    "org.opencontainers.image.base.digest": BASE_DIGEST,
+}
+
+
+def base_result(fs: ImageFilesystem, inputs: NativeInputs) -> tuple[list[str], dict[str, str]]:
     result = run_native_checks(fs, SETTINGS, inputs)
-    found = [f for f in result.findings if f.id == "DD-UNTRUSTED-BASE"]
-    if expected_text is None:
-        assert found == []
-    else:
-        assert any(expected_text in e for e in found[0].evidence)
+    found = [e for f in result.findings if f.id == "DD-UNTRUSTED-BASE" for e in f.evidence]
+    return found, dict(result.blind)
+
+
+def test_an_image_on_a_trusted_base_passes_whatever_its_labels() -> None:
+    for labels in ({}, LABELS, {"org.opencontainers.image.base.name": "elsewhere:1"}):
+        found, blind = base_result(image_fs(config_with(Labels=labels)), INPUTS)
+        assert found == [] and ran_native("DD-UNTRUSTED-BASE") not in blind
+
+
+def test_labels_naming_the_base_do_not_pass_layers_that_are_not_it() -> None:
+    other = TrustedBase("drydock/debian:bookworm", ("sha256:" + "0" * 64,))
+    found, _ = base_result(
+        image_fs(config_with(Labels=LABELS)),
+        NativeInputs(updates=NO_UPDATES, trusted_bases=(other,)),
+    )
+    assert any("do not start with the layers of any trusted base" in e for e in found)
+    assert any("labels claim base drydock/debian:bookworm" in e for e in found)
+
+
+def test_a_squashed_image_with_the_base_labels_fails() -> None:
+    doc = config_with(Labels=LABELS)
+    doc["rootfs"] = {"type": "layers", "diff_ids": ["sha256:" + "1" * 64]}
+    found, _ = base_result(image_fs(doc), INPUTS)
+    assert found and "1 layer(s)" in found[0]
+
+
+def test_without_a_trusted_base_the_base_controls_cannot_be_judged() -> None:
+    found, blind = base_result(
+        image_fs(config_with(Labels=LABELS)), NativeInputs(updates=NO_UPDATES)
+    )
+    assert found == []
+    assert "no trusted base" in blind[ran_native("DD-UNTRUSTED-BASE")]
+    bootstrapped = NativeInputs(updates=NO_UPDATES, bootstrapped=True)
+    assert base_result(image_fs(config_with(Labels={})), bootstrapped) == ([], {})
 
 
 def test_denied_packages_per_flavour_and_sshd() -> None:
@@ -355,6 +364,7 @@ def test_pending_security_updates_from_an_apt_simulation() -> None:
         " [amd64])\n"
         "Inst tzdata [2024a-0+deb12u1] (2024b-0+deb12u1 Debian:12.7/stable [all])\n"
         "Conf libssl3 (3.0.11-1~deb12u2 Debian-Security:12/stable-security [amd64])\n"
+        "2 upgraded, 0 newly installed, 0 to remove and 0 not upgraded.\n"
     )
     updates = parse_apt_simulation(text, "build record")
     assert updates.pending == (
