@@ -13,7 +13,7 @@ index, and packages apt itself says no archive offers (`[installed,local]`).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from pipeline.compliance.imagefs import ImageFilesystem
@@ -154,28 +154,29 @@ def _is_base_rootfs(step: Step) -> bool:
     return step.where == "history[0]" and bool(re.search(r"ADD file:\S+ in /\s*$", step.text))
 
 
-def check_add(fs: ImageFilesystem, ctx: CheckContext) -> list[Finding] | NotRun:
+def _steps_that(
+    fs: ImageFilesystem, ctx: CheckContext, spec: CheckSpec, matches: Callable[[Step], bool]
+) -> list[Finding] | NotRun:
+    """A finding of `spec` naming every build step that `matches`, or why none can be read."""
     steps = build_steps(fs, ctx)
     if isinstance(steps, NotRun):
         return steps
-    evidence = [
-        f"{s.where}: {_short(s.text)}"
-        for s in steps
-        if s.instruction == "ADD" and not _is_base_rootfs(s)
-    ]
-    return hit(ADD_INSTRUCTION, evidence)
+    return hit(spec, [f"{s.where}: {_short(s.text)}" for s in steps if matches(s)])
+
+
+def check_add(fs: ImageFilesystem, ctx: CheckContext) -> list[Finding] | NotRun:
+    return _steps_that(
+        fs, ctx, ADD_INSTRUCTION, lambda s: s.instruction == "ADD" and not _is_base_rootfs(s)
+    )
 
 
 def check_update_alone(fs: ImageFilesystem, ctx: CheckContext) -> list[Finding] | NotRun:
-    steps = build_steps(fs, ctx)
-    if isinstance(steps, NotRun):
-        return steps
-    evidence = [
-        f"{s.where}: {_short(s.text)}"
-        for s in steps
-        if _UPDATE.search(s.text) and not _INSTALL.search(s.text)
-    ]
-    return hit(UPDATE_ALONE, evidence)
+    return _steps_that(
+        fs,
+        ctx,
+        UPDATE_ALONE,
+        lambda s: bool(_UPDATE.search(s.text)) and not _INSTALL.search(s.text),
+    )
 
 
 def bypasses(text: str) -> Iterator[str]:
