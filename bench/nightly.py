@@ -110,6 +110,7 @@ def summary(outcome: RunOutcome, seconds: float, db_seconds: float) -> dict[str,
         "gate": ("pass" if outcome.gate.passed else "fail") if outcome.gate else "not run",
         "decisions": {name: o.decision for name, o in sorted(outcome.outcomes.items())},
         "reasons": {name: o.reason for name, o in sorted(outcome.outcomes.items()) if o.reason},
+        "regate": {name: o.regate for name, o in sorted(outcome.outcomes.items()) if o.regate},
         "signed": sorted(name for name, o in outcome.outcomes.items() if o.signed),
         "reused_local_image": sorted(
             name
@@ -150,11 +151,16 @@ def markdown(figures: dict[str, Any]) -> str:
         f"| no-op (nothing changed) | {noop['seconds']} | {noop['build_seconds']}"
         f" | {noop['exit_code']} | {pushed} |",
         "",
-        "| target | full | no-op |",
-        "|---|---|---|",
+        f"No-op / full: **{noop['seconds'] / full['seconds']:.1%}** (goal: at most 5%).",
+        "",
+        "| target | full | no-op | no-op's re-gate of the published image |",
+        "|---|---|---|---|",
     ]
     for name in figures["targets"]:
-        lines.append(f"| {name} | {full['decisions'].get(name)} | {noop['decisions'].get(name)} |")
+        lines.append(
+            f"| {name} | {full['decisions'].get(name)} | {noop['decisions'].get(name)}"
+            f" | {noop.get('regate', {}).get(name, '-')} |"
+        )
     lines += [
         "",
         "Full run: local images reused by input fingerprint (not rebuilt): "
