@@ -13,11 +13,21 @@ import base64
 import datetime
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from drydock_operator import instances, k8s, pki, probe, reconcile, resources, topology
+from drydock_operator import (
+    certs,
+    instances,
+    k8s,
+    netpol,
+    pki,
+    probe,
+    reconcile,
+    resources,
+    topology,
+)
 from drydock_operator.config import ENV_OPERATOR_IMAGE, OperatorSettings, SettingsError
 from drydock_operator.model import Cluster, Instance, parse_catalog, parse_cluster, parse_instance
 
@@ -38,18 +48,29 @@ class ClusterLocks:
             return self._locks.setdefault((namespace, name), threading.Lock())
 
 
+ImageObserver = Callable[[str, str, str, int | None], None]
+"""Told (namespace, cluster, image, major) whenever a Cluster's image is resolved."""
+
+
 def reconcile_cluster(
-    kube: k8s.Kube, settings: OperatorSettings, locks: ClusterLocks, namespace: str, name: str
+    kube: k8s.Kube,
+    settings: OperatorSettings,
+    locks: ClusterLocks,
+    namespace: str,
+    name: str,
+    on_image: ImageObserver | None = None,
 ) -> topology.Plan | None:
     """Re-read the Cluster and take the next step; None when it is gone or in error."""
     with locks.lock(namespace, name):
         body = kube.get(k8s.clusters_kind(settings), namespace, name)
         if body is None or body.get("metadata", {}).get("deletionTimestamp"):
             return None
-        return _reconcile(kube, settings, body)
+        return _reconcile(kube, settings, body, on_image)
 
 
-def _reconcile(kube: k8s.Kube, settings: OperatorSettings, body: Obj) -> topology.Plan | None:
+def _reconcile(
+    kube: k8s.Kube, settings: OperatorSettings, body: Obj, on_image: ImageObserver | None = None
+) -> topology.Plan | None:
     cluster = parse_cluster(body)
     catalog = None
     if cluster.catalog_ref is not None:
@@ -79,7 +100,18 @@ def _reconcile(kube: k8s.Kube, settings: OperatorSettings, body: Obj) -> topolog
         )
         return None
 
-    ensure_cluster_objects(kube, settings, cluster)
+    if on_image is not None:
+        on_image(cluster.namespace, cluster.name, decision.image, decision.major)
+    in_place = ensure_cluster_objects(kube, settings, cluster, certs.parse(body))
+    _ensure_network_policy(kube, settings, cluster, netpol.parse(body))
+    expirations = certs.expirations(in_place)
+    if expirations and (current_status.get("certificates") or {}).get("expirations") != expirations:
+        kube.patch_status(
+            k8s.clusters_kind(settings),
+            cluster.namespace,
+            cluster.name,
+            {"certificates": {"expirations": expirations}},
+        )
     prefix = settings.label_prefix
     labels = {
         f"{prefix}/cluster": cluster.name,
@@ -177,8 +209,14 @@ def _write_status(
         kube.patch_status(k8s.clusters_kind(settings), cluster.namespace, cluster.name, patch)
 
 
-def ensure_cluster_objects(kube: k8s.Kube, settings: OperatorSettings, cluster: Cluster) -> None:
-    """Everything a Cluster owns except its instances; writes only what is missing or stale."""
+def ensure_cluster_objects(
+    kube: k8s.Kube,
+    settings: OperatorSettings,
+    cluster: Cluster,
+    certificates: certs.CertificatesSpec | None = None,
+) -> dict[str, str]:
+    """Everything a Cluster owns except its instances; writes only what is missing or stale.
+    Returns the leaf certificates in place, by Secret name."""
     ns = cluster.namespace
     if kube.get(k8s.SERVICE_ACCOUNTS, ns, cluster.name) is None:
         kube.create(resources.service_account(cluster, settings))
@@ -187,10 +225,31 @@ def ensure_cluster_objects(kube: k8s.Kube, settings: OperatorSettings, cluster: 
         kube.create(resources.role_binding(cluster, settings))
     _ensure_exact(kube, resources.config_map(cluster, settings), "data")
     _ensure_credentials(kube, settings, cluster)
-    _ensure_certificates(kube, settings, cluster)
+    in_place = _ensure_certificates(kube, settings, cluster, certificates)
     for service in resources.services(cluster, settings):
         if kube.get(k8s.SERVICES, ns, service["metadata"]["name"]) is None:
             kube.create(service)
+    return in_place
+
+
+def _ensure_network_policy(
+    kube: k8s.Kube, settings: OperatorSettings, cluster: Cluster, spec: netpol.NetworkPolicySpec
+) -> None:
+    """Write the Cluster's NetworkPolicy while `spec.networkPolicy.enabled`; remove the one
+    this operator wrote for this Cluster once it is turned off (a namesake is left alone)."""
+    if spec.enabled:
+        _ensure_exact(kube, netpol.network_policy(cluster, settings, spec), "spec")
+        return
+    existing = kube.get(k8s.NETWORK_POLICIES, cluster.namespace, netpol.policy_name(cluster))
+    if existing is None:
+        return
+    meta = existing["metadata"]
+    owners = tuple(o.get("uid", "") for o in meta.get("ownerReferences") or [])
+    labels = meta.get("labels") or {}
+    if labels.get("app.kubernetes.io/managed-by") == resources.MANAGED_BY and reconcile.owned_by(
+        owners, cluster
+    ):
+        kube.delete(k8s.NETWORK_POLICIES, cluster.namespace, meta["name"], meta.get("uid"))
 
 
 def _ensure_exact(kube: k8s.Kube, desired: Obj, field: str) -> None:
@@ -223,33 +282,84 @@ def _ensure_credentials(kube: k8s.Kube, settings: OperatorSettings, cluster: Clu
         kube.delete(k8s.SECRETS, ns, meta["name"], meta.get("uid"))
 
 
-def _ensure_certificates(kube: k8s.Kube, settings: OperatorSettings, cluster: Cluster) -> None:
+def _ensure_certificates(
+    kube: k8s.Kube,
+    settings: OperatorSettings,
+    cluster: Cluster,
+    spec: certs.CertificatesSpec | None = None,
+) -> dict[str, str]:
+    """The CA (key kept apart from what instances read), then the server and replication
+    certificates, issued when missing and renewed when due (`certs.renewal_reason`).
+    Returns the certificates now in place, by Secret name (for the status)."""
+    ca = _ensure_ca(kube, settings, cluster)
+    if ca is None:
+        return {}
+    names = certs.server_names(
+        resources.server_dns_names(cluster), spec or certs.CertificatesSpec()
+    )
+    lifetime = datetime.timedelta(seconds=settings.cert_duration_seconds)
+    leaves: dict[str, tuple[tuple[str, ...], Callable[[], pki.KeyPair]]] = {
+        resources.server_secret_name(cluster): (
+            names,
+            lambda: pki.new_server_cert(ca, names, lifetime),
+        ),
+        resources.replication_secret_name(cluster): (
+            (),
+            lambda: pki.new_client_cert(ca, resources.REPLICATION_USER, lifetime),
+        ),
+    }
+    renew_before = datetime.timedelta(seconds=settings.cert_renew_before_seconds)
+    now = datetime.datetime.now(datetime.UTC)
+    in_place = {}
+    for name, (dns_names, issue) in leaves.items():
+        existing = kube.get(k8s.SECRETS, cluster.namespace, name)
+        current = _b64((existing or {}).get("data", {}).get("tls.crt")) if existing else ""
+        if existing is not None:
+            reason = certs.renewal_reason(current, ca.cert_pem, dns_names, renew_before, now)
+            if reason is None:
+                in_place[name] = current
+                continue
+            log.info(
+                "Cluster %s/%s: renewing %s: %s", cluster.namespace, cluster.name, name, reason
+            )
+        pair = issue()
+        desired = resources.tls_secret(cluster, settings, name, pair.cert_pem, pair.key_pem)
+        if existing is None:
+            kube.create(desired)
+        else:
+            kube.replace(desired, existing["metadata"]["resourceVersion"])
+        in_place[name] = pair.cert_pem
+    return in_place
+
+
+def _ensure_ca(kube: k8s.Kube, settings: OperatorSettings, cluster: Cluster) -> pki.KeyPair | None:
+    """The Cluster's CA: its key in `-ca-key` (operator only), its certificate alone in
+    `-ca`. A `-ca` that still holds the key (an older operator's) gives it up to `-ca-key`
+    first. None when another reconcile is creating it."""
     ns = cluster.namespace
-    server_name = resources.server_secret_name(cluster)
-    replication_name = resources.replication_secret_name(cluster)
-    need_server = kube.get(k8s.SECRETS, ns, server_name) is None
-    need_replication = kube.get(k8s.SECRETS, ns, replication_name) is None
-    ca_obj = kube.get(k8s.SECRETS, ns, resources.ca_secret_name(cluster))
-    if ca_obj is None:
-        ca = pki.new_ca(f"{cluster.name}.{ns}")
-        if kube.create(resources.ca_secret(cluster, settings, ca.cert_pem, ca.key_pem)) is None:
-            return  # another reconcile made a CA first; sign with it next time
-        need_server = need_replication = True
-    elif need_server or need_replication:
-        data = ca_obj.get("data") or {}
+    ca_name = resources.ca_secret_name(cluster)
+    ca_obj = kube.get(k8s.SECRETS, ns, ca_name)
+    key_obj = kube.get(k8s.SECRETS, ns, certs.ca_key_secret_name(cluster))
+    if key_obj is not None:
+        data = key_obj.get("data") or {}
         ca = pki.KeyPair(_b64(data.get("ca.crt")), _b64(data.get("ca.key")))
     else:
-        return
-    if need_server:
-        pair = pki.new_server_cert(ca, resources.server_dns_names(cluster))
-        kube.create(
-            resources.tls_secret(cluster, settings, server_name, pair.cert_pem, pair.key_pem)
-        )
-    if need_replication:
-        pair = pki.new_client_cert(ca, resources.REPLICATION_USER)
-        kube.create(
-            resources.tls_secret(cluster, settings, replication_name, pair.cert_pem, pair.key_pem)
-        )
+        legacy = (ca_obj or {}).get("data") or {}
+        if legacy.get("ca.key"):
+            ca = pki.KeyPair(_b64(legacy.get("ca.crt")), _b64(legacy.get("ca.key")))
+        else:
+            ca = pki.new_ca(f"{cluster.name}.{ns}")
+        created = kube.create(certs.ca_key_secret(cluster, settings, ca.cert_pem, ca.key_pem))
+        if created is None:
+            return None  # another reconcile made one first; use it next time
+    desired = certs.ca_cert_secret(cluster, settings, ca_name, ca.cert_pem)
+    if ca_obj is None:
+        kube.create(desired)
+    elif (
+        set(ca_obj.get("data") or {}) != {"ca.crt"} or _b64(ca_obj["data"]["ca.crt"]) != ca.cert_pem
+    ):
+        kube.replace(desired, ca_obj["metadata"]["resourceVersion"])
+    return ca
 
 
 def _b64(value: object) -> str:
