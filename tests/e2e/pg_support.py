@@ -141,8 +141,11 @@ def psql(
     host: str = "pg-rw",
     dbname: str = "app",
     extra: str = "",
+    labels: dict[str, str] | None = None,
+    ca_secret: str = "pg-ca",  # noqa: S107 - a Secret name, not a password
 ) -> tuple[bool, str]:
-    """Run psql in a one-shot restricted pod: (succeeded, what it printed)."""
+    """Run psql in a one-shot restricted pod: (succeeded, what it printed). The pod is
+    labelled app=psql-client unless `labels` say otherwise (network-policy tests)."""
     name = f"psql-{uuid.uuid4().hex[:8]}"
     conninfo = (
         f"host={host} port=5432 dbname={dbname} sslmode=verify-full "
@@ -154,7 +157,7 @@ def psql(
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": name, "labels": {"app": "psql-client"}},
+        "metadata": {"name": name, "labels": labels or {"app": "psql-client"}},
         "spec": {
             "restartPolicy": "Never",
             "automountServiceAccountToken": False,
@@ -178,7 +181,7 @@ def psql(
                 {
                     "name": "ca",
                     "secret": {
-                        "secretName": "pg-ca",
+                        "secretName": ca_secret,
                         "items": [{"key": "ca.crt", "path": "ca.crt"}],
                     },
                 }
