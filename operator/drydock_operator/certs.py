@@ -33,11 +33,33 @@ Obj = dict[str, Any]
 DNS_NAME = r"^[a-z0-9*]([-a-z0-9.*]*[a-z0-9])?$"
 
 
+class CertificateError(ValueError):
+    """spec.certificates names something the operator cannot use (the field is named)."""
+
+
 @dataclass(frozen=True)
 class CertificatesSpec:
-    """`spec.certificates` (CloudNativePG's field); only serverAltDNSNames is served yet."""
+    """`spec.certificates`, CloudNativePG's fields and meaning:
 
+    - serverCASecret: the CA of the server certificate (`ca.crt`; with `ca.key` the
+      operator issues and renews the server certificate with it);
+    - serverTLSSecret: the server certificate itself (`tls.crt`, `tls.key`); needs
+      serverCASecret; never renewed by the operator;
+    - clientCASecret: the CA of client certificates (PostgreSQL's ssl_ca_file); with
+      `ca.key` the operator issues and renews the replication certificate with it;
+    - replicationTLSSecret: streaming_replica's client certificate; needs clientCASecret;
+    - serverAltDNSNames: more names in the server certificate the operator issues.
+    """
+
+    server_ca_secret: str = ""
+    server_tls_secret: str = ""
+    client_ca_secret: str = ""
+    replication_tls_secret: str = ""
     server_alt_dns_names: tuple[str, ...] = ()
+
+    def user_secret_names(self) -> tuple[str, ...]:
+        """The user's leaf Secrets, which the instances must read (their own keys)."""
+        return tuple(n for n in (self.server_tls_secret, self.replication_tls_secret) if n)
 
 
 def parse(body: Mapping[str, Any]) -> CertificatesSpec:
@@ -49,22 +71,87 @@ def parse(body: Mapping[str, Any]) -> CertificatesSpec:
     names = raw.get("serverAltDNSNames") or []
     if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
         raise ParseError("spec.certificates.serverAltDNSNames: expected a list of DNS names")
-    return CertificatesSpec(server_alt_dns_names=tuple(names))
+    fields = {}
+    for key in ("serverCASecret", "serverTLSSecret", "clientCASecret", "replicationTLSSecret"):
+        value = raw.get(key) or ""
+        if not isinstance(value, str):
+            raise ParseError(f"spec.certificates.{key}: expected a Secret name")
+        fields[key] = value
+    spec = CertificatesSpec(
+        server_ca_secret=fields["serverCASecret"],
+        server_tls_secret=fields["serverTLSSecret"],
+        client_ca_secret=fields["clientCASecret"],
+        replication_tls_secret=fields["replicationTLSSecret"],
+        server_alt_dns_names=tuple(names),
+    )
+    if spec.server_tls_secret and not spec.server_ca_secret:
+        raise ParseError("spec.certificates.serverTLSSecret: needs serverCASecret (its CA)")
+    if spec.replication_tls_secret and not spec.client_ca_secret:
+        raise ParseError("spec.certificates.replicationTLSSecret: needs clientCASecret (its CA)")
+    return spec
 
 
 def ca_key_secret_name(cluster: Cluster) -> str:
     return f"{cluster.name}-ca-key"
 
 
-def ca_cert_secret(cluster: Cluster, settings: OperatorSettings, name: str, cert_pem: str) -> Obj:
-    """`<cluster>-ca`: the CA certificate alone, what instances and clients may read."""
+def ca_cert_data(server_ca_pem: str, client_ca_pem: str) -> dict[str, str]:
+    """What `<cluster>-ca` holds: `ca.crt`, the server's CA (clients and replicas verify the
+    primary with it), and `client-ca.crt` only when client certificates have another CA."""
+    data = {"ca.crt": server_ca_pem}
+    if client_ca_pem and client_ca_pem != server_ca_pem:
+        data["client-ca.crt"] = client_ca_pem
+    return data
+
+
+def ca_cert_secret(
+    cluster: Cluster, settings: OperatorSettings, name: str, cert_pem: str, client_ca_pem: str = ""
+) -> Obj:
+    """`<cluster>-ca`: CA certificates alone, what instances and clients read."""
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": object_meta(cluster, settings, name),
         "type": "Opaque",
-        "stringData": {"ca.crt": cert_pem},
+        "stringData": ca_cert_data(cert_pem, client_ca_pem),
     }
+
+
+def with_user_secrets(role: Obj, spec: CertificatesSpec) -> Obj:
+    """The instance Role, its Secret rule also naming the user's server/replication pairs
+    (never a CA Secret: the operator copies CA certificates into `-ca`)."""
+    extra = spec.user_secret_names()
+    if not extra:
+        return role
+    rules = []
+    for rule in role["rules"]:
+        if rule["resources"] == ["secrets"]:
+            names = [*rule["resourceNames"], *(n for n in extra if n not in rule["resourceNames"])]
+            rules.append({**rule, "resourceNames": names})
+        else:
+            rules.append(rule)
+    return {**role, "rules": rules}
+
+
+def status_of(
+    spec: CertificatesSpec, in_place: Mapping[str, str], not_renewed: Mapping[str, str]
+) -> dict[str, Any]:
+    """`status.certificates`: CloudNativePG's fields, plus which certificates the operator
+    will not renew and why (a Drydock addition)."""
+    status: dict[str, Any] = {"expirations": expirations(in_place)}
+    for key, value in (
+        ("serverCASecret", spec.server_ca_secret),
+        ("serverTLSSecret", spec.server_tls_secret),
+        ("clientCASecret", spec.client_ca_secret),
+        ("replicationTLSSecret", spec.replication_tls_secret),
+    ):
+        if value:
+            status[key] = value
+    if spec.server_alt_dns_names:
+        status["serverAltDNSNames"] = list(spec.server_alt_dns_names)
+    if not_renewed:
+        status["notRenewed"] = dict(sorted(not_renewed.items()))
+    return status
 
 
 def ca_key_secret(cluster: Cluster, settings: OperatorSettings, cert_pem: str, key_pem: str) -> Obj:

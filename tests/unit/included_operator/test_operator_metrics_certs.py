@@ -17,7 +17,7 @@ import urllib.request
 import pytest
 from drydock_operator import certs, metrics, pki, resources
 from drydock_operator.config import OperatorSettings, SettingsError, load_settings
-from drydock_operator.model import parse_cluster
+from drydock_operator.model import ParseError, parse_cluster
 from operator_samples import cluster_body
 
 SETTINGS = OperatorSettings()
@@ -175,3 +175,73 @@ def test_expirations_for_the_status() -> None:
     found = certs.expirations({"pg-replication": cert, "pg-broken": "garbage"})
     assert list(found) == ["pg-replication"]
     assert found["pg-replication"].endswith("+0000 UTC")
+
+
+def test_spec_certificates_takes_cloudnativepgs_fields_and_their_rules() -> None:
+    spec = certs.parse(
+        cluster_body(
+            certificates={
+                "serverCASecret": "corp-ca",
+                "serverTLSSecret": "corp-tls",
+                "clientCASecret": "repl-ca",
+                "serverAltDNSNames": ["db.example.com"],
+            }
+        )
+    )
+    assert (spec.server_ca_secret, spec.server_tls_secret, spec.client_ca_secret) == (
+        "corp-ca",
+        "corp-tls",
+        "repl-ca",
+    )
+    assert spec.user_secret_names() == ("corp-tls",)  # never a CA Secret
+    with pytest.raises(ParseError, match=r"serverTLSSecret: needs serverCASecret"):
+        certs.parse(cluster_body(certificates={"serverTLSSecret": "x"}))
+    with pytest.raises(ParseError, match=r"replicationTLSSecret: needs clientCASecret"):
+        certs.parse(cluster_body(certificates={"replicationTLSSecret": "x"}))
+    with pytest.raises(ParseError, match=r"spec\.certificates\.clientCASecret: expected a Secret"):
+        certs.parse(cluster_body(certificates={"clientCASecret": ["x"]}))
+
+
+def test_instances_read_the_users_pairs_but_never_a_ca_secret() -> None:
+    c = parse_cluster(cluster_body())
+    spec = certs.CertificatesSpec(
+        server_ca_secret="corp-ca",
+        server_tls_secret="corp-tls",
+        client_ca_secret="repl-ca",
+        replication_tls_secret="repl-tls",
+    )
+    role = certs.with_user_secrets(resources.role(c, SETTINGS), spec)
+    (rule,) = [r for r in role["rules"] if r["resources"] == ["secrets"]]
+    assert rule["resourceNames"] == [
+        "pg-ca",
+        "pg-server",
+        "pg-replication",
+        "pg-app",
+        "corp-tls",
+        "repl-tls",
+    ]
+    assert (
+        resources.role(c, SETTINGS)["rules"]
+        == certs.with_user_secrets(resources.role(c, SETTINGS), certs.CertificatesSpec())["rules"]
+    )
+
+
+def test_the_published_ca_secret_separates_a_client_ca_only_when_it_differs() -> None:
+    assert certs.ca_cert_data("S", "S") == {"ca.crt": "S"}
+    assert certs.ca_cert_data("S", "") == {"ca.crt": "S"}
+    assert certs.ca_cert_data("S", "C") == {"ca.crt": "S", "client-ca.crt": "C"}
+
+
+def test_status_names_what_the_operator_will_not_renew() -> None:
+    ca = pki.new_ca("pg.db")
+    cert = pki.new_client_cert(ca, "streaming_replica").cert_pem
+    spec = certs.CertificatesSpec(server_ca_secret="corp-ca", server_tls_secret="corp-tls")
+    status = certs.status_of(
+        spec,
+        {"corp-tls": cert, "pg-replication": cert},
+        {"corp-tls": "user-provided (serverTLSSecret): the operator does not renew it"},
+    )
+    assert status["serverCASecret"] == "corp-ca" and status["serverTLSSecret"] == "corp-tls"
+    assert set(status["expirations"]) == {"corp-tls", "pg-replication"}
+    assert list(status["notRenewed"]) == ["corp-tls"]
+    assert "notRenewed" not in certs.status_of(certs.CertificatesSpec(), {"x": cert}, {})
