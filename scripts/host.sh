@@ -33,15 +33,17 @@ PKG_CLAIR=(postgresql util-linux)
 PKG_TESTS=(chromium dpkg-dev gnupg)
 # The local node (pipeline/tools/node*.py): Debian's containerd and runc (a containerd of its
 # own, not Docker's), the CNI plugins, iptables/iproute2/procps for its namespace, link and
-# chains, util-linux's nsenter/unshare and mount for its namespaces, and gcc + libc6-dev for
-# scripts/tools.sh to build Kubernetes' pause.c.
+# chains, util-linux's nsenter/unshare and mount for its namespaces, gcc + libc6-dev for
+# scripts/tools.sh to build Kubernetes' pause.c, and ipset (with iptables-save/-restore) for
+# kube-router's NetworkPolicy enforcement.
 PKG_NODE=(containerd runc containernetworking-plugins iptables iproute2 procps util-linux mount
-  gcc libc6-dev)
+  gcc libc6-dev ipset)
 CNI_PLUGINS=(bridge host-local loopback portmap)  # in /usr/lib/cni, not on PATH
 PROGRAMS=(bash flock python3 make git curl tar xz docker dockerd docker-registry debootstrap
   debuerreotype-init debuerreotype-minimizing-config debuerreotype-apt-get
   debuerreotype-slimify debuerreotype-tar chromium dpkg-deb dpkg-scanpackages gpg gpgconf gpgv
-  containerd containerd-shim-runc-v2 runc ip iptables iptables-save sysctl nsenter unshare mount
+  containerd containerd-shim-runc-v2 runc ip iptables iptables-save iptables-restore ipset sysctl
+  nsenter unshare mount
   sleep gcc setpriv psql pg_isready)
 
 log() { printf '[host] %s\n' "$*" >&2; }

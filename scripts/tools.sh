@@ -121,6 +121,8 @@ kube_controller_manager() { kube_build kube-controller-manager; }
 kube_scheduler() { kube_build kube-scheduler; }
 coredns() { build_simple coredns "$COREDNS_VERSION" github.com/coredns/coredns \
   "-X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION"; }
+kube_router() { build_simple kube-router "$KUBE_ROUTER_VERSION" github.com/cloudnativelabs/kube-router/v2/cmd/kube-router \
+  "-X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$KUBE_ROUTER_VERSION"; }
 pause() { # the sandbox ("pause") process of every pod, from the module source at KUBE_VERSION
   local name=pause version=$KUBE_VERSION start dir src tag
   have "$name" "$version" && { ln -sfn "$name-$version" "$BIN/$name"; return 0; }
@@ -140,7 +142,7 @@ pause() { # the sandbox ("pause") process of every pod, from the module source a
 }
 
 ALL=(dockle crane oras trivy_db trivy etcd kube_apiserver cosign actionlint clair
-  kubelet kube_proxy kube_controller_manager kube_scheduler coredns pause)
+  kubelet kube_proxy kube_controller_manager kube_scheduler coredns pause kube_router)
 want=("$@"); [ ${#want[@]} -eq 0 ] && want=("${ALL[@]}")
 if [ "${1:-}" = "--for" ]; then
   case "${2:-}" in
@@ -148,7 +150,7 @@ if [ "${1:-}" = "--for" ]; then
     publish) want=(cosign) ;;
     run) want=(trivy_db oras dockle trivy cosign) ;;
     cluster) want=(etcd kube_apiserver) ;;
-    node) want=(etcd kube_apiserver kubelet kube_proxy kube_controller_manager kube_scheduler coredns pause) ;;
+    node) want=(etcd kube_apiserver kubelet kube_proxy kube_controller_manager kube_scheduler coredns pause kube_router) ;;
     lint) want=(actionlint) ;;
     *) echo "tools.sh: --for takes run, scan, publish, cluster, node or lint" >&2; exit 2 ;;
   esac

@@ -40,7 +40,8 @@ def write_if_changed(path: Path, text: str, mode: int = 0o600) -> bool:
 
 
 def write_certs(settings: Settings, certs: Certs) -> bool:
-    """The Cluster's CA, server pair and streaming_replica client pair; True if any changed."""
+    """The server's CA, the client CA, the server pair and the streaming_replica client
+    pair; True if any changed."""
     Path(settings.certs_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
     paths = cert_paths(settings)
     changed = False
@@ -50,6 +51,7 @@ def write_certs(settings: Settings, certs: Certs) -> bool:
         (paths.server_key, certs.server_key),
         (paths.client_crt, certs.client_crt),
         (paths.client_key, certs.client_key),
+        (paths.client_ca, certs.client_ca or certs.ca),
     ):
         changed |= write_if_changed(Path(path), text)
     return changed

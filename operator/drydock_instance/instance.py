@@ -164,7 +164,7 @@ class Manager:
             self.server.reload()
             self._reloads += 1
             time.sleep(0.5)  # let the postmaster and its children read the files
-            if changed - {pgfiles.REPLICATION_CONF}:
+            if certs or changed - {pgfiles.REPLICATION_CONF}:  # renewed certificates too
                 self._event("Normal", "ConfigurationReloaded", f"{', '.join(what)} reloaded")
 
     def _start(self) -> None:

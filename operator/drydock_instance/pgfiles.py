@@ -44,6 +44,7 @@ class CertPaths(NamedTuple):
     server_key: str
     client_crt: str
     client_key: str
+    client_ca: str
 
 
 def cert_paths(settings: Settings) -> CertPaths:
@@ -54,6 +55,7 @@ def cert_paths(settings: Settings) -> CertPaths:
         server_key=str(d / "server.key"),
         client_crt=str(d / f"{REPLICATION_USER}.crt"),
         client_key=str(d / f"{REPLICATION_USER}.key"),
+        client_ca=str(d / "client-ca.crt"),
     )
 
 
@@ -72,7 +74,7 @@ def fixed_parameters(settings: Settings) -> dict[str, str]:
         "ssl": "on",
         "ssl_cert_file": quote(certs.server_crt),
         "ssl_key_file": quote(certs.server_key),
-        "ssl_ca_file": quote(certs.ca),
+        "ssl_ca_file": quote(certs.client_ca),
         "hba_file": quote(str(PurePosixPath(settings.pgdata, HBA))),
         "ident_file": quote(str(PurePosixPath(settings.pgdata, IDENT))),
         "wal_level": "replica",

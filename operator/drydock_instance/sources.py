@@ -31,10 +31,26 @@ class SourceError(Exception):
 
 class Certs(NamedTuple):
     ca: str
+    """The CA that signed the server's certificate: replicas verify the primary with it."""
     server_crt: str
     server_key: str
     client_crt: str
     client_key: str
+    client_ca: str = ""
+    """The CA of client certificates (PostgreSQL's ssl_ca_file); "" means `ca`."""
+
+
+def secret_names(cluster_name: str, spec: Obj) -> tuple[str, str]:
+    """(server TLS, replication TLS) Secret names: the ones `spec.certificates` names
+    (CloudNativePG's serverTLSSecret, replicationTLSSecret), else the operator's own. The
+    CAs always come from `<cluster>-ca`, where the operator publishes the certificates
+    (never the keys) of the CAs in use, its own or the ones spec.certificates names."""
+    raw = spec.get("certificates")
+    given = raw if isinstance(raw, dict) else {}
+    return (
+        str(given.get("serverTLSSecret") or f"{cluster_name}-server"),
+        str(given.get("replicationTLSSecret") or f"{cluster_name}-replication"),
+    )
 
 
 class Desired(NamedTuple):
@@ -172,9 +188,14 @@ def fetch(transport: Transport, settings: Settings) -> Desired:
     superuser = bool(spec.get("enableSuperuserAccess", False))
     user, password, database = _secret(transport, f"{c}-app", "username", "password", "dbname")
     su_password = _secret(transport, f"{c}-superuser", "password")[0] if superuser else None
+    server_name, client_name = secret_names(c, spec)
+    ca_data = _need(transport, "secrets", f"{c}-ca").get("data") or {}
     (ca,) = _secret(transport, f"{c}-ca", "ca.crt")
-    server = _secret(transport, f"{c}-server", "tls.crt", "tls.key")
-    client = _secret(transport, f"{c}-replication", "tls.crt", "tls.key")
+    client_ca = (
+        base64.b64decode(ca_data["client-ca.crt"]).decode() if ca_data.get("client-ca.crt") else ""
+    )
+    server = _secret(transport, server_name, "tls.crt", "tls.key")
+    client = _secret(transport, client_name, "tls.crt", "tls.key")
     first = f"{c}-1"
     current = str(status.get("currentPrimary") or "")
     return Desired(
@@ -188,7 +209,7 @@ def fetch(transport: Transport, settings: Settings) -> Desired:
         app_database=database,
         app_password=password,
         superuser_password=su_password,
-        certs=Certs(ca, server[0], server[1], client[0], client[1]),
+        certs=Certs(ca, server[0], server[1], client[0], client[1], client_ca),
     )
 
 

@@ -8,6 +8,7 @@ derives from this one value, so switching is a single environment variable.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -20,6 +21,13 @@ ENV_REQUEST_TIMEOUT = "DRYDOCK_OPERATOR_REQUEST_TIMEOUT"
 ENV_RESYNC_SECONDS = "DRYDOCK_OPERATOR_RESYNC_SECONDS"
 ENV_WORKERS = "DRYDOCK_OPERATOR_WORKERS"
 ENV_OPERATOR_IMAGE = "DRYDOCK_OPERATOR_IMAGE"
+ENV_METRICS_BIND_ADDRESS = "DRYDOCK_OPERATOR_METRICS_BIND_ADDRESS"
+ENV_OPERATOR_NAMESPACE = "DRYDOCK_OPERATOR_NAMESPACE"
+ENV_OPERATOR_SOURCE_CIDRS = "DRYDOCK_OPERATOR_SOURCE_CIDRS"
+ENV_CERT_DURATION = "DRYDOCK_OPERATOR_CERT_DURATION_SECONDS"
+ENV_CERT_RENEW_BEFORE = "DRYDOCK_OPERATOR_CERT_RENEW_BEFORE_SECONDS"
+DEFAULT_OPERATOR_NAMESPACE = "postgresql-operator-system"
+DAY = 86400.0
 
 
 class SettingsError(ValueError):
@@ -54,6 +62,25 @@ class OperatorSettings:
     instance manager out of it (as CloudNativePG's does), so instances run the manager
     that matches the operator."""
 
+    metrics_host: str = ""
+    """Where the Prometheus endpoint listens ("" = every address, as in a pod)."""
+
+    metrics_port: int = 8080
+    """Its port (0 = any free port, for tests that run several operators on one host)."""
+
+    operator_namespace: str = DEFAULT_OPERATOR_NAMESPACE
+    """The namespace the operator runs in: Cluster network policies let it reach 8000."""
+
+    operator_source_cidrs: tuple[str, ...] = ()
+    """Addresses the operator also connects from (an operator outside the cluster's pod
+    network, such as the in-process one of the e2e tests on the node's host)."""
+
+    cert_duration_seconds: float = 90 * DAY
+    """Lifetime of the server and replication certificates the operator signs."""
+
+    cert_renew_before_seconds: float = 7 * DAY
+    """Renew a certificate when less than this remains (CloudNativePG: 7 days)."""
+
     @property
     def label_prefix(self) -> str:
         """`cnpg.io` or `k8s.enterprisedb.io`, as the matching operator labels its pods."""
@@ -82,13 +109,50 @@ def load_settings(env: Mapping[str, str]) -> OperatorSettings:
     group = env.get(ENV_API_GROUP) or CNPG_GROUP
     if group not in SUPPORTED_GROUPS:
         raise SettingsError(f"{ENV_API_GROUP}={group!r}: expected one of {SUPPORTED_GROUPS}")
+    host, port = _bind_address(env)
+    duration = _positive_float(env, ENV_CERT_DURATION, 90 * DAY)
+    renew = _positive_float(env, ENV_CERT_RENEW_BEFORE, 7 * DAY)
+    if renew >= duration:
+        raise SettingsError(
+            f"{ENV_CERT_RENEW_BEFORE}={renew:g} must be less than {ENV_CERT_DURATION}={duration:g}"
+        )
     return OperatorSettings(
         api_group=group,
         request_timeout=_positive_float(env, ENV_REQUEST_TIMEOUT, 10.0),
         resync_seconds=_positive_float(env, ENV_RESYNC_SECONDS, 30.0),
         workers=_workers(env),
         operator_image=env.get(ENV_OPERATOR_IMAGE, ""),
+        metrics_host=host,
+        metrics_port=port,
+        operator_namespace=env.get(ENV_OPERATOR_NAMESPACE)
+        or env.get("POD_NAMESPACE")
+        or DEFAULT_OPERATOR_NAMESPACE,
+        operator_source_cidrs=_cidrs(env),
+        cert_duration_seconds=duration,
+        cert_renew_before_seconds=renew,
     )
+
+
+def _bind_address(env: Mapping[str, str]) -> tuple[str, int]:
+    """`host:port` or `:port` (controller-runtime's --metrics-bind-address form)."""
+    raw = env.get(ENV_METRICS_BIND_ADDRESS) or ":8080"
+    host, sep, port = raw.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise SettingsError(f"{ENV_METRICS_BIND_ADDRESS}={raw!r}: expected HOST:PORT or :PORT")
+    return host.strip("[]"), int(port)
+
+
+def _cidrs(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = env.get(ENV_OPERATOR_SOURCE_CIDRS) or ""
+    found = []
+    for item in (i.strip() for i in raw.split(",")):
+        if not item:
+            continue
+        try:
+            found.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError as err:
+            raise SettingsError(f"{ENV_OPERATOR_SOURCE_CIDRS}: {item!r} is not a CIDR") from err
+    return tuple(found)
 
 
 def _workers(env: Mapping[str, str]) -> int:

@@ -24,7 +24,7 @@ from typing import Any
 
 import kopf
 
-from drydock_operator import controller, k8s, resources
+from drydock_operator import controller, k8s, metrics, resources
 from drydock_operator.config import OperatorSettings, load_settings
 
 log = logging.getLogger(__name__)
@@ -32,10 +32,19 @@ log = logging.getLogger(__name__)
 
 def _reconcile_one(memo: kopf.Memo, target: tuple[str, str]) -> None:
     namespace, name = target
-    try:
-        controller.reconcile_cluster(memo.kube, memo.settings, memo.locks, namespace, name)
-    except (k8s.ApiError, ValueError) as err:
-        log.error("Cluster %s/%s: reconcile failed: %s", namespace, name, err)
+    with memo.metrics.timed() as ok:
+        try:
+            controller.reconcile_cluster(
+                memo.kube,
+                memo.settings,
+                memo.locks,
+                namespace,
+                name,
+                on_image=memo.metrics.set_image,
+            )
+            ok[0] = True
+        except (k8s.ApiError, ValueError) as err:
+            log.error("Cluster %s/%s: reconcile failed: %s", namespace, name, err)
 
 
 def _reconcile_many(memo: kopf.Memo, targets: list[tuple[str, str]]) -> None:
@@ -80,6 +89,10 @@ def register(registry: kopf.OperatorRegistry, operator_settings: OperatorSetting
             controller.with_operator_image, memo.kube, operator_settings, os.environ
         )
         memo.locks = controller.ClusterLocks()
+        memo.metrics = metrics.Metrics()
+        memo.metrics_server = metrics.MetricsServer(
+            memo.metrics, operator_settings.metrics_host, operator_settings.metrics_port
+        )
         memo.resync = asyncio.get_running_loop().create_task(
             _resync(memo, operator_settings.resync_seconds)
         )
@@ -89,6 +102,7 @@ def register(registry: kopf.OperatorRegistry, operator_settings: OperatorSetting
         memo.resync.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await memo.resync
+        memo.metrics_server.close()
         memo.kube.close()
 
     @kopf.on.login(registry=registry)
@@ -110,7 +124,9 @@ def register(registry: kopf.OperatorRegistry, operator_settings: OperatorSetting
     def cluster_changed(
         type: str, namespace: str | None, name: str, memo: kopf.Memo, **_: Any
     ) -> None:
-        if type != "DELETED" and namespace:
+        if type == "DELETED" and namespace:
+            memo.metrics.forget(namespace, name)
+        elif namespace:
             _reconcile_many(memo, [(namespace, name)])
 
     @kopf.on.event("", "v1", "pods", labels=instance_labels, registry=registry)

@@ -75,6 +75,7 @@ SERVICE_ACCOUNTS = Kind("", "v1", "serviceaccounts")
 EVENTS = Kind("", "v1", "events")
 ROLES = Kind("rbac.authorization.k8s.io", "v1", "roles")
 ROLE_BINDINGS = Kind("rbac.authorization.k8s.io", "v1", "rolebindings")
+NETWORK_POLICIES = Kind("networking.k8s.io", "v1", "networkpolicies")
 
 KIND_OF_OBJECT = {
     "Pod": PODS,
@@ -85,6 +86,7 @@ KIND_OF_OBJECT = {
     "ServiceAccount": SERVICE_ACCOUNTS,
     "Role": ROLES,
     "RoleBinding": ROLE_BINDINGS,
+    "NetworkPolicy": NETWORK_POLICIES,
 }
 
 

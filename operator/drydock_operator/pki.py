@@ -20,6 +20,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 PASSWORD_BYTES = 32
 CA_DAYS = 3650
 LEAF_DAYS = 90
+LEAF_LIFETIME = datetime.timedelta(days=LEAF_DAYS)
 
 
 def new_password() -> str:
@@ -82,7 +83,11 @@ def new_ca(common_name: str) -> KeyPair:
 
 
 def _leaf(
-    ca: KeyPair, common_name: str, dns_names: tuple[str, ...], usage: x509.ObjectIdentifier
+    ca: KeyPair,
+    common_name: str,
+    dns_names: tuple[str, ...],
+    usage: x509.ObjectIdentifier,
+    lifetime: datetime.timedelta,
 ) -> KeyPair:
     ca_cert = x509.load_pem_x509_certificate(ca.cert_pem.encode())
     ca_key = serialization.load_pem_private_key(ca.key_pem.encode(), password=None)
@@ -97,7 +102,7 @@ def _leaf(
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=LEAF_DAYS))
+        .not_valid_after(now + lifetime)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         .add_extension(
@@ -113,11 +118,15 @@ def _leaf(
     return KeyPair(cert.public_bytes(serialization.Encoding.PEM).decode(), _key_pem(key))
 
 
-def new_server_cert(ca: KeyPair, dns_names: tuple[str, ...]) -> KeyPair:
+def new_server_cert(
+    ca: KeyPair, dns_names: tuple[str, ...], lifetime: datetime.timedelta = LEAF_LIFETIME
+) -> KeyPair:
     """The certificate PostgreSQL presents, valid for every service name of the Cluster."""
-    return _leaf(ca, dns_names[0], dns_names, ExtendedKeyUsageOID.SERVER_AUTH)
+    return _leaf(ca, dns_names[0], dns_names, ExtendedKeyUsageOID.SERVER_AUTH, lifetime)
 
 
-def new_client_cert(ca: KeyPair, user: str) -> KeyPair:
+def new_client_cert(
+    ca: KeyPair, user: str, lifetime: datetime.timedelta = LEAF_LIFETIME
+) -> KeyPair:
     """A client certificate whose CN is the PostgreSQL user (`cert` authentication)."""
-    return _leaf(ca, user, (), ExtendedKeyUsageOID.CLIENT_AUTH)
+    return _leaf(ca, user, (), ExtendedKeyUsageOID.CLIENT_AUTH, lifetime)

@@ -87,6 +87,8 @@ def environment(settings: OperatorProcessSettings, kubeconfig: Path) -> dict[str
             "DRYDOCK_OPERATOR_IMAGE": settings.operator_image,
             "DRYDOCK_OPERATOR_RESYNC_SECONDS": f"{settings.resync_seconds:g}",
             "DRYDOCK_OPERATOR_WORKERS": str(settings.workers),
+            # Loopback and any free port: the host's 8080 is not the dev operator's to take.
+            "DRYDOCK_OPERATOR_METRICS_BIND_ADDRESS": "127.0.0.1:0",
         }
     )
     return env

@@ -97,6 +97,40 @@ def kubelet_api_access() -> JSON:
     }
 
 
+KUBE_ROUTER_USER = "system:kube-router"
+
+
+def kube_router_access() -> list[tuple[str, str, str | None, JSON]]:
+    """What kube-router's firewall reads (it writes nothing but events): the policies and
+    the pods, namespaces and nodes they select, and the services it must leave reachable."""
+    rbac = "rbac.authorization.k8s.io/v1"
+    name = "drydock:kube-router"
+    read = ["get", "list", "watch"]
+    role = {
+        "apiVersion": rbac,
+        "kind": "ClusterRole",
+        "metadata": {"name": name, "labels": MANAGED_BY},
+        "rules": [
+            {
+                "apiGroups": [""],
+                "resources": ["namespaces", "pods", "nodes", "services", "endpoints"],
+                "verbs": read,
+            },
+            {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": read},
+            {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": read},
+            {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+        ],
+    }
+    binding = {
+        "apiVersion": rbac,
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": name, "labels": MANAGED_BY},
+        "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": name},
+        "subjects": [{"apiGroup": RBAC_GROUP, "kind": "User", "name": KUBE_ROUTER_USER}],
+    }
+    return [(rbac, "clusterroles", None, role), (rbac, "clusterrolebindings", None, binding)]
+
+
 def storage_objects() -> list[tuple[str, str, str | None, JSON]]:
     """The default StorageClass and what its provisioner may do: read claims, manage volumes."""
     rbac = "rbac.authorization.k8s.io/v1"

@@ -32,6 +32,7 @@ from pipeline.tools.node_layout import (
     BRIDGE,
     CLUSTER_DOMAIN,
     CONTROLLER_MANAGER_PORT,
+    KUBE_ROUTER_HEALTH_PORT,
     KUBELET_HEALTHZ_PORT,
     KUBELET_PORT,
     PROXY_HEALTHZ_PORT,
@@ -250,6 +251,25 @@ def kubelet_argv(binary: Path, layout: NodeLayout) -> list[str]:
 
 def kube_proxy_argv(binary: Path, layout: NodeLayout) -> list[str]:
     return [str(binary), f"--config={layout.config('kube-proxy.yaml')}", "--v=1"]
+
+
+def kube_router_argv(binary: Path, layout: NodeLayout, service_cidr: str) -> list[str]:
+    """kube-router as a NetworkPolicy enforcer only (iptables + ipset in the node's namespace):
+    no BGP router, no service proxy (kube-proxy does that), no CNI (the bridge plugin does)."""
+    return [
+        str(binary),
+        f"--kubeconfig={layout.config('kube-router.kubeconfig')}",
+        "--run-firewall=true",
+        "--run-router=false",
+        "--run-service-proxy=false",
+        "--run-loadbalancer=false",
+        "--enable-cni=false",
+        f"--hostname-override={layout.name}",
+        f"--service-cluster-ip-range={service_cidr}",
+        f"--health-port={KUBE_ROUTER_HEALTH_PORT}",
+        "--metrics-port=0",
+        "--v=1",
+    ]
 
 
 def scheduler_argv(binary: Path, layout: NodeLayout) -> list[str]:

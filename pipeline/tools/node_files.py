@@ -43,7 +43,7 @@ def ensure_pki(layout: NodeLayout, cp_pki: Path) -> None:
     pki.issue(
         cp_pki, node_pki, "kubelet-serving", layout.name, ips=(layout.node_ip,), dns=(layout.name,)
     )
-    for part in ("kube-proxy", "kube-scheduler", "kube-controller-manager"):
+    for part in ("kube-proxy", "kube-scheduler", "kube-controller-manager", "kube-router"):
         pki.issue(cp_pki, node_pki, part, f"system:{part}")
     for part in ("kube-scheduler", "kube-controller-manager"):
         pki.issue(cp_pki, node_pki, f"{part}-serving", part, ips=(layout.node_ip,))
@@ -74,7 +74,7 @@ def write_configs(
     server = f"https://{layout.host_ip}:{api_port}"
     changed: set[str] = set()
     users = {"kubelet": f"system:node:{layout.name}", "local-provisioner": PROVISIONER_USER}
-    parts = ("kubelet", "kube-proxy", "kube-scheduler", "kube-controller-manager")
+    parts = ("kubelet", "kube-proxy", "kube-scheduler", "kube-controller-manager", "kube-router")
     for part in (*parts, "local-provisioner"):
         text = cfg.kubeconfig(
             cp.server if part == "local-provisioner" else server,  # it runs on the host

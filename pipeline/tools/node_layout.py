@@ -14,7 +14,9 @@ private to it; what is still host-global is named after the node id here:
                                        API server's proxy, an operator run from a checkout,
                                        tests) reach pods as they would in a cluster
     host chains  DRYDOCK-<ID>          nat (DNAT to the API server and the registry) and filter
-                                       (the node reaches nothing else on or through the host)
+                                       (the node reaches nothing else on or through the host);
+                                       kube-router's KUBE-ROUTER-*/KUBE-NWPLCY-* chains and its
+                                       ipsets (NetworkPolicy enforcement) live in the netns
     cgroup root  /drydock-<id>         in every cgroup hierarchy; the kubelet's kubepods under it
     state        <state_dir>           containerd root and socket, kubelet root, configs, logs
 
@@ -46,6 +48,7 @@ PROXY_HEALTHZ_PORT = 10256
 PROXY_METRICS_PORT = 10249
 SCHEDULER_PORT = 10259
 CONTROLLER_MANAGER_PORT = 10257
+KUBE_ROUTER_HEALTH_PORT = 20244  # kube-router's default; it binds every address of the netns
 
 # Directories that are host-global for a kubelet and containerd (hard-coded by them) and that
 # each node gets privately: a tmpfs over each, in the node's own mount namespace.

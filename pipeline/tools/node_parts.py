@@ -27,12 +27,14 @@ from pipeline.tools.kubeapi import KubeAPI, KubeAPIError, load_kubeconfig, resou
 from pipeline.tools.node_addons import (
     DNS_NAMESPACE,
     coredns_objects,
+    kube_router_access,
     kubelet_api_access,
     kubernetes_endpoints,
     storage_objects,
 )
 from pipeline.tools.node_layout import (
     CONTROLLER_MANAGER_PORT,
+    KUBE_ROUTER_HEALTH_PORT,
     KUBELET_HEALTHZ_PORT,
     PROXY_HEALTHZ_PORT,
     SCHEDULER_PORT,
@@ -147,6 +149,16 @@ PARTS: tuple[Part, ...] = (
         lambda bins, lay, cp: cfg.kube_proxy_argv(bins / "kube-proxy", lay),
         lambda lay: _http_ok(f"http://{lay.node_ip}:{PROXY_HEALTHZ_PORT}/livez", lay),
     ),
+    # NetworkPolicy enforcement (kube-router's firewall only), last: its RBAC is an addon.
+    Part(
+        "kube-router",
+        "kube-router",
+        "--kubeconfig=kube-router.kubeconfig",
+        lambda bins, lay, cp: cfg.kube_router_argv(
+            bins / "kube-router", lay, controlplane.SERVICE_CIDR
+        ),
+        lambda lay: _http_ok(f"http://{lay.node_ip}:{KUBE_ROUTER_HEALTH_PORT}/healthz", lay),
+    ),
 )
 
 
@@ -155,6 +167,7 @@ def apply_addons(kubeconfig: Path, layout: NodeLayout, api_port: int, dns_image:
     docs = kubernetes_endpoints(layout.host_ip, api_port)
     docs += [("rbac.authorization.k8s.io/v1", "clusterrolebindings", None, kubelet_api_access())]
     docs += storage_objects()
+    docs += kube_router_access()
     docs += coredns_objects(dns_image, service_ip(controlplane.SERVICE_CIDR, 10))
     with KubeAPI(load_kubeconfig(kubeconfig)) as api:
         for api_version, plural, namespace, obj in docs:

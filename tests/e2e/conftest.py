@@ -51,6 +51,7 @@ NODE_BINARIES = (
     "kube-proxy",
     "coredns",
     "pause",
+    "kube-router",
 )
 
 

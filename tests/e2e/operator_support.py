@@ -315,6 +315,8 @@ def running_operator(
         "KUBECONFIG": str(kubeconfig),
         "DRYDOCK_OPERATOR_RESYNC_SECONDS": "5",
         "DRYDOCK_OPERATOR_IMAGE": OPERATOR_IMAGE,
+        # Any free loopback port: several operators (and other helpers' tests) share a host.
+        "DRYDOCK_OPERATOR_METRICS_BIND_ADDRESS": "127.0.0.1:0",
         **extra_env,
     }
     registry = kopf.OperatorRegistry()

@@ -141,8 +141,14 @@ def psql(
     host: str = "pg-rw",
     dbname: str = "app",
     extra: str = "",
+    labels: dict[str, str] | None = None,
+    ca_secret: str = "pg-ca",  # noqa: S107 - a Secret name, not a password
+    settle_seconds: int = 0,
 ) -> tuple[bool, str]:
-    """Run psql in a one-shot restricted pod: (succeeded, what it printed)."""
+    """Run psql in a one-shot restricted pod: (succeeded, what it printed). The pod is
+    labelled app=psql-client unless `labels` say otherwise (network-policy tests), and
+    waits `settle_seconds` before connecting (a policy enforcer admits a new pod's address
+    only once it has seen the pod)."""
     name = f"psql-{uuid.uuid4().hex[:8]}"
     conninfo = (
         f"host={host} port=5432 dbname={dbname} sslmode=verify-full "
@@ -151,10 +157,12 @@ def psql(
     script = (
         f'psql "{conninfo}" -X -q -A -t -v ON_ERROR_STOP=1 -c "$SQL" > /dev/termination-log 2>&1'
     )
+    if settle_seconds:
+        script = f"sleep {int(settle_seconds)}; {script}"
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": name, "labels": {"app": "psql-client"}},
+        "metadata": {"name": name, "labels": labels or {"app": "psql-client"}},
         "spec": {
             "restartPolicy": "Never",
             "automountServiceAccountToken": False,
@@ -178,7 +186,7 @@ def psql(
                 {
                     "name": "ca",
                     "secret": {
-                        "secretName": "pg-ca",
+                        "secretName": ca_secret,
                         "items": [{"key": "ca.crt", "path": "ca.crt"}],
                     },
                 }

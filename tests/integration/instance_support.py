@@ -70,6 +70,7 @@ class ClusterFiles:
         self.app_password = pki.new_password()
         self.superuser_password = pki.new_password()
         self.ca_pem = ca.cert_pem
+        self._ca = ca
         self._write(resources.ca_secret(cluster, SETTINGS, ca.cert_pem, ca.key_pem))
         for secret, pair in (
             (resources.server_secret_name(cluster), server),
@@ -118,6 +119,23 @@ class ClusterFiles:
             self._write(resources.superuser_secret(cluster, SETTINGS, self.superuser_password))
         else:
             self._remove("secrets", resources.superuser_secret_name(cluster))
+
+    def renew_certificates(self) -> tuple[str, str]:
+        """What the operator does when the leaves near expiry: new server and replication
+        pairs from the same CA, written over the old. Returns the new PEM certificates."""
+        cluster = parse_cluster(self.body)
+        server = pki.new_server_cert(
+            self._ca, (f"{self.name}-rw", *resources.server_dns_names(cluster))
+        )
+        client = pki.new_client_cert(self._ca, resources.REPLICATION_USER)
+        for secret, pair in (
+            (resources.server_secret_name(cluster), server),
+            (resources.replication_secret_name(cluster), client),
+        ):
+            self._write(
+                resources.tls_secret(cluster, SETTINGS, secret, pair.cert_pem, pair.key_pem)
+            )
+        return server.cert_pem, client.cert_pem
 
     def rotate_app_password(self) -> None:
         self.app_password = pki.new_password()

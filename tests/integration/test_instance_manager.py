@@ -23,6 +23,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
+from cryptography import x509
 from instance_support import DockerInstances, docker, docker_instances, wait_for
 
 from pipeline.build.executor import BuildResult
@@ -133,6 +134,49 @@ def test_status_port_and_metrics_port(pg: DockerInstances) -> None:
     assert 'cnpg_pg_replication_streaming_replicas{cluster="pg",pod="pg-1"} 1' in text
     code, text = pg.http("pg-2", 9187, "/metrics")
     assert 'cnpg_pg_replication_is_wal_receiver_up{cluster="pg",pod="pg-2"} 1' in text
+
+
+def test_renewed_certificates_are_reloaded_and_replication_keeps_streaming(
+    pg: DockerInstances,
+) -> None:
+    """What the operator's renewal (drydock_operator.certs) relies on: new pairs in the
+    Secrets are written and reloaded without a restart, the stream is not interrupted, and
+    a new replication connection authenticates with the new client certificate."""
+    stream = "SELECT pid FROM pg_stat_replication WHERE application_name = 'pg-2'"
+    walsender = pg.exec_sql("pg-1", stream)
+    started = start_time(pg, "pg-1")
+    server_pem, client_pem = pg.files.renew_certificates()
+
+    def has_new(name: str) -> bool:
+        path = "/controller/certificates/server.crt"
+        return docker("exec", pg.container_name(name), "cat", path).stdout == server_pem
+
+    wait_for(
+        "both instances have the new certificates", lambda: has_new("pg-1") and has_new("pg-2")
+    )
+    wait_for(
+        "the reload event",
+        lambda: any(
+            e["reason"] == "ConfigurationReloaded" and "certificates" in e["message"]
+            for e in pg.files.events()
+        ),
+    )
+    assert pg.exec_sql("pg-1", stream) == walsender  # the same stream, never interrupted
+    assert start_time(pg, "pg-1") == started  # reloaded, not restarted
+    serial = format(x509.load_pem_x509_certificate(client_pem.encode()).serial_number, "d")
+    pg.exec_sql("pg-1", f"SELECT pg_terminate_backend(({stream}))")  # the replica reconnects
+    wait_for(
+        "the replica back, with the new client certificate",
+        lambda: (
+            pg.exec_sql(
+                "pg-1",
+                "SELECT r.state || ' ' || s.version || ' ' || s.client_serial "
+                "FROM pg_stat_replication r JOIN pg_stat_ssl s ON s.pid = r.pid",
+            )
+            == f"streaming TLSv1.3 {serial}"
+        ),
+    )
+    assert app_login(pg) == ""  # a client still verifies the server against the CA
 
 
 def test_the_app_password_follows_its_secret(pg: DockerInstances) -> None:

@@ -117,6 +117,7 @@ def test_operator_process_gets_its_own_kubeconfig_and_little_else(
     assert env["DRYDOCK_OPERATOR_RESYNC_SECONDS"] == "5"
     assert env["DRYDOCK_OPERATOR_WORKERS"] == "2"
     assert "REGISTRY_PASSWORD" not in env
+    assert env["DRYDOCK_OPERATOR_METRICS_BIND_ADDRESS"] == "127.0.0.1:0"
     args = devoperator.argv(8123)
     assert args[1:4] == ["-m", "kopf", "run"] and devoperator.MARKER in args
     assert "--liveness=http://127.0.0.1:8123/healthz" in args

@@ -112,6 +112,25 @@ def test_every_part_is_recognised_by_a_flag_naming_this_nodes_own_file(
     assert names.index("containerd") < names.index("kubelet") < names.index("kube-proxy")
 
 
+def test_kube_router_only_enforces_network_policies_and_reads_only(
+    layout: NodeLayout, tmp_path: Path
+) -> None:
+    argv = node_config.kube_router_argv(tmp_path / "kube-router", layout, "10.96.0.0/16")
+    # The firewall alone: a router, service proxy or CNI of its own would fight the node's
+    # bridge and kube-proxy (and the router is where v2.1.0's reported flaws are).
+    for flag in ("--run-router=false", "--run-service-proxy=false", "--enable-cni=false"):
+        assert flag in argv
+    assert "--run-firewall=true" in argv
+    assert f"--hostname-override={layout.name}" in argv
+    assert "--service-cluster-ip-range=10.96.0.0/16" in argv
+    assert [p.name for p in PARTS][-1] == "kube-router"  # after the addons gave it RBAC
+    role, binding = (obj for _v, _p, _ns, obj in node_addons.kube_router_access())
+    for rule in role["rules"]:
+        if rule["resources"] != ["events"]:
+            assert rule["verbs"] == ["get", "list", "watch"], rule
+    assert binding["subjects"][0]["name"] == "system:kube-router"
+
+
 def test_host_chains_accept_only_forwarded_ports_then_drop(layout: NodeLayout) -> None:
     rules = chain_rules(layout, (6443, 5000))
     dnat = [" ".join(r) for r in rules["nat"]]

@@ -96,7 +96,7 @@ def test_postgresql_conf_order_defaults_then_custom_then_owned_then_replication(
     for line in (
         "ssl = on",
         "hba_file = '/var/lib/postgresql/data/pgdata/pg_hba.conf'",
-        "ssl_ca_file = '/controller/certificates/ca.crt'",
+        "ssl_ca_file = '/controller/certificates/client-ca.crt'",
         "port = 5432",
     ):
         assert custom < conf.index(line) < replication, line

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from drydock_instance import kubeclient, sources, status
 from drydock_instance.server import Server
-from instance_samples import settings, write_objects
+from instance_samples import secret, settings, write_objects
 
 
 def test_fetch_reads_the_clusters_objects(tmp_path: Path) -> None:
@@ -30,8 +30,33 @@ def test_fetch_reads_the_clusters_objects(tmp_path: Path) -> None:
     assert desired.target_primary == "pg-1"  # a new Cluster: its first instance
     assert (desired.app_user, desired.app_password, desired.app_database) == ("app", "pw", "app")
     assert (desired.superuser_enabled, desired.superuser_password) == (False, None)
-    assert desired.certs == sources.Certs("CA", "SC", "SK", "RC", "RK")
+    assert desired.certs == sources.Certs("CA", "SC", "SK", "RC", "RK", "")
     assert desired.custom_conf == "work_mem = '8MB'\n"
+
+
+def test_fetch_reads_the_certificates_spec_certificates_names(tmp_path: Path) -> None:
+    """Bring-your-own certificates (CloudNativePG's spec.certificates): the named server and
+    replication pairs are read; both CAs come from `-ca` (certificates only), the client
+    CA from its `client-ca.crt` when the operator published one, else `ca.crt`."""
+    write_objects(tmp_path)
+    cluster = tmp_path / "clusters" / "pg.json"
+    body = json.loads(cluster.read_text())
+    body["spec"]["certificates"] = {"serverCASecret": "corp-ca", "serverTLSSecret": "corp-tls"}
+    cluster.write_text(json.dumps(body))
+    secrets = tmp_path / "secrets"
+    (secrets / "corp-tls.json").write_text(
+        json.dumps(secret("corp-tls", **{"tls.crt": "CSC", "tls.key": "CSK"}))
+    )
+    desired = sources.fetch(sources.DirTransport(str(tmp_path), settings()), settings())
+    assert desired.certs == sources.Certs("CA", "CSC", "CSK", "RC", "RK", "")
+    (secrets / "pg-ca.json").write_text(
+        json.dumps(secret("pg-ca", **{"ca.crt": "CORP", "client-ca.crt": "OWN"}))
+    )
+    desired = sources.fetch(sources.DirTransport(str(tmp_path), settings()), settings())
+    assert desired.certs == sources.Certs("CORP", "CSC", "CSK", "RC", "RK", "OWN")
+    (secrets / "corp-tls.json").unlink()
+    with pytest.raises(sources.SourceError, match="secrets/corp-tls does not exist"):
+        sources.fetch(sources.DirTransport(str(tmp_path), settings()), settings())
 
 
 def test_fetch_reads_the_superuser_secret_only_while_access_is_on(tmp_path: Path) -> None:
