@@ -124,8 +124,11 @@ coredns() { build_simple coredns "$COREDNS_VERSION" github.com/coredns/coredns \
 kube_router() { build_simple kube-router "$KUBE_ROUTER_VERSION" github.com/cloudnativelabs/kube-router/v2/cmd/kube-router \
   "-X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$KUBE_ROUTER_VERSION"; }
 pause() { # the sandbox ("pause") process of every pod, from the module source at KUBE_VERSION
-  local name=pause version=$KUBE_VERSION start dir src tag
-  have "$name" "$version" && { ln -sfn "$name-$version" "$BIN/$name"; return 0; }
+  local name=pause version=$KUBE_VERSION start dir src tag lock
+  # Locked like the Go builds: two concurrent callers wrote the same .tmp file.
+  exec {lock}>"$BIN/.build-$name.lock"
+  flock "$lock"
+  have "$name" "$version" && { ln -sfn "$name-$version" "$BIN/$name"; exec {lock}>&-; return 0; }
   command -v gcc >/dev/null || { echo "tools.sh: gcc is needed for pause (scripts/host.sh node)" >&2; exit 3; }
   start=$(date +%s)
   # GOFLAGS=-mod=mod: `go mod download` outside a module only fetches into the module cache.
@@ -139,6 +142,7 @@ pause() { # the sandbox ("pause") process of every pod, from the module source a
   gcc -Os -Wall -Werror -static -s -DVERSION="v$tag-drydock-$KUBE_VERSION" -o "$BIN/$name-$version.tmp" "$src"
   mv "$BIN/$name-$version.tmp" "$BIN/$name-$version"
   finish "$name" "$version" "$start"
+  exec {lock}>&-
 }
 
 ALL=(dockle crane oras trivy_db trivy etcd kube_apiserver cosign actionlint clair

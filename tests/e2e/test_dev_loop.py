@@ -13,6 +13,7 @@ replica, a switchover, the old primary), which `drydock dev get clusters` shows;
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import textwrap
 import time
@@ -197,7 +198,10 @@ def test_new_digest_through_catalog_apply_rolls_the_cluster(
     }
     uids = {n: p["metadata"]["uid"] for n, p in before.items()}
 
-    later = str(int(stamp) + 1)
+    # A minute later as a timestamp (not stamp + 1, which is no time at minute 59).
+    later = (dt.datetime.strptime(stamp, "%Y%m%d%H%M") + dt.timedelta(minutes=1)).strftime(
+        "%Y%m%d%H%M"
+    )
     second_tag = f"15.20-{later}-minimal-bookworm"
     second = new_digest(pg_images, tmp_path, later, second_tag)
     code, out = drydock_plain(
