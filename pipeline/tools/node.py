@@ -183,6 +183,7 @@ NODE_TOOLS = (
     "kube-scheduler",
     "coredns",
     "pause",
+    "kube-router",
 )
 
 

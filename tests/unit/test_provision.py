@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import stat
 from collections.abc import Sequence
 from pathlib import Path
@@ -78,3 +79,13 @@ def test_the_run_prefetches_only_tools_not_built_yet(
     prefetch = provision.Prefetch(["dockle", "trivy", "no-such-tool"]).start()
     assert prefetch.names == ("trivy", "no-such-tool")
     assert prefetch.thread is None
+
+
+def test_the_node_builds_on_first_use_what_tools_sh_builds_for_a_node() -> None:
+    from pipeline.tools.node import NODE_TOOLS
+
+    text = (ROOT / "scripts" / "tools.sh").read_text(encoding="utf-8")
+    match = re.search(r"^\s*node\) want=\(([^)]*)\)", text, re.MULTILINE)
+    assert match is not None
+    for_node = {name.replace("_", "-") for name in match.group(1).split()}
+    assert for_node == {"etcd", "kube-apiserver", *NODE_TOOLS}  # the control plane's + the node's
