@@ -11,6 +11,7 @@ import pytest
 
 from pipeline.errors import ToolError
 from pipeline.tools import locate, provision
+from pipeline.tools.node import NODE_TOOLS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -82,8 +83,6 @@ def test_the_run_prefetches_only_tools_not_built_yet(
 
 
 def test_the_node_builds_on_first_use_what_tools_sh_builds_for_a_node() -> None:
-    from pipeline.tools.node import NODE_TOOLS
-
     text = (ROOT / "scripts" / "tools.sh").read_text(encoding="utf-8")
     match = re.search(r"^\s*node\) want=\(([^)]*)\)", text, re.MULTILINE)
     assert match is not None
