@@ -20,6 +20,12 @@ ENV_REQUEST_TIMEOUT = "DRYDOCK_OPERATOR_REQUEST_TIMEOUT"
 ENV_RESYNC_SECONDS = "DRYDOCK_OPERATOR_RESYNC_SECONDS"
 ENV_WORKERS = "DRYDOCK_OPERATOR_WORKERS"
 ENV_OPERATOR_IMAGE = "DRYDOCK_OPERATOR_IMAGE"
+ENV_DEFAULT_IMAGE = "DRYDOCK_OPERATOR_DEFAULT_IMAGE"
+ENV_NAMESPACE = "DRYDOCK_OPERATOR_NAMESPACE"
+ENV_WEBHOOK_PORT = "DRYDOCK_OPERATOR_WEBHOOK_PORT"
+ENV_WEBHOOK_HOST = "DRYDOCK_OPERATOR_WEBHOOK_HOST"
+ENV_ASSIGNED_UIDS = "DRYDOCK_OPERATOR_ASSIGNED_UIDS"
+DEFAULT_NAMESPACE = "postgresql-operator-system"
 
 
 class SettingsError(ValueError):
@@ -53,6 +59,25 @@ class OperatorSettings:
     """This operator's own image: each instance pod's bootstrap-controller copies the
     instance manager out of it (as CloudNativePG's does), so instances run the manager
     that matches the operator."""
+
+    default_image: str = ""
+    """The image of a Cluster that names neither `imageName` nor `imageCatalogRef` (as
+    CloudNativePG's default image); empty: such a Cluster is refused at admission."""
+
+    namespace: str = DEFAULT_NAMESPACE
+    """The operator's own namespace: its webhook CA Secret and Service live there."""
+
+    webhook_port: int = 9443
+    """Where the admission webhook server listens (0: any free port, for tests)."""
+
+    webhook_host: str = ""
+    """Outside a cluster (dev, in-process tests): the address the API server reaches the
+    webhook server at, written as a URL into the webhook configurations. Empty: in a pod,
+    the configurations name the operator's Service."""
+
+    assigned_uids: bool = False
+    """The platform assigns UIDs (OpenShift's restricted SCC): instance pods then carry
+    no runAsUser/runAsGroup/fsGroup of their own."""
 
     @property
     def label_prefix(self) -> str:
@@ -88,7 +113,26 @@ def load_settings(env: Mapping[str, str]) -> OperatorSettings:
         resync_seconds=_positive_float(env, ENV_RESYNC_SECONDS, 30.0),
         workers=_workers(env),
         operator_image=env.get(ENV_OPERATOR_IMAGE, ""),
+        default_image=env.get(ENV_DEFAULT_IMAGE, ""),
+        namespace=env.get(ENV_NAMESPACE) or env.get("POD_NAMESPACE") or DEFAULT_NAMESPACE,
+        webhook_port=_port(env),
+        webhook_host=env.get(ENV_WEBHOOK_HOST, ""),
+        assigned_uids=_flag(env, ENV_ASSIGNED_UIDS),
     )
+
+
+def _port(env: Mapping[str, str]) -> int:
+    raw = env.get(ENV_WEBHOOK_PORT) or "9443"
+    if not raw.isdigit() or not 0 <= int(raw) <= 65535:
+        raise SettingsError(f"{ENV_WEBHOOK_PORT}={raw!r} must be a port number (0: any free one)")
+    return int(raw)
+
+
+def _flag(env: Mapping[str, str], key: str) -> bool:
+    raw = (env.get(key) or "false").lower()
+    if raw not in ("true", "false"):
+        raise SettingsError(f"{key}={raw!r} must be true or false")
+    return raw == "true"
 
 
 def _workers(env: Mapping[str, str]) -> int:

@@ -172,6 +172,8 @@ def _write_status(
     observed: list[Instance],
 ) -> None:
     desired = reconcile.desired_status(cluster, decision, plan, observed)
+    if "instances" in desired:  # the scale subresource's labelSelectorPath
+        desired["selector"] = f"{settings.label_prefix}/cluster={cluster.name}"
     patch = reconcile.status_patch(current, desired)
     if patch:
         kube.patch_status(k8s.clusters_kind(settings), cluster.namespace, cluster.name, patch)

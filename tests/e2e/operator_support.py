@@ -69,6 +69,11 @@ def path_of(doc: dict[str, Any]) -> str:
         "ServiceAccount": "serviceaccounts",
         "ClusterRole": "clusterroles",
         "ClusterRoleBinding": "clusterrolebindings",
+        "Role": "roles",
+        "RoleBinding": "rolebindings",
+        "Service": "services",
+        "ValidatingWebhookConfiguration": "validatingwebhookconfigurations",
+        "MutatingWebhookConfiguration": "mutatingwebhookconfigurations",
         "CustomResourceDefinition": "customresourcedefinitions",
         "ClusterImageCatalog": "clusterimagecatalogs",
         "Cluster": "clusters",
@@ -315,6 +320,10 @@ def running_operator(
         "KUBECONFIG": str(kubeconfig),
         "DRYDOCK_OPERATOR_RESYNC_SECONDS": "5",
         "DRYDOCK_OPERATOR_IMAGE": OPERATOR_IMAGE,
+        # The API server runs on the host: it reaches the in-process webhook server there,
+        # on a free port (helpers share the machine).
+        "DRYDOCK_OPERATOR_WEBHOOK_HOST": "127.0.0.1",
+        "DRYDOCK_OPERATOR_WEBHOOK_PORT": "0",
         **extra_env,
     }
     registry = kopf.OperatorRegistry()
