@@ -10,10 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from operator_samples import cluster_body
-
 from drydock_operator import admission
 from drydock_operator.resources import FIXED_PARAMETERS
+from operator_samples import cluster_body
 
 DEFAULT = "ghcr.io/cloudnative-pg/postgresql:17.5-minimal-bookworm"
 
