@@ -95,7 +95,9 @@ def server_cert(
             sans.append(x509.DNSName(name))
     cert = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+        .subject_name(
+            x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "postgresql-operator-webhook")])
+        )
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
