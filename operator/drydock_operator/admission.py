@@ -291,6 +291,17 @@ def check_major_change(spec: Mapping[str, Any], old: Mapping[str, Any] | None) -
     ]
 
 
+def check_immutable(spec: Mapping[str, Any], old: Mapping[str, Any] | None) -> list[Refusal]:
+    """`bootstrap` made the data directory: changing it later would change nothing, so
+    it is refused (as CloudNativePG does) rather than silently ignored."""
+    if not old:
+        return []
+    before = _mapping(old.get("spec")).get("bootstrap")
+    if before is not None and spec.get("bootstrap") != before:
+        return [Refusal("spec.bootstrap", "cannot be changed once the Cluster exists")]
+    return []
+
+
 def check_cluster(
     body: Mapping[str, Any], old: Mapping[str, Any] | None, default_image: str
 ) -> list[Refusal]:
@@ -301,6 +312,7 @@ def check_cluster(
         *check_name(str(meta.get("name") or "")),
         *check_image_source(spec, default_image),
         *check_major_change(spec, old),
+        *check_immutable(spec, old),
         *check_parameters(spec),
         *check_pg_hba(spec),
     ]

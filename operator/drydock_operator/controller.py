@@ -97,6 +97,7 @@ def _reconcile(kube: k8s.Kube, settings: OperatorSettings, body: Obj) -> topolog
         current_primary=cluster.current_primary,
         observed=observed,
         reports=probe.reports(observed),
+        supervised=cluster.primary_update_strategy == "supervised",
     )
     plan = topology.plan(topo)
     log.info(
@@ -207,8 +208,12 @@ def _ensure_exact(kube: k8s.Kube, desired: Obj, field: str) -> None:
 
 def _ensure_credentials(kube: k8s.Kube, settings: OperatorSettings, cluster: Cluster) -> None:
     ns = cluster.namespace
-    if kube.get(k8s.SECRETS, ns, resources.app_secret_name(cluster)) is None:
+    # The user's own Secret (bootstrap.initdb.secret) is theirs to create.
+    own = cluster.initdb.secret is not None
+    if not own and kube.get(k8s.SECRETS, ns, resources.app_secret_name(cluster)) is None:
         kube.create(resources.app_secret(cluster, settings, pki.new_password()))
+    if cluster.superuser_secret is not None:
+        return  # the user's Secret: never generated, never deleted
     superuser = kube.get(k8s.SECRETS, ns, resources.superuser_secret_name(cluster))
     existing = None
     if superuser is not None:

@@ -185,3 +185,11 @@ def test_catalogs_need_unique_majors_and_valid_images() -> None:
     assert fields(admission.check_catalog(dup)) == ["spec.images[1].major"]
     bad = catalog((15, "registry.example/pg:15"), (16, "Not A Reference"))
     assert fields(admission.check_catalog(bad)) == ["spec.images[1].image"]
+
+
+def test_bootstrap_cannot_change_once_the_cluster_exists() -> None:
+    old = cluster_body(bootstrap={"initdb": {"database": "shop"}})
+    new = cluster_body(bootstrap={"initdb": {"database": "other"}})
+    assert fields(admission.check_cluster(new, old, "")) == ["spec.bootstrap"]
+    assert admission.check_cluster(old, old, "") == []
+    assert admission.check_cluster(new, None, "") == []
