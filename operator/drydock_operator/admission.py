@@ -334,6 +334,17 @@ def cluster_defaults(spec: Mapping[str, Any], default_image: str) -> dict[str, A
     return out
 
 
+def cluster_warnings(spec: Mapping[str, Any]) -> list[str]:
+    """Advice the API server passes back to the user (admitted all the same)."""
+    image = spec.get("imageName")
+    if isinstance(image, str) and image and "@sha256:" not in image:
+        return [
+            f"spec.imageName {image!r} is not pinned by digest: a re-pushed tag changes "
+            "what new instances run"
+        ]
+    return []
+
+
 def check_catalog(body: Mapping[str, Any]) -> list[Refusal]:
     """An ImageCatalog or ClusterImageCatalog: majors unique, every image well formed."""
     entries = _mapping(body.get("spec")).get("images") or []

@@ -237,7 +237,8 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
     @kopf.on.mutate(
         group, version, "clusters", id="mutate-cluster", operations=operations, registry=registry
     )
-    def mutate_cluster(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+    def mutate_cluster(body: kopf.Body, patch: kopf.Patch, warnings: list[str], **_: Any) -> None:
+        warnings.extend(admission.cluster_warnings(body.get("spec") or {}))
         for key, value in admission.cluster_defaults(
             body.get("spec") or {}, settings.default_image
         ).items():

@@ -21,6 +21,7 @@ from cryptography import x509
 from kopf.testing import KopfRunner
 from node_support import RESTRICTED, namespace
 from operator_support import (
+    CNPG,
     MANIFESTS,
     installed_manifests,
     load_all,
@@ -31,6 +32,8 @@ from operator_support import (
 )
 from pg_support import Images, psql, wait_healthy
 
+from pipeline.devloop import manifests
+from pipeline.errors import InputError
 from pipeline.tools import node
 from pipeline.tools.kubeapi import KubeAPI, KubeAPIError, load_kubeconfig, resource_path
 from pipeline.tools.node import Node, NodeSettings
@@ -82,7 +85,10 @@ def operator(
         for doc in hooks:
             api.apply(path_of(doc), doc)
         try:
-            extra = {"DRYDOCK_OPERATOR_IMAGE": pg_images.operator}
+            extra = {
+                "DRYDOCK_OPERATOR_IMAGE": pg_images.operator,
+                "DRYDOCK_OPERATOR_DEFAULT_IMAGE": pg_images.operand,
+            }
             workdir = tmp_path_factory.mktemp("operator-webhooks")
             with running_operator(started.control_plane, workdir, extra) as runner:
                 wait_for("the webhook CA injected", lambda: injected(api))
@@ -233,3 +239,59 @@ def test_a_cluster_with_image_name_only_is_admitted_defaulted_and_runs(
     scale = api.get(clusters("wh") + "/scale") or {}
     assert scale["spec"]["replicas"] == 1
     assert scale["status"]["selector"] == "cnpg.io/cluster=wh"
+
+
+def dry_run(api: KubeAPI, body: dict[str, Any]) -> dict[str, Any]:
+    """What the API server would store: schema, strict fields, both webhooks, no write."""
+    name = body["metadata"]["name"]
+    resp = api.request(
+        "PATCH",
+        clusters(name),
+        params={
+            "fieldManager": "e2e",
+            "force": "true",
+            "fieldValidation": "Strict",
+            "dryRun": "All",
+        },
+        body=json.dumps({**body, "metadata": {**body["metadata"], "namespace": NS}}).encode(),
+        content_type="application/apply-patch+yaml",
+    )
+    result: dict[str, Any] = resp.json()
+    return result
+
+
+@pytest.mark.parametrize("sample", ["cluster-example.yaml", "cluster-example-pg-hba.yaml"])
+def test_cloudnativepg_samples_are_admitted_unchanged(
+    api: KubeAPI, operator: KopfRunner, pg_images: Images, sample: str
+) -> None:
+    """CloudNativePG's own samples (neither imageName nor a catalog: the default image),
+    through strict field validation and both webhooks; a dry run (three instances each
+    would cost minutes; the running Cluster above covers what they would show)."""
+    (body,) = load_all(CNPG / "samples" / sample)
+    stored = dry_run(api, body)
+    assert stored["spec"]["imageName"] == pg_images.operand  # the operator's default image
+    assert stored["spec"]["instances"] == 3
+    assert stored["spec"]["storage"]["size"] == "1Gi"
+    assert stored["spec"].get("postgresql", {}).get("pg_hba", []) == body["spec"].get(
+        "postgresql", {}
+    ).get("pg_hba", [])
+    assert api.get(clusters(body["metadata"]["name"])) is None
+
+
+def test_unknown_fields_are_refused_loudly_and_warnings_reach_the_user(
+    api: KubeAPI, operator: KopfRunner, tmp_path: Any
+) -> None:
+    manifest = tmp_path / "typo.yaml"
+    manifest.write_text(
+        "apiVersion: postgresql.cnpg.io/v1\nkind: Cluster\nmetadata:\n  name: typo\n"
+        "spec:\n  instancez: 3\n  imageName: registry.invalid/pg:15\n"
+    )
+    docs = manifests.load_documents([manifest])
+    with pytest.raises(InputError) as raised:
+        manifests.apply_checked(api, docs, NS)
+    text = str(raised.value)
+    assert str(manifest) in text and "instancez" in text, text
+    assert api.get(clusters("typo")) is None, "nothing is written"
+    body = cluster("tagged", imageName="registry.invalid/pg:15")
+    found = api.apply_strict(clusters("tagged"), body, dry_run=True)
+    assert any("not pinned by digest" in w for w in found), found

@@ -65,3 +65,11 @@ def test_connection_refused_is_an_error_without_status() -> None:
     with api(f"127.0.0.1:{port}") as client, pytest.raises(KubeAPIError) as err:
         client.get("/x")
     assert err.value.status is None
+
+
+def test_warning_headers_are_split_into_their_texts() -> None:
+    from pipeline.tools.kubeapi import warnings
+
+    header = '299 - "unknown field \\"spec.x\\"", 299 - "spec.imageName: not pinned, by digest"'
+    assert warnings(header) == ['unknown field "spec.x"', "spec.imageName: not pinned, by digest"]
+    assert warnings("") == []

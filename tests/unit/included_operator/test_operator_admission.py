@@ -193,3 +193,10 @@ def test_bootstrap_cannot_change_once_the_cluster_exists() -> None:
     assert fields(admission.check_cluster(new, old, "")) == ["spec.bootstrap"]
     assert admission.check_cluster(old, old, "") == []
     assert admission.check_cluster(new, None, "") == []
+
+
+def test_an_image_not_pinned_by_digest_gets_a_warning() -> None:
+    (warning,) = admission.cluster_warnings({"imageName": "registry.example/pg:16"})
+    assert "not pinned by digest" in warning
+    assert admission.cluster_warnings({"imageName": "r.example/pg@sha256:" + "a" * 64}) == []
+    assert admission.cluster_warnings({}) == []
