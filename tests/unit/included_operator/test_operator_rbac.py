@@ -64,7 +64,8 @@ def expected(table: list[tuple[str, str, str, str, str]]) -> set[tuple[str, str,
 def shipped(kind: str) -> dict[str, Any]:
     docs = [d for d in yaml.safe_load_all((MANIFESTS / "rbac.yaml").read_text()) if d]
     (doc,) = [d for d in docs if d["kind"] == kind]
-    return doc
+    found: dict[str, Any] = doc
+    return found
 
 
 def test_the_cluster_role_is_exactly_the_table() -> None:
