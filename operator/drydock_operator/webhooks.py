@@ -27,6 +27,7 @@ import contextlib
 import datetime
 import ipaddress
 import logging
+import socket
 import tempfile
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from pathlib import Path
@@ -35,7 +36,7 @@ from typing import Any, cast
 import kopf
 
 from drydock_operator import admission, k8s, webhook_pki
-from drydock_operator.config import OperatorSettings
+from drydock_operator.config import ENV_WEBHOOK_PORT, OperatorSettings
 from drydock_operator.pki import KeyPair
 
 log = logging.getLogger(__name__)
@@ -170,6 +171,21 @@ def inject(kube: k8s.Kube, settings: OperatorSettings, url_base: str, ca_bundle:
 # --- kopf's server, restarted on renewal --------------------------------------------------
 
 
+def ensure_port_free(addr: str, port: int) -> None:
+    """kopf binds with SO_REUSEPORT, so a second operator on the same port would share it
+    silently (and answer with the wrong CA half the time): refuse to start instead."""
+    if not port:
+        return
+    with socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET) as probe:
+        try:
+            probe.bind((addr, port))
+        except OSError as err:
+            raise RuntimeError(
+                f"the webhook port {addr}:{port} is in use ({err.strerror}); "
+                f"set {ENV_WEBHOOK_PORT} to another port"
+            ) from err
+
+
 def server(kube_of: Any, settings: OperatorSettings, env: Mapping[str, str]) -> Any:
     """kopf's `settings.admission.server`: an async generator of client configs.
 
@@ -178,6 +194,7 @@ def server(kube_of: Any, settings: OperatorSettings, env: Mapping[str, str]) -> 
     addr, host, names = target(settings, env)
 
     async def serve(fn: Any) -> AsyncIterator[Any]:
+        ensure_port_free(addr, settings.webhook_port)
         with tempfile.TemporaryDirectory(prefix="drydock-webhook-") as folder:
             while True:
                 now = datetime.datetime.now(datetime.UTC)
