@@ -193,7 +193,7 @@ def test_a_major_version_change_is_refused_at_admission(api: KubeAPI, operator: 
     ref = {
         "apiGroup": "postgresql.cnpg.io",
         "kind": "ClusterImageCatalog",
-        "name": "absent",
+        "name": "e2e-webhooks-absent",
         "major": 15,
     }
     api.create(clusters(), cluster("major", imageCatalogRef=ref))  # no catalog: no pods
