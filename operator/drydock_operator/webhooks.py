@@ -266,8 +266,9 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
         ("clusterimagecatalogs", "ClusterImageCatalog"),
     ):
 
-        def validate_catalog(body: kopf.Body, kind: str = kind, **_: Any) -> None:
-            _refuse(kind, str(body.get("metadata", {}).get("name")), admission.check_catalog(body))
+        def validate_catalog(body: kopf.Body, catalog_kind: str = kind, **_: Any) -> None:
+            name = str(body.get("metadata", {}).get("name"))
+            _refuse(catalog_kind, name, admission.check_catalog(body))
 
         kopf.on.validate(
             group,
