@@ -87,6 +87,11 @@ def environment(settings: OperatorProcessSettings, kubeconfig: Path) -> dict[str
             "DRYDOCK_OPERATOR_IMAGE": settings.operator_image,
             "DRYDOCK_OPERATOR_RESYNC_SECONDS": f"{settings.resync_seconds:g}",
             "DRYDOCK_OPERATOR_WORKERS": str(settings.workers),
+            # The admission server on the host, on a free port (several checkouts share
+            # a machine); the operator writes the URL it got into the webhook
+            # configurations when they are installed.
+            "DRYDOCK_OPERATOR_WEBHOOK_HOST": "127.0.0.1",
+            "DRYDOCK_OPERATOR_WEBHOOK_PORT": "0",
         }
     )
     return env
