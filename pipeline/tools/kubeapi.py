@@ -314,7 +314,15 @@ class KubeAPI:
             params=params,
             body=json.dumps(obj, sort_keys=True).encode(),
             content_type=APPLY_CONTENT_TYPE,
+            accept=frozenset({200, 201, 500}),
         )
+        if resp.status_code == 500:
+            # Server-side apply reports a field the schema does not declare as an internal
+            # error ("failed to create typed patch object ... field not declared in
+            # schema"); it is the input's fault, and retrying cannot help.
+            message = _message(resp)
+            status = 422 if "not declared in schema" in message else 500
+            raise KubeAPIError("PATCH", path, status, message)
         return warnings(resp.headers.get("Warning", ""))
 
     def delete(self, path: str) -> bool:

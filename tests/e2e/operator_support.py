@@ -90,6 +90,9 @@ EXPECTED_WARNINGS = (
     "OS signals are ignored",  # KopfRunner runs kopf in a thread
     "Cannot find major 19",  # the error-phase tests ask for it
     "Cannot get ClusterImageCatalog/e2e-webhooks-absent",  # test_operator_webhooks: no pods
+    # kopf logs each admission refusal as "Webhook '...' failed permanently: <message>";
+    # the operator's refusals read "<Kind> '<name>' is refused: ..." (admission.message).
+    "' is refused: ",
 )
 
 

@@ -141,6 +141,7 @@ def psql(
     host: str = "pg-rw",
     dbname: str = "app",
     extra: str = "",
+    ca_secret: str = "pg-ca",  # noqa: S107  (the name of the Cluster CA Secret)
 ) -> tuple[bool, str]:
     """Run psql in a one-shot restricted pod: (succeeded, what it printed)."""
     name = f"psql-{uuid.uuid4().hex[:8]}"
@@ -178,7 +179,7 @@ def psql(
                 {
                     "name": "ca",
                     "secret": {
-                        "secretName": "pg-ca",
+                        "secretName": ca_secret,
                         "items": [{"key": "ca.crt", "path": "ca.crt"}],
                     },
                 }
