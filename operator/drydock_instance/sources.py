@@ -40,7 +40,7 @@ class Certs(NamedTuple):
     """The CA of client certificates (PostgreSQL's ssl_ca_file); "" means `ca`."""
 
 
-def secret_names(cluster_name: str, spec: Obj) -> tuple[str, str]:
+def tls_secret_names(cluster_name: str, spec: Obj) -> tuple[str, str]:
     """(server TLS, replication TLS) Secret names: the ones `spec.certificates` names
     (CloudNativePG's serverTLSSecret, replicationTLSSecret), else the operator's own. The
     CAs always come from `<cluster>-ca`, where the operator publishes the certificates
@@ -178,6 +178,27 @@ def _secret(transport: Transport, name: str, *keys: str) -> tuple[str, ...]:
         raise SourceError(f"secrets/{name}: no usable key {err}") from err
 
 
+class SecretNames:
+    """Where the owner's and the superuser's passwords are: the user's own Secrets
+    (`bootstrap.initdb.secret`, `superuserSecret`, as in CloudNativePG) or the generated
+    `<cluster>-app` / `<cluster>-superuser`."""
+
+    def __init__(self, app: str, superuser: str) -> None:
+        self.app = app
+        self.superuser = superuser
+
+
+def _obj(value: object) -> Obj:
+    return value if isinstance(value, dict) else {}
+
+
+def secret_names(cluster: str, spec: Obj) -> SecretNames:
+    initdb = _obj(_obj(spec.get("bootstrap")).get("initdb"))
+    app = str(_obj(initdb.get("secret")).get("name") or f"{cluster}-app")
+    superuser = str(_obj(spec.get("superuserSecret")).get("name") or f"{cluster}-superuser")
+    return SecretNames(app, superuser)
+
+
 def fetch(transport: Transport, settings: Settings) -> Desired:
     """Read the Cluster, its ConfigMap and Secrets; SourceError if any is missing."""
     c = settings.cluster
@@ -186,9 +207,13 @@ def fetch(transport: Transport, settings: Settings) -> Desired:
     status = cluster.get("status") or {}
     config = _need(transport, "configmaps", f"{c}-config").get("data") or {}
     superuser = bool(spec.get("enableSuperuserAccess", False))
-    user, password, database = _secret(transport, f"{c}-app", "username", "password", "dbname")
-    su_password = _secret(transport, f"{c}-superuser", "password")[0] if superuser else None
-    server_name, client_name = secret_names(c, spec)
+    names = secret_names(c, spec)
+    initdb = _obj(_obj(spec.get("bootstrap")).get("initdb"))
+    database = str(initdb.get("database") or "app")
+    user = str(initdb.get("owner") or database)
+    (password,) = _secret(transport, names.app, "password")
+    su_password = _secret(transport, names.superuser, "password")[0] if superuser else None
+    server_name, client_name = tls_secret_names(c, spec)
     ca_data = _need(transport, "secrets", f"{c}-ca").get("data") or {}
     (ca,) = _secret(transport, f"{c}-ca", "ca.crt")
     client_ca = (

@@ -22,11 +22,15 @@ ENV_RESYNC_SECONDS = "DRYDOCK_OPERATOR_RESYNC_SECONDS"
 ENV_WORKERS = "DRYDOCK_OPERATOR_WORKERS"
 ENV_OPERATOR_IMAGE = "DRYDOCK_OPERATOR_IMAGE"
 ENV_METRICS_BIND_ADDRESS = "DRYDOCK_OPERATOR_METRICS_BIND_ADDRESS"
-ENV_OPERATOR_NAMESPACE = "DRYDOCK_OPERATOR_NAMESPACE"
 ENV_OPERATOR_SOURCE_CIDRS = "DRYDOCK_OPERATOR_SOURCE_CIDRS"
 ENV_CERT_DURATION = "DRYDOCK_OPERATOR_CERT_DURATION_SECONDS"
 ENV_CERT_RENEW_BEFORE = "DRYDOCK_OPERATOR_CERT_RENEW_BEFORE_SECONDS"
-DEFAULT_OPERATOR_NAMESPACE = "postgresql-operator-system"
+ENV_DEFAULT_IMAGE = "DRYDOCK_OPERATOR_DEFAULT_IMAGE"
+ENV_NAMESPACE = "DRYDOCK_OPERATOR_NAMESPACE"
+ENV_WEBHOOK_PORT = "DRYDOCK_OPERATOR_WEBHOOK_PORT"
+ENV_WEBHOOK_HOST = "DRYDOCK_OPERATOR_WEBHOOK_HOST"
+ENV_ASSIGNED_UIDS = "DRYDOCK_OPERATOR_ASSIGNED_UIDS"
+DEFAULT_NAMESPACE = "postgresql-operator-system"
 DAY = 86400.0
 
 
@@ -68,9 +72,6 @@ class OperatorSettings:
     metrics_port: int = 8080
     """Its port (0 = any free port, for tests that run several operators on one host)."""
 
-    operator_namespace: str = DEFAULT_OPERATOR_NAMESPACE
-    """The namespace the operator runs in: Cluster network policies let it reach 8000."""
-
     operator_source_cidrs: tuple[str, ...] = ()
     """Addresses the operator also connects from (an operator outside the cluster's pod
     network, such as the in-process one of the e2e tests on the node's host)."""
@@ -80,6 +81,26 @@ class OperatorSettings:
 
     cert_renew_before_seconds: float = 7 * DAY
     """Renew a certificate when less than this remains (CloudNativePG: 7 days)."""
+
+    default_image: str = ""
+    """The image of a Cluster that names neither `imageName` nor `imageCatalogRef` (as
+    CloudNativePG's default image); empty: such a Cluster is refused at admission."""
+
+    namespace: str = DEFAULT_NAMESPACE
+    """The operator's own namespace: its webhook CA Secret and Service live there, and
+    Cluster network policies let it reach the instances' 8000."""
+
+    webhook_port: int = 9443
+    """Where the admission webhook server listens (0: any free port, for tests)."""
+
+    webhook_host: str = ""
+    """Outside a cluster (dev, in-process tests): the address the API server reaches the
+    webhook server at, written as a URL into the webhook configurations. Empty: in a pod,
+    the configurations name the operator's Service."""
+
+    assigned_uids: bool = False
+    """The platform assigns UIDs (OpenShift's restricted SCC): instance pods then carry
+    no runAsUser/runAsGroup/fsGroup of their own."""
 
     @property
     def label_prefix(self) -> str:
@@ -124,12 +145,14 @@ def load_settings(env: Mapping[str, str]) -> OperatorSettings:
         operator_image=env.get(ENV_OPERATOR_IMAGE, ""),
         metrics_host=host,
         metrics_port=port,
-        operator_namespace=env.get(ENV_OPERATOR_NAMESPACE)
-        or env.get("POD_NAMESPACE")
-        or DEFAULT_OPERATOR_NAMESPACE,
         operator_source_cidrs=_cidrs(env),
         cert_duration_seconds=duration,
         cert_renew_before_seconds=renew,
+        default_image=env.get(ENV_DEFAULT_IMAGE, ""),
+        namespace=env.get(ENV_NAMESPACE) or env.get("POD_NAMESPACE") or DEFAULT_NAMESPACE,
+        webhook_port=_port(env),
+        webhook_host=env.get(ENV_WEBHOOK_HOST, ""),
+        assigned_uids=_flag(env, ENV_ASSIGNED_UIDS),
     )
 
 
@@ -153,6 +176,20 @@ def _cidrs(env: Mapping[str, str]) -> tuple[str, ...]:
         except ValueError as err:
             raise SettingsError(f"{ENV_OPERATOR_SOURCE_CIDRS}: {item!r} is not a CIDR") from err
     return tuple(found)
+
+
+def _port(env: Mapping[str, str]) -> int:
+    raw = env.get(ENV_WEBHOOK_PORT) or "9443"
+    if not raw.isdigit() or not 0 <= int(raw) <= 65535:
+        raise SettingsError(f"{ENV_WEBHOOK_PORT}={raw!r} must be a port number (0: any free one)")
+    return int(raw)
+
+
+def _flag(env: Mapping[str, str], key: str) -> bool:
+    raw = (env.get(key) or "false").lower()
+    if raw not in ("true", "false"):
+        raise SettingsError(f"{key}={raw!r} must be true or false")
+    return raw == "true"
 
 
 def _workers(env: Mapping[str, str]) -> int:

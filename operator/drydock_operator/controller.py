@@ -135,6 +135,7 @@ def _reconcile(
         current_primary=cluster.current_primary,
         observed=observed,
         reports=probe.reports(observed),
+        supervised=cluster.primary_update_strategy == "supervised",
     )
     plan = topology.plan(topo)
     log.info(
@@ -210,6 +211,8 @@ def _write_status(
     observed: list[Instance],
 ) -> None:
     desired = reconcile.desired_status(cluster, decision, plan, observed)
+    if "instances" in desired:  # the scale subresource's labelSelectorPath
+        desired["selector"] = f"{settings.label_prefix}/cluster={cluster.name}"
     patch = reconcile.status_patch(current, desired)
     if patch:
         kube.patch_status(k8s.clusters_kind(settings), cluster.namespace, cluster.name, patch)
@@ -273,8 +276,12 @@ def _ensure_exact(kube: k8s.Kube, desired: Obj, field: str) -> None:
 
 def _ensure_credentials(kube: k8s.Kube, settings: OperatorSettings, cluster: Cluster) -> None:
     ns = cluster.namespace
-    if kube.get(k8s.SECRETS, ns, resources.app_secret_name(cluster)) is None:
+    # The user's own Secret (bootstrap.initdb.secret) is theirs to create.
+    own = cluster.initdb.secret is not None
+    if not own and kube.get(k8s.SECRETS, ns, resources.app_secret_name(cluster)) is None:
         kube.create(resources.app_secret(cluster, settings, pki.new_password()))
+    if cluster.superuser_secret is not None:
+        return  # the user's Secret: never generated, never deleted
     superuser = kube.get(k8s.SECRETS, ns, resources.superuser_secret_name(cluster))
     existing = None
     if superuser is not None:

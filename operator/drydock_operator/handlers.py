@@ -24,7 +24,7 @@ from typing import Any
 
 import kopf
 
-from drydock_operator import controller, k8s, metrics, resources
+from drydock_operator import controller, k8s, metrics, resources, webhooks
 from drydock_operator.config import OperatorSettings, load_settings
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,10 @@ def register(registry: kopf.OperatorRegistry, operator_settings: OperatorSetting
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
         memo.kube = k8s.Kube(k8s.load_configuration(os.environ), operator_settings)
+        settings.admission.server = webhooks.server(
+            lambda: memo.kube, operator_settings, os.environ
+        )
+        settings.admission.managed = None  # the manifests ship the configurations (webhooks.py)
         memo.settings = await asyncio.to_thread(
             controller.with_operator_image, memo.kube, operator_settings, os.environ
         )
@@ -119,6 +123,8 @@ def register(registry: kopf.OperatorRegistry, operator_settings: OperatorSetting
             certificate_path=cfg.cert_file,
             private_key_path=cfg.key_file,
         )
+
+    webhooks.register(registry, operator_settings)
 
     @kopf.on.event(group, version, "clusters", registry=registry)
     def cluster_changed(

@@ -53,32 +53,77 @@ def pvc(cluster: Cluster, settings: OperatorSettings, instance: str) -> Obj:
     }
 
 
-def pod_security_context() -> Obj:
-    """Pod level: never root, uid/gid 26 (the operand images' postgres user)."""
-    return {
-        "runAsNonRoot": True,
-        "runAsUser": POSTGRES_UID,
-        "runAsGroup": POSTGRES_GID,
-        "fsGroup": POSTGRES_GID,
-        # Only a fresh volume is handed to gid 26: a recursive pass on every re-created pod
-        # would make the data directory group-writable, which PostgreSQL refuses.
-        "fsGroupChangePolicy": "OnRootMismatch",
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
+def pod_security_context(cluster: Cluster, settings: OperatorSettings) -> Obj:
+    """Pod level: never root; `postgresUID`/`postgresGID` (default 26, the operand images'
+    postgres user), or none at all where the platform assigns UIDs (OpenShift's restricted
+    SCC sets them from the namespace's range and refuses pods that name their own)."""
+    context: Obj = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    if not settings.assigned_uids:
+        context.update(
+            {
+                "runAsUser": cluster.postgres_uid,
+                "runAsGroup": cluster.postgres_gid,
+                "fsGroup": cluster.postgres_gid,
+                # Only a fresh volume is handed to the group: a recursive pass on every
+                # re-created pod would make the data directory group-writable, which
+                # PostgreSQL refuses.
+                "fsGroupChangePolicy": "OnRootMismatch",
+            }
+        )
+    return context
 
 
-def container_security_context() -> Obj:
+def container_security_context(
+    settings: OperatorSettings, uid: int = POSTGRES_UID, gid: int = POSTGRES_GID
+) -> Obj:
     """Container level: what Pod Security Standards `restricted` asks, and a read-only root."""
-    return {
-        "runAsNonRoot": True,
-        "runAsUser": POSTGRES_UID,
-        "runAsGroup": POSTGRES_GID,
-        "readOnlyRootFilesystem": True,
-        "allowPrivilegeEscalation": False,
-        "privileged": False,
-        "capabilities": {"drop": ["ALL"]},
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
+    context: Obj = {"runAsNonRoot": True}
+    if not settings.assigned_uids:
+        context.update({"runAsUser": uid, "runAsGroup": gid})
+    context.update(
+        {
+            "readOnlyRootFilesystem": True,
+            "allowPrivilegeEscalation": False,
+            "privileged": False,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }
+    )
+    return context
+
+
+def affinity(cluster: Cluster, settings: OperatorSettings) -> Obj:
+    """CloudNativePG's `spec.affinity`: instances of one Cluster kept apart by
+    `topologyKey` (preferred or required), plus nodeSelector and tolerations."""
+    out: Obj = {}
+    spec = cluster.affinity
+    if spec.enable_pod_anti_affinity:
+        term = {
+            "labelSelector": {
+                "matchExpressions": [
+                    {
+                        "key": f"{settings.label_prefix}/cluster",
+                        "operator": "In",
+                        "values": [cluster.name],
+                    }
+                ]
+            },
+            "topologyKey": spec.topology_key,
+        }
+        if spec.pod_anti_affinity_type == "required":
+            anti: Obj = {"requiredDuringSchedulingIgnoredDuringExecution": [term]}
+        else:
+            anti = {
+                "preferredDuringSchedulingIgnoredDuringExecution": [
+                    {"weight": 100, "podAffinityTerm": term}
+                ]
+            }
+        out["affinity"] = {"podAntiAffinity": anti}
+    if spec.node_selector:
+        out["nodeSelector"] = dict(spec.node_selector)
+    if spec.tolerations:
+        out["tolerations"] = [dict(t) for t in spec.tolerations]
+    return out
 
 
 def container_ports() -> list[Obj]:
@@ -167,6 +212,9 @@ def pod(
     manager = ["python3", f"{CONTROLLER_DIR}/{MANAGER_FILE}"]
     env = _env(cluster, settings)
     operand_mounts = _mounts("pgdata", "scratch-data", "run", "tmp", "shm")
+    operand_context = container_security_context(
+        settings, cluster.postgres_uid, cluster.postgres_gid
+    )
     container: Obj = {
         "name": CONTAINER,
         "image": image,
@@ -180,7 +228,7 @@ def pod(
             "timeoutSeconds": 2,
             "failureThreshold": 2,
         },
-        "securityContext": container_security_context(),
+        "securityContext": operand_context,
         "volumeMounts": operand_mounts,
     }
     resources = _resources(cluster)
@@ -197,7 +245,9 @@ def pod(
                 "bootstrap",
                 f"{CONTROLLER_DIR}/{MANAGER_FILE}",
             ],
-            "securityContext": container_security_context(),
+            "securityContext": container_security_context(
+                settings, cluster.postgres_uid, cluster.postgres_gid
+            ),
             "volumeMounts": _mounts("scratch-data"),
         },
         {
@@ -206,7 +256,7 @@ def pod(
             "imagePullPolicy": "IfNotPresent",
             "command": [*manager, init_container_name(primary)],
             "env": env,
-            "securityContext": container_security_context(),
+            "securityContext": operand_context,
             "volumeMounts": operand_mounts,
         },
     ]
@@ -219,7 +269,8 @@ def pod(
             "serviceAccountName": cluster.name,
             "enableServiceLinks": False,
             "terminationGracePeriodSeconds": 30,
-            "securityContext": pod_security_context(),
+            "securityContext": pod_security_context(cluster, settings),
+            **affinity(cluster, settings),
             "initContainers": init_containers,
             "containers": [container],
             "volumes": [

@@ -51,6 +51,27 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class Initdb:
+    """`spec.bootstrap.initdb`: the application database, its owner, and the owner's
+    Secret (the user's; none: the operator generates `<cluster>-app`)."""
+
+    database: str = "app"
+    owner: str = "app"
+    secret: str | None = None
+
+
+@dataclass(frozen=True)
+class Affinity:
+    """`spec.affinity`, the part this operator maps onto the instance pods."""
+
+    enable_pod_anti_affinity: bool = True
+    topology_key: str = "kubernetes.io/hostname"
+    pod_anti_affinity_type: str = "preferred"
+    node_selector: tuple[tuple[str, str], ...] = ()
+    tolerations: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
 class Cluster:
     """A PostgreSQL Cluster: what was asked (spec) and what was last recorded (status)."""
 
@@ -74,6 +95,34 @@ class Cluster:
     current_primary: str | None = None
     target_primary: str | None = None
     image_info: ImageInfo | None = None
+    superuser_secret: str | None = None
+    """`spec.superuserSecret.name`: the user's Secret for `postgres` (none generated)."""
+    initdb: Initdb = field(default_factory=Initdb)
+    postgres_uid: int = 26
+    postgres_gid: int = 26
+    primary_update_strategy: str = "unsupervised"
+    affinity: Affinity = field(default_factory=Affinity)
+
+
+def parse_initdb(spec: Mapping[str, Any]) -> Initdb:
+    raw = _mapping(_mapping(spec.get("bootstrap"), "spec.bootstrap").get("initdb"), "initdb")
+    database = str(raw.get("database") or "app")
+    secret = _mapping(raw.get("secret"), "spec.bootstrap.initdb.secret").get("name")
+    return Initdb(database, str(raw.get("owner") or database), str(secret) if secret else None)
+
+
+def parse_affinity(spec: Mapping[str, Any]) -> Affinity:
+    raw = _mapping(spec.get("affinity"), "spec.affinity")
+    tolerations = raw.get("tolerations") or []
+    if not isinstance(tolerations, list) or not all(isinstance(t, Mapping) for t in tolerations):
+        raise ParseError("spec.affinity.tolerations: expected a list of objects")
+    return Affinity(
+        enable_pod_anti_affinity=bool(raw.get("enablePodAntiAffinity", True)),
+        topology_key=str(raw.get("topologyKey") or "kubernetes.io/hostname"),
+        pod_anti_affinity_type=str(raw.get("podAntiAffinityType") or "preferred"),
+        node_selector=_str_items(raw.get("nodeSelector"), "spec.affinity.nodeSelector"),
+        tolerations=tuple(tolerations),
+    )
 
 
 @dataclass(frozen=True)
@@ -164,6 +213,7 @@ def parse_cluster(body: Mapping[str, Any]) -> Cluster:
     ref_raw = spec.get("imageCatalogRef")
     info_raw = _mapping(status.get("pgDataImageInfo"), "status.pgDataImageInfo")
     annotations = _mapping(meta.get("annotations"), "metadata.annotations")
+    superuser_ref = _mapping(spec.get("superuserSecret"), "spec.superuserSecret")
     try:
         return Cluster(
             name=str(meta["name"]),
@@ -195,6 +245,12 @@ def parse_cluster(body: Mapping[str, Any]) -> Cluster:
             image_info=ImageInfo(str(info_raw["image"]), int(info_raw["majorVersion"]))
             if info_raw.get("image") and info_raw.get("majorVersion")
             else None,
+            superuser_secret=str(superuser_ref["name"]) if superuser_ref.get("name") else None,
+            initdb=parse_initdb(spec),
+            postgres_uid=int(spec.get("postgresUID") or 26),
+            postgres_gid=int(spec.get("postgresGID") or 26),
+            primary_update_strategy=str(spec.get("primaryUpdateStrategy") or "unsupervised"),
+            affinity=parse_affinity(spec),
         )
     except (KeyError, TypeError, ValueError) as err:
         raise ParseError(f"Cluster: {err}") from err

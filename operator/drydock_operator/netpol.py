@@ -101,7 +101,7 @@ def ingress_rules(
     """The allowed ingress, one rule per port; a port nobody may reach has no rule."""
     own = {"podSelector": {"matchLabels": instance_selector(cluster, settings)}}
     operator: list[Obj] = [
-        {"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: settings.operator_namespace}}}
+        {"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: settings.namespace}}}
     ]
     operator += [{"ipBlock": {"cidr": cidr}} for cidr in settings.operator_source_cidrs]
     rules = [

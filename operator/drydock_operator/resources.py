@@ -38,11 +38,13 @@ Obj = dict[str, Any]
 
 
 def app_secret_name(cluster: Cluster) -> str:
-    return f"{cluster.name}-app"
+    """The owner's credentials: the user's `bootstrap.initdb.secret`, else generated."""
+    return cluster.initdb.secret or f"{cluster.name}-app"
 
 
 def superuser_secret_name(cluster: Cluster) -> str:
-    return f"{cluster.name}-superuser"
+    """`postgres`'s credentials: the user's `superuserSecret`, else generated."""
+    return cluster.superuser_secret or f"{cluster.name}-superuser"
 
 
 def ca_secret_name(cluster: Cluster) -> str:
@@ -218,8 +220,9 @@ def _basic_auth_secret(
 ) -> Obj:
     host = service_names(cluster)[0]
     port = str(PORT_POSTGRESQL)
-    dbname = APP_DATABASE if user == APP_USER else "*"
-    uri_db = APP_DATABASE if user == APP_USER else "postgres"
+    owner = user != "postgres"
+    dbname = cluster.initdb.database if owner else "*"
+    uri_db = cluster.initdb.database if owner else "postgres"
     uri = (
         f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}"
         f"@{host}.{cluster.namespace}:{port}/{uri_db}"
@@ -243,7 +246,9 @@ def _basic_auth_secret(
 
 def app_secret(cluster: Cluster, settings: OperatorSettings, password: str) -> Obj:
     """The application owner's credentials (always present)."""
-    return _basic_auth_secret(cluster, settings, app_secret_name(cluster), APP_USER, password)
+    return _basic_auth_secret(
+        cluster, settings, app_secret_name(cluster), cluster.initdb.owner, password
+    )
 
 
 def superuser_secret(cluster: Cluster, settings: OperatorSettings, password: str) -> Obj:

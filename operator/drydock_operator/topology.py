@@ -33,6 +33,7 @@ PHASE_UPGRADING = "Upgrading cluster"
 PHASE_SCALING_DOWN = "Scaling down"
 PHASE_SWITCHOVER = "Switchover in progress"
 PHASE_FAILOVER = "Failing over"
+PHASE_WAITING_FOR_USER = "Waiting for user action"
 
 
 class Step(Enum):
@@ -66,6 +67,9 @@ class Topology:
     current_primary: str | None
     observed: Sequence[Instance]
     reports: Mapping[str, InstanceReport]
+    supervised: bool = False
+    """`primaryUpdateStrategy: supervised`: a roll stops before the switchover; the user
+    moves the primary (writes status.targetPrimary) and the roll then goes on."""
 
     @property
     def by_name(self) -> dict[str, Instance]:
@@ -155,6 +159,13 @@ def plan(t: Topology) -> Plan:
     if target in outdated:
         if len(by_name) == 1:
             return Plan(Step.DELETE, (target,), f"rolling to {t.image}", PHASE_UPGRADING)
+        if t.supervised:
+            return Plan(
+                Step.WAIT,
+                (target,),
+                "primaryUpdateStrategy is supervised: waiting for a manual switchover",
+                PHASE_WAITING_FOR_USER,
+            )
         others = [n for n in by_name if n != target]
         chosen = most_advanced(others, t.reports, need_ready=True) or min(others, key=serial_of)
         return Plan(Step.PROMOTE, (chosen,), f"switching over from {target}", PHASE_SWITCHOVER)

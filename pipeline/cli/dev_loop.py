@@ -148,11 +148,14 @@ def operator_status(state_dir: Path | None) -> None:
 @state_dir_option
 @exits
 def apply_cmd(files: tuple[Path, ...], namespace: str, state_dir: Path | None) -> None:
-    """Server-side apply manifests to the local control plane (all checked before any write)."""
+    """Server-side apply manifests to the local control plane (all checked before any write:
+    schema with strict field validation, admission webhooks, by a dry run of every one)."""
     docs = manifests.load_documents(files)
     with KubeAPI(load_kubeconfig(admin_kubeconfig(state_dir))) as api:
-        for line in manifests.apply_documents(api, docs, namespace):
-            click.echo(f"applied {line}")
+        for applied in manifests.apply_checked(api, docs, namespace):
+            click.echo(f"applied {applied.description}")
+            for warning in applied.warnings:
+                click.echo(f"warning: {applied.description}: {warning}", err=True)
 
 
 @click.group("get")

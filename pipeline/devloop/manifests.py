@@ -9,6 +9,7 @@ kind or metadata.name, or a kind the server does not serve is reported as
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +18,10 @@ from typing import Any
 import yaml
 
 from pipeline.errors import InputError, Problem
-from pipeline.tools.kubeapi import KubeAPI, resource_path
+from pipeline.tools.kubeapi import KubeAPI, KubeAPIError, resource_path
 
 FIELD_MANAGER = "drydock"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -117,17 +119,58 @@ def resolve(resources: Resources, doc: Document, default_namespace: str) -> Reso
     return Resolved(path, body, f"{doc.kind}/{doc.name} in {namespace}")
 
 
-def apply_documents(
-    api: KubeAPI, docs: list[Document], default_namespace: str = "default"
-) -> list[str]:
-    """Server-side apply every document, in order, after checking that each kind is served.
+@dataclass(frozen=True)
+class Applied:
+    description: str
+    warnings: tuple[str, ...] = ()
 
-    Namespaces in the list are applied before anything else, so a file may create the
-    namespace its objects live in. Returns one line per applied object.
+
+def apply_checked(
+    api: KubeAPI, docs: list[Document], default_namespace: str = "default"
+) -> list[Applied]:
+    """Server-side apply every document with strict field validation, after a dry run of all.
+
+    The dry run goes through the API server's schema, strict field validation and
+    admission webhooks for every document first: an unknown field or a refusal is
+    reported as `file: field: reason` (InputError) and nothing is written. Namespaces in
+    the list are applied before anything else, so a file may create the namespace its
+    objects live in (an object cannot be dry-run into a namespace that does not exist
+    yet: that one is checked by its real apply). Returns each object with the warnings
+    the API server gave.
     """
     resources = Resources(api)
     ordered = sorted(docs, key=lambda d: d.kind != "Namespace")
     resolved = [resolve(resources, d, default_namespace) for d in ordered]  # all before any
-    for item in resolved:
-        api.apply(item.path, item.body, field_manager=FIELD_MANAGER)
-    return [item.description for item in resolved]
+    new_namespaces = {d.name for d in ordered if d.kind == "Namespace"}
+    problems: list[Problem] = []
+    for doc, item in zip(ordered, resolved, strict=True):
+        try:
+            api.apply_strict(item.path, item.body, field_manager=FIELD_MANAGER, dry_run=True)
+        except KubeAPIError as err:
+            namespace = str(item.body["metadata"].get("namespace") or "")
+            if err.status == 404 and namespace in new_namespaces:
+                continue
+            if err.status is None or err.status >= 500 or err.status in (401, 403):
+                raise
+            problems.append(Problem(doc.source, "-", f"{doc.kind}/{doc.name}: {err.message}"))
+    if problems:
+        raise InputError(problems)
+    return [
+        Applied(
+            item.description,
+            tuple(api.apply_strict(item.path, item.body, field_manager=FIELD_MANAGER)),
+        )
+        for item in resolved
+    ]
+
+
+def apply_documents(
+    api: KubeAPI, docs: list[Document], default_namespace: str = "default"
+) -> list[str]:
+    """`apply_checked`, one line per applied object (warnings logged)."""
+    lines = []
+    for applied in apply_checked(api, docs, default_namespace):
+        for warning in applied.warnings:
+            log.warning("%s: %s", applied.description, warning)
+        lines.append(applied.description)
+    return lines

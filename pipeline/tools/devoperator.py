@@ -89,6 +89,11 @@ def environment(settings: OperatorProcessSettings, kubeconfig: Path) -> dict[str
             "DRYDOCK_OPERATOR_WORKERS": str(settings.workers),
             # Loopback and any free port: the host's 8080 is not the dev operator's to take.
             "DRYDOCK_OPERATOR_METRICS_BIND_ADDRESS": "127.0.0.1:0",
+            # The admission server on the host, on a free port (several checkouts share
+            # a machine); the operator writes the URL it got into the webhook
+            # configurations when they are installed.
+            "DRYDOCK_OPERATOR_WEBHOOK_HOST": "127.0.0.1",
+            "DRYDOCK_OPERATOR_WEBHOOK_PORT": "0",
         }
     )
     return env

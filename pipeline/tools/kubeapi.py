@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import tempfile
 import time
 from collections.abc import Mapping
@@ -293,6 +294,37 @@ class KubeAPI:
         )
         return _json(resp)
 
+    def apply_strict(
+        self,
+        path: str,
+        obj: Mapping[str, Any],
+        *,
+        field_manager: str = "drydock",
+        dry_run: bool = False,
+    ) -> list[str]:
+        """Server-side apply with `fieldValidation=Strict`: a field the schema does not know
+        is an error instead of being pruned silently. Returns the API server's warnings
+        (deprecations, admission webhooks' advice)."""
+        params = {"fieldManager": field_manager, "force": "true", "fieldValidation": "Strict"}
+        if dry_run:
+            params["dryRun"] = "All"
+        resp = self.request(
+            "PATCH",
+            path,
+            params=params,
+            body=json.dumps(obj, sort_keys=True).encode(),
+            content_type=APPLY_CONTENT_TYPE,
+            accept=frozenset({200, 201, 500}),
+        )
+        if resp.status_code == 500:
+            # Server-side apply reports a field the schema does not declare as an internal
+            # error ("failed to create typed patch object ... field not declared in
+            # schema"); it is the input's fault, and retrying cannot help.
+            message = _message(resp)
+            status = 422 if "not declared in schema" in message else 500
+            raise KubeAPIError("PATCH", path, status, message)
+        return warnings(resp.headers.get("Warning", ""))
+
     def delete(self, path: str) -> bool:
         """Delete the object at path; False when it was already gone."""
         resp = self.request("DELETE", path, accept=frozenset({200, 202, 404}))
@@ -338,6 +370,14 @@ def _json(resp: requests.Response) -> JSON:
     if not isinstance(data, dict):
         raise KubeAPIError(resp.request.method or "?", resp.url, resp.status_code, "not an object")
     return data
+
+
+_WARNING = re.compile(r'\d{3} \S+ "((?:[^"\\]|\\.)*)"')
+
+
+def warnings(header: str) -> list[str]:
+    """The texts of a `Warning` header (RFC 7234: `299 - "text"`, comma-joined)."""
+    return [text.replace('\\"', '"') for text in _WARNING.findall(header)]
 
 
 def _message(resp: requests.Response) -> str:

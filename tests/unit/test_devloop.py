@@ -116,6 +116,11 @@ def test_operator_process_gets_its_own_kubeconfig_and_little_else(
     assert env["PYTHONPATH"] == str(tmp_path / "operator")
     assert env["DRYDOCK_OPERATOR_RESYNC_SECONDS"] == "5"
     assert env["DRYDOCK_OPERATOR_WORKERS"] == "2"
+    # The webhook server on the host, on a free port: checkouts share the machine.
+    assert (env["DRYDOCK_OPERATOR_WEBHOOK_HOST"], env["DRYDOCK_OPERATOR_WEBHOOK_PORT"]) == (
+        "127.0.0.1",
+        "0",
+    )
     assert "REGISTRY_PASSWORD" not in env
     assert env["DRYDOCK_OPERATOR_METRICS_BIND_ADDRESS"] == "127.0.0.1:0"
     args = devoperator.argv(8123)

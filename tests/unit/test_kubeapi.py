@@ -65,3 +65,36 @@ def test_connection_refused_is_an_error_without_status() -> None:
     with api(f"127.0.0.1:{port}") as client, pytest.raises(KubeAPIError) as err:
         client.get("/x")
     assert err.value.status is None
+
+
+def test_warning_headers_are_split_into_their_texts() -> None:
+    from pipeline.tools.kubeapi import warnings
+
+    header = '299 - "unknown field \\"spec.x\\"", 299 - "spec.imageName: not pinned, by digest"'
+    assert warnings(header) == ['unknown field "spec.x"', "spec.imageName: not pinned, by digest"]
+    assert warnings("") == []
+
+
+def test_strict_apply_asks_for_strict_validation_and_returns_warnings() -> None:
+    warned = (200, {"Warning": '299 - "not pinned by digest"'}, b"{}")
+    script = Script([warned])
+    with serve(script) as addr, api(addr) as client:
+        assert client.apply_strict("/apis/g/v1/things/x", {"kind": "Thing"}, dry_run=True) == [
+            "not pinned by digest"
+        ]
+    _method, path, _headers = script.seen[0]
+    assert "fieldValidation=Strict" in path and "dryRun=All" in path
+
+
+def test_strict_apply_of_an_undeclared_field_is_bad_input_at_once() -> None:
+    """Server-side apply answers 500 for a field the schema does not declare: not retried,
+    reported as invalid (422); any other 500 stays a server error."""
+    undeclared = ".spec.instancez: field not declared in schema"
+    script = Script([(500, {}, json.dumps({"message": undeclared}).encode())])
+    with serve(script) as addr, api(addr) as client, pytest.raises(KubeAPIError) as err:
+        client.apply_strict("/x", {"kind": "X"})
+    assert (err.value.status, err.value.message, len(script.seen)) == (422, undeclared, 1)
+    script = Script([(500, {}, json.dumps({"message": "etcd timeout"}).encode())])
+    with serve(script) as addr, api(addr) as client, pytest.raises(KubeAPIError) as err:
+        client.apply_strict("/x", {"kind": "X"})
+    assert err.value.status == 500

@@ -100,7 +100,7 @@ def test_the_operators_namespace_and_addresses_come_from_its_settings() -> None:
         {"ipBlock": {"cidr": "10.99.0.0/16"}},
     ]
     explicit = load_settings({"POD_NAMESPACE": "a", "DRYDOCK_OPERATOR_NAMESPACE": "b"})
-    assert explicit.operator_namespace == "b"
+    assert explicit.namespace == "b"
 
 
 def test_enterprisedb_group_labels() -> None:

@@ -115,14 +115,23 @@ def load_all(path: Path) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(path.read_text()) if d]
 
 
-def test_cluster_crd_enforces_exactly_one_image_source() -> None:
+def test_cluster_crd_forbids_both_image_sources_and_scales_instances() -> None:
+    """CloudNativePG's rule: not both (neither = the operator's default image, set at
+    admission); `kubectl scale` moves spec.instances."""
     (crd,) = load_all(MANIFESTS / "crds" / "cluster.yaml")
     assert crd["spec"]["group"] == CNPG_GROUP
     (version,) = crd["spec"]["versions"]
-    assert version["subresources"] == {"status": {}}
+    assert version["subresources"] == {
+        "status": {},
+        "scale": {
+            "specReplicasPath": ".spec.instances",
+            "statusReplicasPath": ".status.instances",
+            "labelSelectorPath": ".status.selector",
+        },
+    }
     spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
     rules = [v["rule"] for v in spec["x-kubernetes-validations"]]
-    assert rules == ["has(self.imageName) != has(self.imageCatalogRef)"]
+    assert rules == ["!(has(self.imageName) && has(self.imageCatalogRef))"]
     props = spec["properties"]
     assert props["enableSuperuserAccess"]["default"] is False
     assert props["imageCatalogRef"]["required"] == ["kind", "name", "major"]
