@@ -44,7 +44,21 @@ def _reconcile_one(memo: kopf.Memo, target: tuple[str, str]) -> None:
             )
             ok[0] = True
         except (k8s.ApiError, ValueError) as err:
+            if isinstance(err, k8s.ApiError) and err.not_found and _gone(memo, namespace, name):
+                # Deleted while it was being reconciled (its status write found nothing):
+                # nothing failed, the deletion event ends it.
+                log.info("Cluster %s/%s: deleted during its reconcile", namespace, name)
+                ok[0] = True
+                return
             log.error("Cluster %s/%s: reconcile failed: %s", namespace, name, err)
+
+
+def _gone(memo: kopf.Memo, namespace: str, name: str) -> bool:
+    try:
+        body = memo.kube.get(k8s.clusters_kind(memo.settings), namespace, name)
+    except k8s.ApiError:
+        return False
+    return body is None or bool(body.get("metadata", {}).get("deletionTimestamp"))
 
 
 def _reconcile_many(memo: kopf.Memo, targets: list[tuple[str, str]]) -> None:

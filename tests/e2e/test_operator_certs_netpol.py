@@ -188,23 +188,25 @@ def test_user_certificates_are_read_not_renewed_and_a_keyless_ca_is_reported(
     admin: KubeAPI, operator: KopfRunner
 ) -> None:
     ca = pki.new_ca("corp2")
-    pair = pki.new_server_cert(ca, ("mine-rw",))
+    pair = pki.new_server_cert(ca, ("usercerts-rw",))
     make_secret(admin, "corp2-ca", {"ca.crt": ca.cert_pem})  # no key
     make_secret(
         admin, "corp2-tls", {"tls.crt": pair.cert_pem, "tls.key": pair.key_pem}, "kubernetes.io/tls"
     )
+    # A name no other module uses: the node-less control plane has no garbage collector,
+    # so another test's "mine-server" Secret would outlive its Cluster.
     create_cluster(
         admin,
-        "mine",
+        "usercerts",
         imageName=IMAGE,
         certificates={"serverCASecret": "corp2-ca", "serverTLSSecret": "corp2-tls"},
     )
     status = wait_until(
         "status.certificates",
-        lambda: get_cluster(admin, "mine").get("status", {}).get("certificates", {}),
+        lambda: get_cluster(admin, "usercerts").get("status", {}).get("certificates", {}),
         lambda c: "corp2-tls" in c.get("notRenewed", {}),
     )
     assert "user-provided" in status["notRenewed"]["corp2-tls"]
-    assert admin.get(core("secrets", "mine-server")) is None  # nothing issued in its place
-    names = role_secret_names(admin, "mine")
+    assert admin.get(core("secrets", "usercerts-server")) is None  # nothing issued in its place
+    names = role_secret_names(admin, "usercerts")
     assert "corp2-tls" in names and "corp2-ca" not in names
