@@ -154,6 +154,19 @@ def node_api(node_cluster: Node) -> Iterator[KubeAPI]:
         yield api
 
 
+@pytest.fixture(scope="module")
+def started(node_settings: NodeSettings) -> Node:
+    """The session's node, for modules whose fixtures are module-scoped (an operator and a
+    Cluster shared by the module's tests)."""
+    return node.up(node_settings)
+
+
+@pytest.fixture(scope="module")
+def api(started: Node) -> Iterator[KubeAPI]:
+    with KubeAPI(load_kubeconfig(started.control_plane.kubeconfig)) as admin:
+        yield admin
+
+
 @pytest.fixture
 def host_before_node(request: pytest.FixtureRequest, node_settings: NodeSettings) -> list[str]:
     """What `node_leftovers.host_view` showed before the session's node first started."""

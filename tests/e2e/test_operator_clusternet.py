@@ -42,9 +42,8 @@ from operator_support import (
 )
 from pg_support import Images, manager_status, psql, wait_healthy
 
-from pipeline.tools import node
-from pipeline.tools.kubeapi import KubeAPI, load_kubeconfig, resource_path
-from pipeline.tools.node import Node, NodeSettings
+from pipeline.tools.kubeapi import KubeAPI, resource_path
+from pipeline.tools.node import Node
 
 pytestmark = pytest.mark.e2e
 
@@ -57,17 +56,6 @@ STRANGER = {"app": "stranger"}
 # kube-router admits a new client pod's address once it has synced after the pod started;
 # clients wait this long before connecting, so a refusal is the policy's, not a race's.
 SETTLE = 5
-
-
-@pytest.fixture(scope="module")
-def started(node_settings: NodeSettings) -> Node:
-    return node.up(node_settings)
-
-
-@pytest.fixture(scope="module")
-def api(started: Node) -> Iterator[KubeAPI]:
-    with KubeAPI(load_kubeconfig(started.control_plane.kubeconfig)) as admin:
-        yield admin
 
 
 def free_port() -> int:

@@ -47,9 +47,8 @@ from pg_support import (
     wait_healthy,
 )
 
-from pipeline.tools import node
-from pipeline.tools.kubeapi import KubeAPI, load_kubeconfig, resource_path
-from pipeline.tools.node import Node, NodeSettings
+from pipeline.tools.kubeapi import KubeAPI, resource_path
+from pipeline.tools.node import Node
 
 pytestmark = pytest.mark.e2e
 
@@ -57,17 +56,6 @@ NS = "e2e-pg"
 GROUP_VERSION = "postgresql.cnpg.io/v1"
 HEALTHY_TIMEOUT = 420.0
 ROLL_TIMEOUT = 420.0
-
-
-@pytest.fixture(scope="module")
-def started(node_settings: NodeSettings) -> Node:
-    return node.up(node_settings)
-
-
-@pytest.fixture(scope="module")
-def api(started: Node) -> Iterator[KubeAPI]:
-    with KubeAPI(load_kubeconfig(started.control_plane.kubeconfig)) as admin:
-        yield admin
 
 
 @pytest.fixture(scope="module")

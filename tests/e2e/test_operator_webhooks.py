@@ -34,9 +34,8 @@ from pg_support import Images, psql, wait_healthy
 
 from pipeline.devloop import manifests
 from pipeline.errors import InputError
-from pipeline.tools import node
-from pipeline.tools.kubeapi import KubeAPI, KubeAPIError, load_kubeconfig, resource_path
-from pipeline.tools.node import Node, NodeSettings
+from pipeline.tools.kubeapi import KubeAPI, KubeAPIError, resource_path
+from pipeline.tools.node import Node
 
 pytestmark = pytest.mark.e2e
 
@@ -44,17 +43,6 @@ NS = "e2e-webhooks"
 GROUP_VERSION = "postgresql.cnpg.io/v1"
 HEALTHY_TIMEOUT = 300.0
 ADMISSION = "admissionregistration.k8s.io/v1"
-
-
-@pytest.fixture(scope="module")
-def started(node_settings: NodeSettings) -> Node:
-    return node.up(node_settings)
-
-
-@pytest.fixture(scope="module")
-def api(started: Node) -> Iterator[KubeAPI]:
-    with KubeAPI(load_kubeconfig(started.control_plane.kubeconfig)) as admin:
-        yield admin
 
 
 def webhook_docs() -> list[dict[str, Any]]:
