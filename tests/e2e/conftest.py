@@ -155,6 +155,14 @@ def node_api(node_cluster: Node) -> Iterator[KubeAPI]:
 
 
 @pytest.fixture(scope="module")
+def admin(control_plane_settings: ControlPlaneSettings) -> Iterator[KubeAPI]:
+    """An admin client of the session's control plane (node-less modules)."""
+    cp = controlplane.up(control_plane_settings)
+    with KubeAPI(load_kubeconfig(cp.kubeconfig)) as api:
+        yield api
+
+
+@pytest.fixture(scope="module")
 def started(node_settings: NodeSettings) -> Node:
     """The session's node, for modules whose fixtures are module-scoped (an operator and a
     Cluster shared by the module's tests)."""

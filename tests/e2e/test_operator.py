@@ -56,7 +56,7 @@ from operator_support import (
 
 from pipeline.tools import controlplane
 from pipeline.tools.controlplane import ControlPlaneSettings
-from pipeline.tools.kubeapi import KubeAPI, KubeAPIError, load_kubeconfig, resource_path
+from pipeline.tools.kubeapi import KubeAPI, KubeAPIError, resource_path
 
 # isort: split
 # operator_support put operator/ on sys.path: the operator is its own distribution.
@@ -68,13 +68,6 @@ pytestmark = pytest.mark.e2e
 
 
 # --- fixtures -------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def admin(control_plane_settings: ControlPlaneSettings) -> Iterator[KubeAPI]:
-    cp = controlplane.up(control_plane_settings)
-    with KubeAPI(load_kubeconfig(cp.kubeconfig)) as api:
-        yield api
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,7 @@ from operator_support import (
 
 from pipeline.tools import controlplane
 from pipeline.tools.controlplane import ControlPlaneSettings
-from pipeline.tools.kubeapi import KubeAPI, KubeAPIError, load_kubeconfig, resource_path
+from pipeline.tools.kubeapi import KubeAPI, KubeAPIError, resource_path
 
 # isort: split
 from drydock_operator import pki
@@ -45,13 +45,6 @@ pytestmark = pytest.mark.e2e
 
 IMAGE = "registry.invalid/postgresql@sha256:" + "1" * 64
 WEB = {"podSelector": {"matchLabels": {"app": "web"}}}
-
-
-@pytest.fixture(scope="module")
-def admin(control_plane_settings: ControlPlaneSettings) -> Iterator[KubeAPI]:
-    cp = controlplane.up(control_plane_settings)
-    with KubeAPI(load_kubeconfig(cp.kubeconfig)) as api:
-        yield api
 
 
 @pytest.fixture(scope="module")

@@ -22,20 +22,13 @@ from operator_support import (
 
 from pipeline.tools import controlplane
 from pipeline.tools.controlplane import ControlPlaneSettings
-from pipeline.tools.kubeapi import KubeAPI, load_kubeconfig, resource_path
+from pipeline.tools.kubeapi import KubeAPI, resource_path
 
 pytestmark = pytest.mark.e2e
 
 EDB = "postgresql.k8s.enterprisedb.io"
 NAMESPACE = "e2e-operator-edb"
 IMAGE = "registry.invalid/edb-postgres@sha256:" + "e" * 64
-
-
-@pytest.fixture(scope="module")
-def admin(control_plane_settings: ControlPlaneSettings) -> Iterator[KubeAPI]:
-    cp = controlplane.up(control_plane_settings)
-    with KubeAPI(load_kubeconfig(cp.kubeconfig)) as api:
-        yield api
 
 
 @pytest.fixture(scope="module")
