@@ -258,16 +258,6 @@ def superuser_secret(cluster: Cluster, settings: OperatorSettings, password: str
     )
 
 
-def ca_secret(cluster: Cluster, settings: OperatorSettings, cert_pem: str, key_pem: str) -> Obj:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": object_meta(cluster, settings, ca_secret_name(cluster)),
-        "type": "Opaque",
-        "stringData": {"ca.crt": cert_pem, "ca.key": key_pem},
-    }
-
-
 def tls_secret(
     cluster: Cluster, settings: OperatorSettings, name: str, cert_pem: str, key_pem: str
 ) -> Obj:

@@ -229,12 +229,14 @@ def build_plan(
     published: Mapping[str, PublishedState] | None = None,
     pull: Pull | None = None,
     raise_on_failure: bool = True,
+    upstream: Upstream | None = None,
 ) -> BuildResult:
     """Build every target of plan; raises BuildError (after writing the record) on failure.
 
     `published` holds, per target name, what its release repository holds: a target whose
     inputs still give that fingerprint is not built at all (`published=True`); `pull`
-    fetches such an image by digest when another target is built on it."""
+    fetches such an image by digest when another target is built on it. `upstream`: the
+    run's read of the archive, when the caller reads it too (else one of the build's own)."""
     started = time.monotonic()
     created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     builder = docker.detect_builder(settings.builder)
@@ -254,7 +256,7 @@ def build_plan(
         created,
         Resolver(
             plan,
-            upstream=upstream_for(plan, settings),
+            upstream=upstream or upstream_for(plan, settings),
             installed=lambda image_id: {
                 p.name: p.version for p in inventory(image_id, settings.cache)
             },

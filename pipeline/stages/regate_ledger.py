@@ -98,8 +98,11 @@ class Ledger:
 
     def record(self, digest: str, judged: Judged, today: dt.date) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        doc = {"key": judged.key, "gated_on": today.isoformat(), "valid_until": ""}
-        doc["valid_until"] = judged.valid_until.isoformat()
+        doc = {
+            "key": judged.key,
+            "gated_on": today.isoformat(),
+            "valid_until": judged.valid_until.isoformat(),
+        }
         tmp = self._path(digest).with_suffix(".tmp")
         tmp.write_text(json.dumps(doc, sort_keys=True), encoding="utf-8")
         tmp.replace(self._path(digest))

@@ -212,7 +212,14 @@ def _regate(
     if not rebuild:
         return
     log.info("rebuilding %s: fixable vulnerabilities in the published image", ", ".join(rebuild))
-    again = build_plan(plan.select(rebuild), settings, events, rebuild=True, raise_on_failure=False)
+    again = build_plan(
+        plan.select(rebuild),
+        settings,
+        events,
+        rebuild=True,
+        raise_on_failure=False,
+        upstream=upstream,
+    )
     for name in rebuild:
         run.build.images.pop(name, None)
         if name in again.images:
@@ -454,6 +461,7 @@ def run_pipeline(settings: Settings, options: RunOptions, events: BuildEvents) -
     current = _current(client, images)
     log.info("%d of %d target(s) already published", len(current), len(images))
 
+    upstream = upstream_for(plan, settings)  # one read of the archive for the whole run
     run.build = build_plan(
         plan,
         settings,
@@ -462,9 +470,9 @@ def run_pipeline(settings: Settings, options: RunOptions, events: BuildEvents) -
         published={n: c.state for n, c in current.items()},
         pull=pull_published,
         raise_on_failure=False,
+        upstream=upstream,
     )
     _note_build(run, run.build, current)
-    upstream = upstream_for(plan, settings)
     _regate(run, plan, current, settings, options, events, upstream)
     fresh = [n for n, img in run.build.images.items() if not img.published and n in run.outcomes]
     judged = _judged(run, plan, fresh, settings, options, upstream) if options.regate else {}

@@ -285,14 +285,24 @@ class KubeAPI:
     ) -> JSON:
         """Server-side apply obj at its object path: one atomic write of the whole object."""
         params = {"fieldManager": field_manager, "force": "true" if force else "false"}
-        resp = self.request(
+        return _json(self._apply_patch(path, obj, params))
+
+    def _apply_patch(
+        self,
+        path: str,
+        obj: Mapping[str, Any],
+        params: dict[str, str],
+        accept: frozenset[int] = frozenset({200, 201}),
+    ) -> requests.Response:
+        """One server-side apply request (what `apply` and `apply_strict` share)."""
+        return self.request(
             "PATCH",
             path,
             params=params,
             body=json.dumps(obj, sort_keys=True).encode(),
             content_type=APPLY_CONTENT_TYPE,
+            accept=accept,
         )
-        return _json(resp)
 
     def apply_strict(
         self,
@@ -308,14 +318,7 @@ class KubeAPI:
         params = {"fieldManager": field_manager, "force": "true", "fieldValidation": "Strict"}
         if dry_run:
             params["dryRun"] = "All"
-        resp = self.request(
-            "PATCH",
-            path,
-            params=params,
-            body=json.dumps(obj, sort_keys=True).encode(),
-            content_type=APPLY_CONTENT_TYPE,
-            accept=frozenset({200, 201, 500}),
-        )
+        resp = self._apply_patch(path, obj, params, accept=frozenset({200, 201, 500}))
         if resp.status_code == 500:
             # Server-side apply reports a field the schema does not declare as an internal
             # error ("failed to create typed patch object ... field not declared in

@@ -100,17 +100,35 @@ def kubelet_api_access() -> JSON:
 KUBE_ROUTER_USER = "system:kube-router"
 
 
-def kube_router_access() -> list[tuple[str, str, str | None, JSON]]:
-    """What kube-router's firewall reads (it writes nothing but events): the policies and
-    the pods, namespaces and nodes they select, and the services it must leave reachable."""
+def _user_cluster_role(
+    name: str, user: str, rules: list[JSON]
+) -> list[tuple[str, str, str | None, JSON]]:
+    """A ClusterRole with `rules` and its binding to one certificate user."""
     rbac = "rbac.authorization.k8s.io/v1"
-    name = "drydock:kube-router"
-    read = ["get", "list", "watch"]
     role = {
         "apiVersion": rbac,
         "kind": "ClusterRole",
         "metadata": {"name": name, "labels": MANAGED_BY},
-        "rules": [
+        "rules": rules,
+    }
+    binding = {
+        "apiVersion": rbac,
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": name, "labels": MANAGED_BY},
+        "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": name},
+        "subjects": [{"apiGroup": RBAC_GROUP, "kind": "User", "name": user}],
+    }
+    return [(rbac, "clusterroles", None, role), (rbac, "clusterrolebindings", None, binding)]
+
+
+def kube_router_access() -> list[tuple[str, str, str | None, JSON]]:
+    """What kube-router's firewall reads (it writes nothing but events): the policies and
+    the pods, namespaces and nodes they select, and the services it must leave reachable."""
+    read = ["get", "list", "watch"]
+    return _user_cluster_role(
+        "drydock:kube-router",
+        KUBE_ROUTER_USER,
+        [
             {
                 "apiGroups": [""],
                 "resources": ["namespaces", "pods", "nodes", "services", "endpoints"],
@@ -120,26 +138,15 @@ def kube_router_access() -> list[tuple[str, str, str | None, JSON]]:
             {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": read},
             {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
         ],
-    }
-    binding = {
-        "apiVersion": rbac,
-        "kind": "ClusterRoleBinding",
-        "metadata": {"name": name, "labels": MANAGED_BY},
-        "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": name},
-        "subjects": [{"apiGroup": RBAC_GROUP, "kind": "User", "name": KUBE_ROUTER_USER}],
-    }
-    return [(rbac, "clusterroles", None, role), (rbac, "clusterrolebindings", None, binding)]
+    )
 
 
 def storage_objects() -> list[tuple[str, str, str | None, JSON]]:
     """The default StorageClass and what its provisioner may do: read claims, manage volumes."""
-    rbac = "rbac.authorization.k8s.io/v1"
-    name = "drydock:local-provisioner"
-    role = {
-        "apiVersion": rbac,
-        "kind": "ClusterRole",
-        "metadata": {"name": name, "labels": MANAGED_BY},
-        "rules": [
+    access = _user_cluster_role(
+        "drydock:local-provisioner",
+        PROVISIONER_USER,
+        [
             {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["get", "list"]},
             {
                 "apiGroups": [""],
@@ -147,19 +154,8 @@ def storage_objects() -> list[tuple[str, str, str | None, JSON]]:
                 "verbs": ["get", "list", "create", "delete"],
             },
         ],
-    }
-    binding = {
-        "apiVersion": rbac,
-        "kind": "ClusterRoleBinding",
-        "metadata": {"name": name, "labels": MANAGED_BY},
-        "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": name},
-        "subjects": [{"apiGroup": RBAC_GROUP, "kind": "User", "name": PROVISIONER_USER}],
-    }
-    return [
-        ("storage.k8s.io/v1", "storageclasses", None, storage_class()),
-        (rbac, "clusterroles", None, role),
-        (rbac, "clusterrolebindings", None, binding),
-    ]
+    )
+    return [("storage.k8s.io/v1", "storageclasses", None, storage_class()), *access]
 
 
 def _restricted_container(image: str) -> JSON:

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from drydock_operator import pki, resources
+from drydock_operator import certs, pki, resources
 from drydock_operator.config import OperatorSettings
 from drydock_operator.model import parse_cluster
 
@@ -71,7 +71,10 @@ class ClusterFiles:
         self.superuser_password = pki.new_password()
         self.ca_pem = ca.cert_pem
         self._ca = ca
-        self._write(resources.ca_secret(cluster, SETTINGS, ca.cert_pem, ca.key_pem))
+        # As the operator writes it: CA certificates only (the key is in -ca-key).
+        self._write(
+            certs.ca_cert_secret(cluster, SETTINGS, resources.ca_secret_name(cluster), ca.cert_pem)
+        )
         for secret, pair in (
             (resources.server_secret_name(cluster), server),
             (resources.replication_secret_name(cluster), client),
