@@ -13,6 +13,10 @@ import secrets
 from dataclasses import dataclass
 
 from cryptography import x509
+
+# The OpenSSL backend is loaded here, not lazily by the first signature: that lazy import,
+# racing another thread's import, hit CPython 3.11's import-lock KeyError in a full run.
+from cryptography.hazmat.backends.openssl import backend as _openssl_backend  # noqa: F401
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
