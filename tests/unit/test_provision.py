@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import stat
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -79,7 +80,32 @@ def test_the_run_prefetches_only_tools_not_built_yet(
     monkeypatch.setenv("DRYDOCK_BUILD_TOOLS", "0")  # nothing starts; only the choice is checked
     prefetch = provision.Prefetch(["dockle", "trivy", "no-such-tool"]).start()
     assert prefetch.names == ("trivy", "no-such-tool")
-    assert prefetch.thread is None
+    assert prefetch.threads == []
+
+
+def test_trivy_builds_in_a_lane_of_its_own_beside_the_others_in_order() -> None:
+    prefetch = provision.Prefetch(provision.RUN_TOOLS)
+    assert prefetch.lanes == [("trivy",), ("trivy-db", "oras", "dockle", "cosign")]
+    assert provision.Prefetch(["trivy"]).lanes == [("trivy",)]
+    assert provision.Prefetch(["dockle", "cosign"]).lanes == [("dockle", "cosign")]
+
+
+def test_each_lane_is_one_tools_sh_run_started_at_once(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[tuple[str, ...]] = []
+    both = threading.Barrier(2, timeout=10)
+
+    def build(names: Sequence[str]) -> None:
+        started.append(tuple(names))
+        both.wait()  # fails (BrokenBarrierError in the thread) if the lanes ran one by one
+
+    monkeypatch.setattr(provision, "build", build)
+    prefetch = provision.Prefetch(["oras", "trivy", "dockle"]).start()
+    for thread in prefetch.threads:
+        thread.join(timeout=20)
+    assert sorted(started) == [("oras", "dockle"), ("trivy",)]
+    assert not both.broken
 
 
 def test_the_node_builds_on_first_use_what_tools_sh_builds_for_a_node() -> None:
