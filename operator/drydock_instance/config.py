@@ -39,6 +39,9 @@ class Settings(NamedTuple):
     """`kubernetes` (the API, as the Cluster's ServiceAccount) or `dir:PATH` (files)."""
     api_group: str
     poll_seconds: float
+    switchover_timeout: float = 60.0
+    """How long a switchover's target waits for the old primary's last WAL before it
+    gives the primary role back (`DRYDOCK_SWITCHOVER_TIMEOUT`, seconds)."""
     status_port: int = PORT_STATUS
     metrics_port: int = PORT_METRICS
 
@@ -76,6 +79,13 @@ def load(env: Mapping[str, str]) -> Settings:
         raise SettingsError(f"DRYDOCK_POLL_SECONDS={poll_raw!r} is not a number") from err
     if not 0.1 <= poll <= 60:
         raise SettingsError(f"DRYDOCK_POLL_SECONDS={poll_raw!r} must be within 0.1..60")
+    timeout_raw = env.get("DRYDOCK_SWITCHOVER_TIMEOUT") or "60"
+    try:
+        switchover_timeout = float(timeout_raw)
+    except ValueError as err:
+        raise SettingsError(f"DRYDOCK_SWITCHOVER_TIMEOUT={timeout_raw!r} is not a number") from err
+    if not 5 <= switchover_timeout <= 3600:
+        raise SettingsError(f"DRYDOCK_SWITCHOVER_TIMEOUT={timeout_raw!r} must be within 5..3600")
     pgdata = _required(env, "PGDATA")
     if not PurePosixPath(pgdata).is_absolute() or str(PurePosixPath(pgdata).parent) == "/":
         raise SettingsError(f"PGDATA={pgdata!r} must be an absolute path below a volume mount")
@@ -89,4 +99,5 @@ def load(env: Mapping[str, str]) -> Settings:
         source=env.get("DRYDOCK_INSTANCE_SOURCE") or "kubernetes",
         api_group=env.get("DRYDOCK_API_GROUP") or "postgresql.cnpg.io",
         poll_seconds=poll,
+        switchover_timeout=switchover_timeout,
     )

@@ -5,12 +5,15 @@ what changed (certificates, configuration files), reloads PostgreSQL or restarts
 a changed parameter needs that, observes the server (one query), and acts on the role
 the Cluster wants for this instance:
 
-* the target primary that is still a standby promotes, once its WAL receiver has stopped
-  (the old primary is gone or has shut down after sending all its WAL), then records
-  itself as `status.currentPrimary`;
-* a primary that is no longer the target shuts down, waits until the new primary has
-  taken over, runs pg_rewind against it (a no-op after a clean switchover) and comes back
-  as a standby of the `-rw` Service;
+* the target primary that is still a standby promotes when `handover.decide` says so:
+  in a switchover, once it has received WAL past the old primary's shutdown checkpoint
+  (else, after `switchover_timeout`, it gives the role back); in a failover, once its WAL
+  receiver has been quiet for a few checks. Then it records itself as
+  `status.currentPrimary`;
+* a primary that is no longer the target records `status.demotion` (stopping), shuts
+  down, records its shutdown checkpoint's LSN, waits until the new primary has taken
+  over, runs pg_rewind against it (a no-op after a clean switchover) and comes back as a
+  standby of the `-rw` Service; if the target is moved back to it, it starts as primary;
 * the primary keeps the database owner's password equal to its Secret and the
   superuser's password NULL, or equal to its Secret while `enableSuperuserAccess` is on.
 
@@ -27,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from drydock_instance import fsutil, pgfiles, postgres
+from drydock_instance import fsutil, handover, pgfiles, postgres
 from drydock_instance.config import SUPERUSER, Settings
 from drydock_instance.kubeclient import ApiError
 from drydock_instance.sources import (
@@ -46,7 +49,6 @@ log = logging.getLogger(__name__)
 STOP_TIMEOUT = 25.0
 START_TIMEOUT = 300.0
 PASSWORD_RECHECK_SECONDS = 300.0
-QUIET_RECEIVER_CHECKS = 3
 
 
 class Manager:
@@ -66,6 +68,8 @@ class Manager:
         self._passwords_at = 0.0
         self._reported: tuple[object, ...] | None = None
         self._quiet_receiver = 0
+        self._handover_key: tuple[str, str] | None = None
+        self._handover_since = time.monotonic()
         self._reloads = 0
         self._restarts = 0
 
@@ -201,23 +205,62 @@ class Manager:
         if status.is_primary and desired.target_primary != me:
             self._become_standby()
         elif status.is_primary:
+            if desired.demotion is not None and desired.demotion.former == me:
+                # This primary's own record of a switchover that was given back to it.
+                self.transport.patch_status({"status": {"demotion": None}})
             self._keep_passwords(desired)
         elif status.in_recovery and desired.target_primary == me:
             self._promote_when_upstream_is_gone()
 
     def _promote_when_upstream_is_gone(self) -> None:
-        """Promote only once the WAL receiver has been quiet for a few checks in a row, so
-        a primary that is still shutting down hands over all its WAL first."""
-        if self.status.receiver == "streaming":
-            self._quiet_receiver = 0
-            log.info("target primary, waiting for the old primary to stop streaming")
+        """Promote once `handover.decide` says the old primary's WAL is all here (planned)
+        or its stream has been quiet for a few checks (failover); give the role back when a
+        planned handover cannot complete in time."""
+        desired = self.desired
+        if desired is None:
             return
-        self._quiet_receiver += 1
-        if self._quiet_receiver < QUIET_RECEIVER_CHECKS:
+        demotion = desired.demotion
+        self._quiet_receiver = (
+            0 if self.status.receiver == "streaming" else self._quiet_receiver + 1
+        )
+        key = demotion[:2] if demotion is not None else None
+        if key != self._handover_key:
+            self._handover_key, self._handover_since = key, time.monotonic()
+        decision = handover.decide(
+            self.settings.pod,
+            desired.current_primary,
+            demotion,
+            self.status.receiver,
+            self.status.lsn,
+            self._quiet_receiver,
+            time.monotonic() - self._handover_since,
+            self.settings.switchover_timeout,
+        )
+        if decision.verdict is handover.Verdict.WAIT:
+            log.info("target primary: %s", decision.reason)
+            return
+        if decision.verdict is handover.Verdict.ABORT and demotion is not None:
+            log.warning(
+                "switchover aborted, %s is primary again: %s", demotion.former, decision.reason
+            )
+            self.transport.patch_status(
+                {
+                    "status": {
+                        "targetPrimary": demotion.former,
+                        "targetPrimaryTimestamp": now_iso(),
+                    }
+                }
+            )
+            self._event(
+                "Warning",
+                "SwitchoverAborted",
+                f"{demotion.former} stays primary: {decision.reason}",
+            )
+            self._handover_key = None  # a later attempt gets the whole timeout again
             return
         self._quiet_receiver = 0
+        log.info("promoting: %s", decision.reason)
         self._set(phase="promoting")
-        log.info("promoting (replayed up to %s)", self.status.replay_lsn)
         self.server.promote()
         # A checkpoint now, not the spread one promotion requests: pg_rewind (run by the old
         # primary against this one once currentPrimary names it) reads the timeline from
@@ -241,6 +284,7 @@ class Manager:
                     "currentPrimary": self.settings.pod,
                     "currentPrimaryTimestamp": now_iso(),
                     "timelineID": status.timeline,
+                    "demotion": None,
                 }
             }
         )
@@ -250,9 +294,28 @@ class Manager:
         """Stop, wait for the new primary, rewind onto its timeline, start as a standby."""
         self._set(phase="demoting")
         if self.server.running():
+            target = self.desired.target_primary if self.desired else ""
+            me = self.settings.pod
+            # Said before stopping (an API error here keeps this primary up, and the loop
+            # retries): the target must not take the quiet stream for a failover.
+            self._record_demotion(handover.Demotion(me, target, handover.STOPPING))
             log.info("no longer the target primary: shutting down to rejoin as a standby")
             self.server.stop("fast", STOP_TIMEOUT)
-            self._event("Normal", "Demoted", "stopped as primary to rejoin as a standby")
+            control = postgres.controldata(self.settings.pgdata)
+            lsn = control.get("Latest checkpoint location", "")
+            clean = control.get("Database cluster state") == "shut down" and lsn
+            self._record_demotion(
+                handover.Demotion(me, target, handover.STOPPED, lsn)
+                if clean
+                else handover.Demotion(me, target, handover.UNCLEAN)
+            )
+            self._event(
+                "Normal",
+                "Demoted",
+                f"stopped as primary (shutdown checkpoint {lsn}) to rejoin as a standby"
+                if clean
+                else "stopped as primary, not cleanly: the switchover will be given back",
+            )
         desired = self._wait_for_new_primary()
         if desired is None:
             return
@@ -296,6 +359,9 @@ class Manager:
                 log.info("waiting for %s to take over", desired.target_primary)
             self.stopping.wait(self.settings.poll_seconds)
         return None
+
+    def _record_demotion(self, demotion: handover.Demotion) -> None:
+        self.transport.patch_status({"status": {"demotion": demotion.as_status()}})
 
     # --- passwords ---------------------------------------------------------------------------
 

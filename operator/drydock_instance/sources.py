@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 from drydock_instance.config import Settings
+from drydock_instance.handover import Demotion
 from drydock_instance.kubeclient import ApiError, KubeClient, path
 
 Obj = dict[str, Any]
@@ -67,6 +68,8 @@ class Desired(NamedTuple):
     app_password: str
     superuser_password: str | None
     certs: Certs
+    demotion: Demotion | None = None
+    """`status.demotion`: what a primary stepping down wrote (see `handover`)."""
 
 
 class Transport(Protocol):
@@ -235,6 +238,7 @@ def fetch(transport: Transport, settings: Settings) -> Desired:
         app_password=password,
         superuser_password=su_password,
         certs=Certs(ca, server[0], server[1], client[0], client[1], client_ca),
+        demotion=Demotion.from_status(status.get("demotion")),
     )
 
 

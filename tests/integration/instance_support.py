@@ -36,6 +36,7 @@ NAMESPACE = "itest"
 PGDATA = "/var/lib/postgresql/data/pgdata"
 SETTINGS = OperatorSettings()
 TIMEOUT = 120.0
+SWITCHOVER_TIMEOUT = 15  # the managers' DRYDOCK_SWITCHOVER_TIMEOUT (default 60)
 
 
 def _api_form(obj: dict[str, Any]) -> dict[str, Any]:
@@ -150,7 +151,7 @@ class ClusterFiles:
         self.save()
 
     def set_target_primary(self, name: str) -> None:
-        self.body["status"] = {"targetPrimary": name}
+        self.body["status"] = {"targetPrimary": name}  # save() merges it into the status
         self.save()
 
     def status(self) -> dict[str, Any]:
@@ -256,6 +257,7 @@ class DockerInstances:
             "NAMESPACE": NAMESPACE,
             "DRYDOCK_INSTANCE_SOURCE": "dir:/cluster",
             "DRYDOCK_POLL_SECONDS": "1",
+            "DRYDOCK_SWITCHOVER_TIMEOUT": str(SWITCHOVER_TIMEOUT),
             "PYTHONDONTWRITEBYTECODE": "1",
         }
 
@@ -308,8 +310,9 @@ class DockerInstances:
         docker("stop", "-t", str(timeout), self.container_name(instance), timeout=timeout + 30)
         docker("rm", "-f", self.container_name(instance))
 
-    def move_rw(self, instance: str) -> None:
-        """What the operator's label flip does to the `-rw` Service: point it elsewhere."""
+    def move_rw(self, instance: str | None) -> None:
+        """What the operator's label flip does to the `-rw` Service: point it elsewhere
+        (None: at nobody, so no standby can connect to a primary)."""
         rw = f"{self.files.name}-rw"
         for name in self.running():
             docker("network", "disconnect", self.network, self.container_name(name), check=False)

@@ -4,8 +4,9 @@ One Cluster of two instances, laid out as the operator's pods are (instance_supp
 uid 26, read-only root, the manager copied in by the operator image's
 bootstrap-controller, `initdb` / `join` init steps, the manager as PID 1. The Cluster's
 objects are the operator's own specs, in files the managers read and write as they
-would the API. The tests run in order on the same instances; the last two move the
-primary (switchover, then failover after the primary is removed).
+would the API. The tests run in order on the same instances; the last three move the
+primary (a switchover given back because its target missed WAL, a switchover, then a
+failover after the primary is removed).
 
 Aspects: restricted and read-only; streaming replication as streaming_replica by client
 certificate over TLS 1.3 (pg_stat_replication + pg_stat_ssl on the primary); a TLS 1.2
@@ -13,8 +14,10 @@ client refused; status on 8000 and Prometheus metrics on 9187; the app password 
 its Secret; postgres cannot log in while superuser access is off and can once it is on;
 a pg_hba line takes effect on reload and stops working once removed, without a restart;
 user pg_hba lines cannot lock out streaming_replica (fixed rules first); a parameter is
-reloaded, one that needs it restarts PostgreSQL; switchover and failover with rejoin
-(pg_rewind), data intact.
+reloaded, one that needs it restarts PostgreSQL; a switchover target that has not
+received the old primary's WAL up to its shutdown checkpoint does not promote and gives
+the role back (no committed row lost); switchover and failover with rejoin (pg_rewind),
+data intact.
 """
 
 from __future__ import annotations
@@ -24,7 +27,13 @@ from collections.abc import Iterator
 
 import pytest
 from cryptography import x509
-from instance_support import DockerInstances, docker, docker_instances, wait_for
+from instance_support import (
+    SWITCHOVER_TIMEOUT,
+    DockerInstances,
+    docker,
+    docker_instances,
+    wait_for,
+)
 
 from pipeline.build.executor import BuildResult
 
@@ -258,10 +267,48 @@ def test_a_parameter_is_reloaded_and_one_that_needs_it_restarts(pg: DockerInstan
     assert "Restarted" in reasons and "ConfigurationReloaded" in reasons
 
 
+def test_a_switchover_whose_target_misses_wal_is_given_back(pg: DockerInstances) -> None:
+    """The target's stream is cut, then a row is committed on the primary: promoting the
+    target would lose it. The target must wait for WAL past the old primary's shutdown
+    checkpoint, give the role back when it cannot get it, and the old primary must come
+    back as primary with the row."""
+    pg.move_rw(None)  # no -rw alias: pg-2 cannot reconnect to a primary
+    pg.exec_sql("pg-1", "SELECT pg_terminate_backend(pid) FROM pg_stat_replication")
+    receiver = pg.exec_sql("pg-2", "SELECT pid FROM pg_stat_wal_receiver")
+    if receiver:
+        kill = f"import os, signal; os.kill({int(receiver)}, signal.SIGTERM)"
+        docker("exec", pg.container_name("pg-2"), "python3", "-c", kill)
+    wait_for("pg-2 not streaming", lambda: pg.status("pg-2")["walReceiver"] != "streaming")
+    pg.exec_sql("pg-1", "INSERT INTO t VALUES ('kept')")
+    pg.files.set_target_primary("pg-2")
+    primaries: set[str] = set()
+
+    def given_back() -> bool:
+        status = pg.files.status()
+        primaries.add(str(status.get("currentPrimary")))
+        return (
+            status.get("targetPrimary") == "pg-1"
+            and "demotion" not in status
+            and pg.status("pg-1")["isPrimary"] is True
+        )
+
+    wait_for("the switchover given back to pg-1", given_back, timeout=SWITCHOVER_TIMEOUT + 90)
+    assert primaries == {"pg-1"}, "pg-2 promoted without pg-1's last WAL"
+    reasons = [e["reason"] for e in pg.files.events()]
+    assert "SwitchoverAborted" in reasons and "Promoted" not in reasons
+    assert pg.exec_sql("pg-1", "SELECT count(*) FROM t WHERE v = 'kept'") == "1"
+    pg.move_rw("pg-1")
+    wait_for("pg-2 streaming again", lambda: pg.status("pg-2")["walReceiver"] == "streaming")
+    wait_for("the row on pg-2", lambda: pg.exec_sql("pg-2", "SELECT v FROM t WHERE v = 'kept'"))
+    wait_for("pg-1 ready", lambda: pg.ready("pg-1"))
+    wait_for("pg-2 ready", lambda: pg.ready("pg-2"))
+
+
 def test_switchover_then_the_old_primary_follows(pg: DockerInstances) -> None:
     pg.exec_sql("pg-1", "INSERT INTO t VALUES ('two')")
     pg.files.set_target_primary("pg-2")
     wait_for("pg-2 recorded as primary", lambda: pg.files.status().get("currentPrimary") == "pg-2")
+    assert "demotion" not in pg.files.status()  # the new primary cleared pg-1's record
     # Before it says so, the new primary has checkpointed: pg_control names the new
     # timeline, which pg_rewind on the old primary relies on.
     timeline = "SELECT timeline_id FROM pg_control_checkpoint()"
@@ -272,10 +319,12 @@ def test_switchover_then_the_old_primary_follows(pg: DockerInstances) -> None:
     assert pg.status("pg-2")["timeLineID"] == 2
     pg.exec_sql("pg-2", "INSERT INTO t VALUES ('three')")
     rows = "SELECT string_agg(v, ',' ORDER BY v) FROM t"
-    wait_for("every row on pg-1", lambda: pg.exec_sql("pg-1", rows) == "one,three,two")
+    wait_for("every row on pg-1", lambda: pg.exec_sql("pg-1", rows) == "kept,one,three,two")
     wait_for("pg-1 ready", lambda: pg.ready("pg-1"))
     reasons = [e["reason"] for e in pg.files.events()]
     assert {"Promoted", "Demoted", "Rejoined"} <= set(reasons)
+    promoted = [e["message"] for e in pg.files.events() if e["reason"] == "Promoted"]
+    assert len(promoted) == 1 and promoted[0].startswith("pg-2: ")
 
 
 def test_a_removed_primary_is_replaced_and_rejoins(pg: DockerInstances) -> None:
@@ -291,6 +340,8 @@ def test_a_removed_primary_is_replaced_and_rejoins(pg: DockerInstances) -> None:
     wait_for("pg-2 streaming from pg-1", lambda: pg.status("pg-2")["walReceiver"] == "streaming")
     assert pg.status("pg-1")["timeLineID"] == 3
     rows = "SELECT string_agg(v, ',' ORDER BY v) FROM t"
-    assert pg.exec_sql("pg-1", rows) == "four,one,three,two"
+    assert pg.exec_sql("pg-1", rows) == "four,kept,one,three,two"
     pg.exec_sql("pg-1", "INSERT INTO t VALUES ('five')")
-    wait_for("every row on pg-2", lambda: pg.exec_sql("pg-2", rows) == "five,four,one,three,two")
+    wait_for(
+        "every row on pg-2", lambda: pg.exec_sql("pg-2", rows) == "five,four,kept,one,three,two"
+    )

@@ -173,6 +173,8 @@ def test_sql_quotes_names_and_values() -> None:
         ({"PGDATA": "/pgdata"}, "below a volume mount"),
         ({"DRYDOCK_POLL_SECONDS": "0"}, "within 0.1..60"),
         ({"DRYDOCK_POLL_SECONDS": "soon"}, "not a number"),
+        ({"DRYDOCK_SWITCHOVER_TIMEOUT": "1"}, "within 5..3600"),
+        ({"DRYDOCK_SWITCHOVER_TIMEOUT": "a minute"}, "not a number"),
     ],
 )
 def test_settings_say_what_is_wrong(change: dict[str, str], message: str) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from drydock_instance import kubeclient, sources, status
+from drydock_instance import handover, kubeclient, sources, status
 from drydock_instance.server import Server
 from instance_samples import secret, settings, write_objects
 
@@ -32,6 +32,18 @@ def test_fetch_reads_the_clusters_objects(tmp_path: Path) -> None:
     assert (desired.superuser_enabled, desired.superuser_password) == (False, None)
     assert desired.certs == sources.Certs("CA", "SC", "SK", "RC", "RK", "")
     assert desired.custom_conf == "work_mem = '8MB'\n"
+    assert desired.demotion is None
+
+
+def test_fetch_reads_a_demotion_record(tmp_path: Path) -> None:
+    write_objects(tmp_path)
+    transport = sources.DirTransport(str(tmp_path), settings())
+    record = {"from": "pg-1", "to": "pg-2", "state": "stopped", "shutdownCheckpointLSN": "0/5A0"}
+    transport.patch_status({"status": {"currentPrimary": "pg-1", "demotion": record}})
+    demotion = sources.fetch(transport, settings()).demotion
+    assert demotion == handover.Demotion("pg-1", "pg-2", "stopped", "0/5A0")
+    transport.patch_status({"status": {"demotion": None}})  # what the new primary writes
+    assert sources.fetch(transport, settings()).demotion is None
 
 
 def test_fetch_reads_the_certificates_spec_certificates_names(tmp_path: Path) -> None:
