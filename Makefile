@@ -37,14 +37,14 @@ tools:
 # its PostgreSQL Clusters on it; `drydock dev cluster down` stops it).
 # No `tools` prerequisite: `drydock run` builds the pinned tools its later steps need in the
 # background while the bases and images build, and the control plane's after publishing.
-# Clair (its PostgreSQL and feed front too) scans beside Dockle and Trivy: `dev clair up`
-# (which builds Clair on first use) prints the DRYDOCK_CLAIR_URL / _PSK_FILE / _STATE
-# exports that make `run` use it (`drydock dev clair down` stops it).
+# Clair (its PostgreSQL and feed front too) scans beside Dockle and Trivy: with
+# DRYDOCK_CLAIR_URL=local (the default here) the run builds Clair in the background too and
+# starts it when the first image is scanned; it keeps running afterwards
+# (`drydock dev clair down` stops it). Set DRYDOCK_CLAIR_URL to use a Clair of your own.
 # The run's exit code (1: a gate failed) is the target's, after the catalogs of what was
 # published are applied.
 build-images: venv host
-	rc=0; eval "$$($(BIN)/drydock dev clair up)" || exit 3; \
-	$(BIN)/drydock run --jobs $(JOBS) || rc=$$?; \
+	rc=0; DRYDOCK_CLAIR_URL="$${DRYDOCK_CLAIR_URL:-local}" $(BIN)/drydock run --jobs $(JOBS) || rc=$$?; \
 	$(BIN)/drydock dev cluster up --install-crds && \
 	$(BIN)/drydock catalog apply --kubeconfig "$$($(BIN)/drydock dev cluster kubeconfig)" && \
 	exit $$rc

@@ -24,7 +24,7 @@ from pipeline.cli.common import settings_from
 from pipeline.cli.dev import dev
 from pipeline.errors import ToolError
 from pipeline.scan.clair_api import PSK_FILE_ENV, STATE_ENV
-from pipeline.scan.clair_local import client_for, wait_for_updater, write_front
+from pipeline.scan.clair_local import client_for, start_local
 from pipeline.scan.vulndb import archive_feed
 from pipeline.stages.vulndb import archive_settings, quiet_plan
 from pipeline.tools import clair_service
@@ -81,18 +81,12 @@ def clair_up(state_dir: Path | None, updaters: str, timeout: float) -> None:
     """Start Clair (harmless when it runs) and wait until its Debian data is stored."""
     settings = _settings(state_dir, updaters, timeout)
     start = time.monotonic()
-    feed = None
-    if updaters == "local":
-        derived, archive = local_feed()
-        feed = write_front(settings.resolved_state_dir(), derived, archive)
-    status = clair_service.up(settings, restart_clair=bool(feed and feed.changed))
-    started = time.monotonic()
-    op = wait_for_updater(client_for(status), feed.generated if feed else None, timeout)
+    derived, archive = local_feed() if updaters == "local" else (None, "")
+    status, op, feed = start_local(settings, derived, archive, timeout)
     click.echo(
-        f"Clair ready at {status.url}: started in {started - start:.1f}s, "
-        f"{op.updater} data from {op.date.isoformat(timespec='seconds')} "
-        f"(waited {time.monotonic() - started:.1f}s"
-        + (f", {feed.vulnerabilities} feed entries)" if feed else ")"),
+        f"Clair ready at {status.url} in {time.monotonic() - start:.1f}s, "
+        f"{op.updater} data from {op.date.isoformat(timespec='seconds')}"
+        + (f" ({feed.vulnerabilities} feed entries)" if feed else ""),
         err=True,
     )
     click.echo(_exports(status))

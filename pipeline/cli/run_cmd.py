@@ -16,6 +16,7 @@ from pipeline.cli.common import settings_from
 from pipeline.cli.progress import PlainEvents, RichEvents
 from pipeline.cli.scan_cmd import clair_options, scan_settings, scanner_names, vuln_db_option
 from pipeline.compliance.config import load_policy
+from pipeline.scan.clair_local import LOCAL_URL
 from pipeline.scan.scanners import SCANNERS, make_scanners
 from pipeline.stages.promote import promote_staged
 from pipeline.stages.run import RunOptions, run_pipeline
@@ -100,13 +101,15 @@ def run_cmd(
     """Plan, build what changed, stage, scan, gate, publish, sign and write (apply) catalogs."""
     settings = settings_from(jobs=jobs, builder=builder, registry=registry)
     shard_of = parse_shard(shard_spec) if shard_spec else None
-    # The tools of the later steps compile while the bases and images build.
-    Prefetch(RUN_TOOLS if not no_sign else RUN_TOOLS[:-1]).start()
     policy = load_policy(settings.scan_config / "policy.yaml")
     db = vuln_db_spec(vuln_db, settings, policy)
     scanning = scan_settings(
         settings, db, False, policy=policy, clair_url=clair_url, clair_psk_file=clair_psk_file
     )
+    # The tools of the later steps compile while the bases and images build (the local
+    # Clair's too: its scan step starts it).
+    tools = RUN_TOOLS if not no_sign else RUN_TOOLS[:-1]
+    Prefetch((*tools, "clair") if scanning.clair_url == LOCAL_URL else tools).start()
     chosen = make_scanners(scanner_names(scanners, scanning), scanning)
     options = RunOptions(
         out_dir=out_dir,

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import logging
+import threading
 import time
 from collections.abc import Mapping
 from enum import StrEnum
@@ -33,9 +35,12 @@ from pipeline.models.compliance import RAN_CLAIR
 from pipeline.models.findings import Finding, Kind, Severity, Source, Status
 from pipeline.scan.base import Scanner, ScanOutput, ScanSettings, validate
 from pipeline.scan.clair_api import NAME, ClairAuth, ClairClient, UpdateOperation
-from pipeline.scan.clair_local import sync
+from pipeline.scan.clair_local import LOCAL_URL, start_local, sync
+from pipeline.tools import clair_service
 from pipeline.tools.clair_service import ClairSettings
 from pipeline.tools.locate import locate
+
+progress = logging.getLogger("drydock.progress")
 
 # claircore's updater names start with these, per distribution id (os-release ID).
 UPDATER_PREFIXES: Mapping[str, str] = {
@@ -221,13 +226,24 @@ class ClairScanner(Scanner):
                 f"{NAME}: no Clair URL configured"
                 " (--clair-url, DRYDOCK_CLAIR_URL or clair.url in the policy)"
             )
-        auth = ClairAuth.load(settings.clair_psk, settings.clair_psk_file)
-        self.client = ClairClient(settings.clair_url, settings.timeout, auth, session)
+        self.local = settings.clair_url == LOCAL_URL
+        self._session = session
+        self._client: ClairClient | None = None
+        if not self.local:  # a local Clair's URL and key exist once prepare() started it
+            auth = ClairAuth.load(settings.clair_psk, settings.clair_psk_file)
+            self._client = ClairClient(settings.clair_url, settings.timeout, auth, session)
         self._updates: dict[str, UpdateOperation] | None = None
+        self._preparing = threading.Lock()
+
+    @property
+    def client(self) -> ClairClient:
+        if self._client is None:
+            raise ScanError(f"{NAME}: the local Clair was not started (prepare() first)")
+        return self._client
 
     def version(self) -> str:
         """Clair's API names no version: the pinned build when Drydock runs this Clair."""
-        if self.settings.clair_state is None:
+        if self.settings.clair_state is None and not self.local:
             return "unknown (Clair v4 API)"
         try:
             return f"{locate(NAME).version} (local)"
@@ -236,18 +252,41 @@ class ClairScanner(Scanner):
 
     def prepare(self, inventory: Mapping[str, frozenset[str]] | None = None) -> None:
         """Once per run: a local Clair gets the run's archive-derived feed (the one Trivy's
-        DB was just built from), then read when each updater last stored data."""
-        if self._updates is not None:
-            return
-        db, state = self.settings.vuln_db, self.settings.clair_state
-        if state is not None and db is not None and db.archive is not None:
-            feed = current_feed(db.archive.feed_cache)
-            if feed is not None:
-                try:
-                    sync(ClairSettings(state_dir=state), feed, db.archive.mirrors.archive)
-                except ToolError as err:
-                    raise ScanError(f"{NAME}: serving the feed to the local Clair: {err}") from err
-        self._updates = self.client.update_operations()
+        DB was just built from), then read when each updater last stored data. With
+        `--clair-url local` this is where that Clair is started (built on first use, which
+        the run began in the background while it built the images)."""
+        with self._preparing:
+            if self._updates is not None:
+                return
+            db, state = self.settings.vuln_db, self.settings.clair_state
+            archive = db.archive if db is not None else None
+            feed = current_feed(archive.feed_cache) if archive is not None else None
+            try:
+                if self.local:
+                    if archive is None or feed is None:
+                        raise ScanError(
+                            f"{NAME}: the local Clair serves the debian-archive vulnerability"
+                            " feed, and this run has none: use --vuln-db debian-archive, or"
+                            " --clair-url with a Clair of your own"
+                        )
+                    local = ClairSettings(state_dir=state)
+                    progress.info("starting the local Clair (%s)", local.resolved_state_dir())
+                    status, op, _ = start_local(local, feed, archive.mirrors.archive)
+                    progress.info(
+                        "local Clair ready at %s: %s data from %s",
+                        status.url,
+                        op.updater,
+                        op.date.isoformat(timespec="seconds"),
+                    )
+                    auth = ClairAuth.load(psk_file=clair_service.psk_file(status.state_dir))
+                    self._client = ClairClient(
+                        status.url, self.settings.timeout, auth, self._session
+                    )
+                elif state is not None and archive is not None and feed is not None:
+                    sync(ClairSettings(state_dir=state), feed, archive.mirrors.archive)
+            except ToolError as err:
+                raise ScanError(f"{NAME}: serving the feed to the local Clair: {err}") from err
+            self._updates = self.client.update_operations()
 
     def scan(self, image_tar: Path, ref: str) -> ScanOutput:
         start = time.monotonic()

@@ -29,6 +29,9 @@ from pipeline.tools.clair_service import ClairSettings, ClairStatus
 log = logging.getLogger(__name__)
 
 DEBIAN_UPDATER = "debian/updater"
+# `--clair-url local` / DRYDOCK_CLAIR_URL=local: the Clair Drydock runs on this machine,
+# started (and built, on first use) by the scan step that first needs it (`start_local`).
+LOCAL_URL = "local"
 
 
 def client_for(status: ClairStatus, timeout: float = 60.0) -> ClairClient:
@@ -77,6 +80,18 @@ def write_front(state_dir: Path, feed: Feed, archive: str) -> FeedWrite:
     front = clair_service.feed_dir(state_dir)
     releases = releases_for(archive, sorted({s.release for s in feed.suites}), front)
     return write_feed(front, feed_advisories(feed), releases, feed.verified_at)
+
+
+def start_local(
+    settings: ClairSettings, feed: Feed | None, archive: str, timeout: float = 300.0
+) -> tuple[ClairStatus, UpdateOperation, FeedWrite | None]:
+    """Start the local Clair (what is not running; a no-op when all is), serving `feed`
+    when given (restarted when the feed changed), and wait until its Debian updater has
+    stored data: what `drydock dev clair up` and a run with `--clair-url local` do."""
+    written = write_front(settings.resolved_state_dir(), feed, archive) if feed else None
+    status = clair_service.up(settings, restart_clair=bool(written and written.changed))
+    op = wait_for_updater(client_for(status), written.generated if written else None, timeout)
+    return status, op, written
 
 
 def sync(settings: ClairSettings, feed: Feed, archive: str, timeout: float = 300.0) -> FeedWrite:

@@ -32,10 +32,11 @@ progress = logging.getLogger("drydock.progress")
 BUILD_TIMEOUT = 3600.0
 # What each pipeline step needs, in the order a run reaches them.
 RUN_TOOLS = ("trivy-db", "oras", "dockle", "trivy", "cosign")
-# Built in a lane of its own, beside the others built one after another: Trivy is about
-# half of a run's compile time (405 s of 974 s on a fresh 2-core machine), and a lone
-# build leaves a core idle while Go downloads modules and while it links.
-ALONE = ("trivy",)
+# Each built in a lane of its own, beside the others built one after another: Trivy and
+# Clair are the longest compiles a run waits for (405 s and 415 s on a fresh 2-core
+# machine, against 242 s for cosign), and a lone build leaves a core idle while Go
+# downloads modules and while it links.
+ALONE = ("trivy", "clair")
 
 
 def tools_script() -> Path | None:

@@ -42,6 +42,8 @@ from pipeline.settings import Settings, default_cache
 from pipeline.stages.scan import ScanConfig, ScanRun, ScanTarget, scan_images
 from pipeline.stages.scan_context import stage_for_scan
 from pipeline.stages.vulndb import vuln_db_spec
+from pipeline.tools import clair_service
+from pipeline.tools.clair_service import ClairSettings
 from pipeline.tools.daemon import free_ports
 
 pytestmark = pytest.mark.integration
@@ -256,3 +258,31 @@ def test_on_drydocks_archive_feed_both_scanners_name_the_same_real_cves(
         assert all(_status(verdict, c) is ControlStatus.FAIL for c in VULN_CONTROLS)
     finally:
         clair.stop()
+
+
+def test_clair_url_local_starts_the_local_clair_when_the_first_image_is_scanned(
+    held: HeldImage, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    """`--clair-url local` (make build-images): no Clair runs before the scan; the scan
+    step starts one in the given state dir, serves it the run's archive feed, and its
+    verdict rests on Clair's real data (both scanners name the same CVEs)."""
+    settings = Settings(root=ROOT, cache=default_cache())
+    spec = vuln_db_spec("debian-archive", settings, Policy())
+    state = tmp_path_factory.mktemp("clair-local")
+    local = ClairSettings(state_dir=state)
+    assert not clair_service.status(local).ready
+    scanning = ScanSettings(
+        cache_dir=default_cache() / "trivy", vuln_db=spec, clair_url="local", clair_state=state
+    )
+    try:
+        policy = _policy(tmp_path, "required_scanners: [trivy, clair]")
+        run = _scan(held.tag, scanning, ("trivy", "clair"), tmp_path / "work", policy)
+        assert clair_service.status(local).ready
+        (verdict,) = run.report.images
+        assert not verdict.errors, verdict.errors
+        trivy_ids, clair_ids = _ids(verdict, Source.TRIVY), _ids(verdict, Source.CLAIR)
+        assert trivy_ids and trivy_ids == clair_ids
+        clair_run = next(r for r in verdict.runs if r.source is Source.CLAIR)
+        assert not clair_run.blind and "debian/updater" in clair_run.database
+    finally:
+        clair_service.down(local, purge=True)

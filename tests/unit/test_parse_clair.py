@@ -270,3 +270,20 @@ def test_the_clair_scanner_needs_a_url(tmp_path: Path) -> None:
         ClairScanner(ScanSettings(cache_dir=tmp_path))
     scanner = ClairScanner(ScanSettings(cache_dir=tmp_path, clair_url="http://127.0.0.1:9"))
     assert scanner.needs_registry
+
+
+def test_clair_url_local_reads_no_key_until_its_clair_is_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`local` is not a URL: the scanner starts that Clair in prepare() (its key file does
+    not exist before), and without the run's archive feed it refuses, naming the way out."""
+    scanner = ClairScanner(ScanSettings(cache_dir=tmp_path, clair_url="local"))
+    assert scanner.local
+    with pytest.raises(ScanError, match="not started"):
+        _ = scanner.client
+    with pytest.raises(ScanError, match="--vuln-db debian-archive"):
+        scanner.prepare()
+    with pytest.raises(ScanError, match="--vuln-db debian-archive"):
+        scanner.scan(tmp_path / "unused.tar", "127.0.0.1:5000/x@sha256:" + "0" * 64)
+    monkeypatch.setenv("DRYDOCK_BUILD_TOOLS", "0")  # the version of a built Clair, or none
+    assert scanner.version().endswith("(local)")

@@ -83,11 +83,13 @@ def test_the_run_prefetches_only_tools_not_built_yet(
     assert prefetch.threads == []
 
 
-def test_trivy_builds_in_a_lane_of_its_own_beside_the_others_in_order() -> None:
+def test_trivy_and_clair_build_in_lanes_of_their_own_beside_the_others_in_order() -> None:
     prefetch = provision.Prefetch(provision.RUN_TOOLS)
     assert prefetch.lanes == [("trivy",), ("trivy-db", "oras", "dockle", "cosign")]
     assert provision.Prefetch(["trivy"]).lanes == [("trivy",)]
     assert provision.Prefetch(["dockle", "cosign"]).lanes == [("dockle", "cosign")]
+    with_clair = provision.Prefetch((*provision.RUN_TOOLS, "clair")).lanes  # --clair-url local
+    assert with_clair == [("trivy",), ("clair",), ("trivy-db", "oras", "dockle", "cosign")]
 
 
 def test_each_lane_is_one_tools_sh_run_started_at_once(
