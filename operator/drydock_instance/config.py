@@ -70,22 +70,21 @@ def _required(env: Mapping[str, str], key: str) -> str:
     return value
 
 
+def _seconds(env: Mapping[str, str], key: str, default: str, low: float, high: float) -> float:
+    raw = env.get(key) or default
+    try:
+        value = float(raw)
+    except ValueError as err:
+        raise SettingsError(f"{key}={raw!r} is not a number") from err
+    if not low <= value <= high:
+        raise SettingsError(f"{key}={raw!r} must be within {low:g}..{high:g}")
+    return value
+
+
 def load(env: Mapping[str, str]) -> Settings:
     """Settings from an environment mapping (pass `os.environ`)."""
-    poll_raw = env.get("DRYDOCK_POLL_SECONDS") or "2"
-    try:
-        poll = float(poll_raw)
-    except ValueError as err:
-        raise SettingsError(f"DRYDOCK_POLL_SECONDS={poll_raw!r} is not a number") from err
-    if not 0.1 <= poll <= 60:
-        raise SettingsError(f"DRYDOCK_POLL_SECONDS={poll_raw!r} must be within 0.1..60")
-    timeout_raw = env.get("DRYDOCK_SWITCHOVER_TIMEOUT") or "60"
-    try:
-        switchover_timeout = float(timeout_raw)
-    except ValueError as err:
-        raise SettingsError(f"DRYDOCK_SWITCHOVER_TIMEOUT={timeout_raw!r} is not a number") from err
-    if not 5 <= switchover_timeout <= 3600:
-        raise SettingsError(f"DRYDOCK_SWITCHOVER_TIMEOUT={timeout_raw!r} must be within 5..3600")
+    poll = _seconds(env, "DRYDOCK_POLL_SECONDS", "2", 0.1, 60)
+    switchover_timeout = _seconds(env, "DRYDOCK_SWITCHOVER_TIMEOUT", "60", 5, 3600)
     pgdata = _required(env, "PGDATA")
     if not PurePosixPath(pgdata).is_absolute() or str(PurePosixPath(pgdata).parent) == "/":
         raise SettingsError(f"PGDATA={pgdata!r} must be an absolute path below a volume mount")
