@@ -93,7 +93,7 @@ def main() -> None:
 
             def seen(line: str) -> None:
                 now = time.monotonic() - start
-                lines.append(f"{now:7.1f} {line}")
+                lines.append(f"{now:7.1f} {line.replace(tmp_name, '$BENCH_TMP')}")
                 if "published " in line and "first_publish" not in marks:
                     marks["first_publish"] = now
                 for event, needle in (
