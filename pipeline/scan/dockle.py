@@ -122,6 +122,9 @@ def parse_dockle_sarif(text: str) -> tuple[Finding, ...]:
 BLIND_WITH_INPUT: Mapping[str, str] = {
     "DKL-DI-0006": "Dockle reads a docker-save archive (--input), which has no tag to judge",
 }
+# The evidence keys of that blindness: the same on every image of every run, so recorded in
+# the reports but not worth a warning each time (pipeline.stages.scan).
+STRUCTURAL_BLIND = frozenset(ran_dockle(code) for code in BLIND_WITH_INPUT)
 
 
 class DockleScanner(Scanner):

@@ -50,6 +50,7 @@ from pipeline.models.compliance import (
 from pipeline.models.findings import Finding, Source
 from pipeline.models.provenance import OsFacts, ScanProvenance, ToolInfo
 from pipeline.scan.base import Scanner, ScanOutput
+from pipeline.scan.dockle import STRUCTURAL_BLIND
 from pipeline.scan.resolve import ResolvedImage
 from pipeline.scan.trivy import TrivyScanner
 from pipeline.tools import docker
@@ -203,6 +204,13 @@ class _Collected:
     os: OsFacts | None = None  # what Trivy saw of the OS and its packages
 
 
+def blind_level(blind: Sequence[tuple[str, str]]) -> int:
+    """WARNING when a scanner could not see something it should have; INFO when all it
+    missed is structural (Dockle's tag check on an archive: every image, every run). The
+    reports and the gate record both alike."""
+    return logging.INFO if all(key in STRUCTURAL_BLIND for key, _ in blind) else logging.WARNING
+
+
 def _run_scanners(
     target: ScanTarget, scanners: Sequence[Scanner], tar: Path, scratch: Path
 ) -> _Collected:
@@ -225,7 +233,9 @@ def _run_scanners(
         got.runs.append(ScannerRun(source, len(out.findings), out.seconds, out.database, why))
         got.blind += out.blind
         if why:
-            log.warning("%s: %s could not see: %s", target.label, scanner.name, why)
+            log.log(
+                blind_level(out.blind), "%s: %s could not see: %s", target.label, scanner.name, why
+            )
         got.ran |= ran_by(source) - {key for key, _ in out.blind}
         if isinstance(scanner, TrivyScanner):
             got.os = out.os

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pipeline.errors import ScanError
+from pipeline.models.compliance import RAN_CLAIR, ran_dockle
 from pipeline.models.findings import Kind, Severity, Source
-from pipeline.scan.dockle import parse_dockle, parse_dockle_sarif
+from pipeline.scan.dockle import BLIND_WITH_INPUT, parse_dockle, parse_dockle_sarif
+from pipeline.stages.scan import blind_level
 
 SAMPLES = Path(__file__).parents[1] / "fixtures" / "scanner-outputs"
 README_JSON = SAMPLES / "dockle__README.md__json_output.json"
@@ -174,3 +177,12 @@ def test_other_tools_output_is_rejected() -> None:
         parse_dockle_sarif(README_JSON.read_text())
     with pytest.raises(ScanError, match=r"^dockle: "):
         parse_dockle_sarif(CIS_DI_0010_SARIF.read_text()[:300])
+
+
+def test_only_the_structural_tag_blindness_is_quiet() -> None:
+    """Dockle's tag check on an archive is blind on every image of every run: logged at
+    INFO (the reports keep it). Anything else a scanner could not see stays a WARNING."""
+    structural = [(ran_dockle("DKL-DI-0006"), BLIND_WITH_INPUT["DKL-DI-0006"])]
+    assert blind_level(structural) == logging.INFO
+    assert blind_level([(RAN_CLAIR, "debian/updater data is 40 h old")]) == logging.WARNING
+    assert blind_level([*structural, (ran_dockle("CIS-DI-0001"), "x")]) == logging.WARNING
