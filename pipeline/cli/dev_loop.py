@@ -3,7 +3,8 @@
     drydock dev operator up        CRDs, namespace and RBAC, then the operator (kopf) in the
                                    background, as its own ServiceAccount, naming the
                                    published operator image its instance pods copy the
-                                   instance manager from
+                                   instance manager from, with its admission webhooks
+                                   (`down` removes them with the operator)
     drydock dev apply -f FILE      server-side apply of manifests (Clusters, catalogs, ...)
     drydock dev get clusters -w    phase, image and instances of every Cluster
 
@@ -26,10 +27,18 @@ from pipeline.devloop.operator_image import published_operator_image
 from pipeline.errors import CatalogError
 from pipeline.settings import DEFAULT_REGISTRY
 from pipeline.tools import controlplane, devoperator
-from pipeline.tools.kubeapi import KubeAPI, load_kubeconfig
+from pipeline.tools.kubeapi import KubeAPI, load_kubeconfig, resource_path
 
 MANIFESTS = Path("operator") / "manifests"
 INSTALL_FILES = ("namespace.yaml", "rbac.yaml")
+WEBHOOKS_FILE = "webhooks.yaml"
+ADMISSION = "admissionregistration.k8s.io/v1"
+# The shipped webhook configurations (failurePolicy Fail), by resource and name.
+WEBHOOK_CONFIGURATIONS = (
+    ("mutatingwebhookconfigurations", "postgresql-operator-mutating-webhook-configuration"),
+    ("validatingwebhookconfigurations", "postgresql-operator-validating-webhook-configuration"),
+)
+WEBHOOK_TIMEOUT = 60.0
 KINDS = (("ClusterImageCatalog", "clusterimagecatalogs"), ("ImageCatalog", "imagecatalogs"))
 
 state_dir_option = click.option(
@@ -73,6 +82,51 @@ def install_operator(kubeconfig: Path) -> list[str]:
         )
 
 
+def install_webhooks(kubeconfig: Path) -> list[str]:
+    """The shipped admission webhooks: `operator up` installs them with the operator, which
+    injects its CA and its address; `operator down` removes them again (failurePolicy Fail
+    would otherwise refuse every Cluster and catalog while no operator answers)."""
+    docs = manifests.load_documents([repo_root() / MANIFESTS / WEBHOOKS_FILE])
+    with KubeAPI(load_kubeconfig(kubeconfig)) as api:
+        # Only what is missing: re-applying a configuration the operator has injected its
+        # URL into would add the shipped `service` beside that URL, which is invalid.
+        resources = manifests.Resources(api)
+        missing = [
+            d for d in docs if api.get(manifests.resolve(resources, d, "default").path) is None
+        ]
+        return manifests.apply_documents(api, missing) if missing else []
+
+
+def remove_webhooks(kubeconfig: Path) -> list[str]:
+    removed = []
+    with KubeAPI(load_kubeconfig(kubeconfig)) as api:
+        for plural, name in WEBHOOK_CONFIGURATIONS:
+            if api.delete(resource_path(ADMISSION, plural, name)):
+                removed.append(f"{plural}/{name}")
+    return removed
+
+
+def wait_for_webhooks(kubeconfig: Path, timeout: float = WEBHOOK_TIMEOUT) -> None:
+    """Until the operator has injected its CA bundle into every webhook it serves."""
+    deadline = time.monotonic() + timeout
+    with KubeAPI(load_kubeconfig(kubeconfig)) as api:
+        while True:
+            missing = []
+            for plural, name in WEBHOOK_CONFIGURATIONS:
+                found = api.get(resource_path(ADMISSION, plural, name)) or {}
+                hooks = found.get("webhooks") or [{}]
+                if not all((w.get("clientConfig") or {}).get("caBundle") for w in hooks):
+                    missing.append(name)
+            if not missing:
+                return
+            if time.monotonic() > deadline:
+                raise CatalogError(
+                    f"the operator did not inject its CA into {', '.join(missing)} within "
+                    f"{timeout:.0f}s (see its log: drydock dev operator status)"
+                )
+            time.sleep(0.5)
+
+
 @click.group("operator")
 def operator() -> None:
     """The included operator, run from this checkout against the local control plane."""
@@ -98,13 +152,16 @@ def operator_install(state_dir: Path | None) -> None:
 )
 @exits
 def operator_up(state_dir: Path | None, resync: float, operator_image: str) -> None:
-    """Install (idempotent), then start the operator in the background as its ServiceAccount."""
+    """Install (idempotent), then start the operator in the background as its ServiceAccount,
+    with its admission webhooks (ready once it has injected its CA into them)."""
     kubeconfig = admin_kubeconfig(state_dir)
     install_operator(kubeconfig)
     image = operator_image or published_operator_image(repo_root(), DEFAULT_REGISTRY)
     settings = operator_settings(state_dir, resync=resync, operator_image=image)
     before = devoperator.status(settings)
+    install_webhooks(kubeconfig)
     proc = devoperator.up(kubeconfig, settings)
+    wait_for_webhooks(kubeconfig)
     verb = "already running" if before.pid else "running"
     click.echo(
         f"operator {verb} (pid {proc.pid}) as "
@@ -117,8 +174,12 @@ def operator_up(state_dir: Path | None, resync: float, operator_image: str) -> N
 @state_dir_option
 @exits
 def operator_down(state_dir: Path | None) -> None:
-    """Stop the operator (harmless when it does not run)."""
+    """Stop the operator (harmless when it does not run) and remove its webhooks."""
     stopped = devoperator.down(operator_settings(state_dir))
+    settings = controlplane.ControlPlaneSettings(state_dir=state_dir)
+    if controlplane.status(settings).ready:
+        for removed in remove_webhooks(settings.resolved_state_dir() / "kubeconfig"):
+            click.echo(f"removed {removed}")
     click.echo("operator stopped" if stopped else "operator was not running")
 
 

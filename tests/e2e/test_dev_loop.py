@@ -28,6 +28,7 @@ from operator_support import wait_until
 from pg_support import Images, new_digest, published_record, push
 
 from pipeline.cli import main
+from pipeline.cli.dev_loop import ADMISSION, WEBHOOK_CONFIGURATIONS
 from pipeline.devloop.status import is_ready
 from pipeline.tools import daemon, node
 from pipeline.tools.kubeapi import KubeAPI, load_kubeconfig, resource_path
@@ -78,6 +79,10 @@ def operator_up(state_dir: Path, admin: KubeAPI, pg_images: Images) -> Iterator[
     yield out
     code, out = drydock("dev", "operator", "down", state_dir=state_dir)
     assert code == 0 and "operator stopped" in out, out
+    # No webhook (failurePolicy Fail) is left behind to refuse what nobody serves.
+    assert "removed validatingwebhookconfigurations/" in out, out
+    for plural, name in WEBHOOK_CONFIGURATIONS:
+        assert admin.get(resource_path(ADMISSION, plural, name)) is None
     for name in CRD_NAMES:  # leave the plane as other modules expect it
         admin.delete(resource_path("apiextensions.k8s.io/v1", "customresourcedefinitions", name))
     for name in CRD_NAMES:
@@ -156,6 +161,30 @@ def test_bad_manifest_file_applies_nothing(
     assert code == 2, out
     assert f"{bad}#1: kind: required" in out
     assert admin.get(resource_path("v1", "configmaps", "should-not-exist", "default")) is None
+
+
+def test_operator_up_installs_its_admission_webhooks(
+    operator_up: str, state_dir: Path, admin: KubeAPI, tmp_path: Path
+) -> None:
+    """The shipped webhooks are in place with the operator's CA injected, and a Cluster the
+    validating webhook refuses (a name too long for its instances' objects) is reported
+    by `dev apply` with exit 2 and the operator's message, and not created."""
+    for plural, name in WEBHOOK_CONFIGURATIONS:
+        found = admin.get(resource_path(ADMISSION, plural, name)) or {}
+        hooks = found.get("webhooks") or []
+        assert hooks and all(w["clientConfig"].get("caBundle") for w in hooks), found
+    name = "n" * 60
+    path = tmp_path / "long.yaml"
+    path.write_text(
+        f"apiVersion: {GROUP_VERSION}\nkind: Cluster\n"
+        f"metadata: {{name: {name}, namespace: default}}\n"
+        "spec: {instances: 1, imageName: registry.invalid/pg:15, storage: {size: 256Mi}}\n",
+        encoding="utf-8",
+    )
+    code, out = drydock("dev", "apply", "-f", str(path), state_dir=state_dir)
+    assert code == 2, out
+    assert "metadata.name" in out and "60 characters, at most 50" in out, out
+    assert admin.get(resource_path(GROUP_VERSION, "clusters", name, "default")) is None
 
 
 def publish(tmp: Path, ref: str, tag: str, stamp: str) -> Path:
