@@ -156,11 +156,16 @@ def build_image(target: Target, images: dict[str, BuiltImage], ctx: BuildContext
     local_fp = docker.labels_of(existing).get(FINGERPRINT_LABEL) if existing else None
     if state is not None and state.fingerprint == fp and not ctx.rebuild:
         events.step(target.name, "identical to the published image: nothing to do")
-        same_local = existing is not None and local_fp == fp
+        # The published image itself, not whatever local image carries the same fingerprint
+        # label (another build of the same inputs, or anything FROM it): a target built on
+        # this one must be built on what was published and gated.
+        local_id = str(existing["Id"]) if existing is not None and local_fp == fp else ""
+        image_id = state.image_id or local_id
+        same_local = bool(local_id) and local_id == image_id
         return BuiltImage(
             target=target.name,
             tag=target.local_tag,
-            image_id=str(existing["Id"]) if existing and same_local else state.image_id,
+            image_id=image_id,
             fingerprint=fp,
             labels=lock_labels,
             packages=(),

@@ -14,8 +14,10 @@ import pytest
 from pipeline.build.events import Silent
 from pipeline.build.executor import FINGERPRINT_LABEL, BuildResult, build_plan
 from pipeline.descriptors.load import load_plan
+from pipeline.models.images import PublishedState
 from pipeline.settings import Settings
 from pipeline.tools import docker
+from pipeline.tools.runner import run
 
 pytestmark = pytest.mark.integration
 
@@ -187,3 +189,37 @@ def test_standard_is_built_on_minimal(foundation_build: BuildResult) -> None:
     assert {"postgresql-17", "postgresql-17-pgaudit", "locales-all"} <= names
     user = (docker.inspect(standard.image_id) or {})["Config"]["User"]
     assert user == "26:26"
+
+
+def test_a_published_parent_is_built_on_not_a_local_lookalike(
+    foundation_build: BuildResult, foundation_settings: Settings, tmp_path: Path
+) -> None:
+    """minimal is unchanged since published; the engine's tag for it holds another image
+    carrying the same fingerprint label (here: one built FROM it, with a file more). The
+    child (standard) must be built on the published image: same base digest, same
+    fingerprint, nothing rebuilt."""
+    minimal = foundation_build.images["postgresql-17-minimal-trixie"]
+    standard = foundation_build.images["postgresql-17-standard-trixie"]
+    (tmp_path / "Dockerfile").write_text(
+        f"FROM {minimal.image_id}\nUSER 0\nRUN touch /lookalike\nUSER 26:26\n", encoding="utf-8"
+    )
+    run([docker.cli(), "build", "-q", "-t", minimal.tag, str(tmp_path)], timeout=300)
+    lookalike = (docker.inspect(minimal.tag) or {})["Id"]
+    assert lookalike != minimal.image_id
+    assert (
+        docker.labels_of(docker.inspect(minimal.tag) or {})[FINGERPRINT_LABEL]
+        == minimal.fingerprint
+    )
+    try:
+        plan = load_plan(ROOT / "images", ROOT / "dockerfiles").select(
+            ("postgresql-17-standard-trixie",)
+        )
+        published = {minimal.target: PublishedState(minimal.fingerprint, minimal.image_id)}
+        again = build_plan(plan, foundation_settings, Silent(), published=published)
+        assert again.images[minimal.target].image_id == minimal.image_id
+        child = again.images["postgresql-17-standard-trixie"]
+        assert child.label("org.opencontainers.image.base.digest") == minimal.image_id
+        assert child.fingerprint == standard.fingerprint and child.reused
+    finally:
+        docker.tag(minimal.image_id, minimal.tag)
+        run([docker.cli(), "rmi", lookalike], timeout=120, check=False)
