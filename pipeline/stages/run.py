@@ -371,6 +371,18 @@ def _note_build(run: RunOutcome, result: BuildResult, current: dict[str, Current
         if image.published:
             out.decision, out.reason = "unchanged", "inputs identical to the published image"
             out.published = current[name].image.reference
+        else:
+            out.reason = built_reason(name in current, out.package_delta)
+
+
+def built_reason(was_published: bool, package_delta: Sequence[str]) -> str:
+    """Why a target was built this run (the summary's "why" column)."""
+    if not was_published:
+        return "no image published for it yet"
+    if package_delta:
+        more = f" and {len(package_delta) - 3} more" if len(package_delta) > 3 else ""
+        return "packages changed: " + ", ".join(package_delta[:3]) + more
+    return "inputs differ from the published image's (Dockerfile, files, base image or --rebuild)"
 
 
 def _publish_all(

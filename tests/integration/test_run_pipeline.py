@@ -162,6 +162,7 @@ def test_first_run_publishes_the_gated_image_with_every_tag(
     assert first.exit_code == 1  # the loose flavour failed its gate
     clean = first.outcomes[CLEAN]
     assert clean.decision == "built" and clean.signed, clean.reason
+    assert clean.reason == "no image published for it yet"  # the summary's "why"
     client = RegistryClient(registry.address)
     ref = clean.published
     m = re.fullmatch(

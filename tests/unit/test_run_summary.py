@@ -68,3 +68,15 @@ def test_a_flavour_built_on_another_is_on_a_known_base(
     settings = Settings(root=ROOT, cache=tmp_path)
     stage._scan(built, plan, settings, options)
     assert seen["known_bases"] == frozenset({"sha256:b", "sha256:m"})
+
+
+def test_a_built_target_says_why_it_was_built() -> None:
+    assert stage.built_reason(False, []) == "no image published for it yet"
+    assert stage.built_reason(True, ["sudo (none) -> 1.9.13p3-1+deb12u1"]) == (
+        "packages changed: sudo (none) -> 1.9.13p3-1+deb12u1"
+    )
+    many = [f"p{i} 1 -> 2" for i in range(5)]
+    assert stage.built_reason(True, many) == (
+        "packages changed: p0 1 -> 2, p1 1 -> 2, p2 1 -> 2 and 2 more"
+    )
+    assert stage.built_reason(True, []).startswith("inputs differ from the published image's")
