@@ -162,6 +162,7 @@ def build_image(target: Target, images: dict[str, BuiltImage], ctx: BuildContext
         local_id = str(existing["Id"]) if existing is not None and local_fp == fp else ""
         image_id = state.image_id or local_id
         same_local = bool(local_id) and local_id == image_id
+        in_engine = existing if same_local else (docker.inspect(image_id) if image_id else None)
         return BuiltImage(
             target=target.name,
             tag=target.local_tag,
@@ -173,7 +174,7 @@ def build_image(target: Target, images: dict[str, BuiltImage], ctx: BuildContext
             builder=ctx.builder.kind,
             reused=True,
             published=True,
-            size=int(existing.get("Size", 0)) if existing and same_local else 0,
+            size=int(in_engine.get("Size", 0)) if in_engine else 0,  # 0: not pulled here
         )
     if target.parent:
         _ensure_local(images[target.parent], ctx.published.get(target.parent), ctx.pull)

@@ -217,6 +217,7 @@ def test_a_published_parent_is_built_on_not_a_local_lookalike(
         published = {minimal.target: PublishedState(minimal.fingerprint, minimal.image_id)}
         again = build_plan(plan, foundation_settings, Silent(), published=published)
         assert again.images[minimal.target].image_id == minimal.image_id
+        assert again.images[minimal.target].size == minimal.size  # the published one's
         child = again.images["postgresql-17-standard-trixie"]
         assert child.label("org.opencontainers.image.base.digest") == minimal.image_id
         assert child.fingerprint == standard.fingerprint and child.reused
