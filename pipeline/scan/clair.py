@@ -234,6 +234,9 @@ class ClairScanner(Scanner):
             self._client = ClairClient(settings.clair_url, settings.timeout, auth, session)
         self._updates: dict[str, UpdateOperation] | None = None
         self._preparing = threading.Lock()
+        # Why the local Clair could not be started: every image of the run fails closed on
+        # it at once, instead of each image waiting through another start that fails alike.
+        self._start_failed = ""
 
     @property
     def client(self) -> ClairClient:
@@ -258,6 +261,8 @@ class ClairScanner(Scanner):
         with self._preparing:
             if self._updates is not None:
                 return
+            if self._start_failed:
+                raise ScanError(f"{self._start_failed} (not tried again in this run)")
             db, state = self.settings.vuln_db, self.settings.clair_state
             archive = db.archive if db is not None else None
             feed = current_feed(archive.feed_cache) if archive is not None else None
@@ -271,7 +276,11 @@ class ClairScanner(Scanner):
                         )
                     local = ClairSettings(state_dir=state)
                     progress.info("starting the local Clair (%s)", local.resolved_state_dir())
-                    status, op, _ = start_local(local, feed, archive.mirrors.archive)
+                    try:
+                        status, op, _ = start_local(local, feed, archive.mirrors.archive)
+                    except ToolError as err:
+                        self._start_failed = f"{NAME}: starting the local Clair: {err}"
+                        raise ScanError(self._start_failed) from err
                     progress.info(
                         "local Clair ready at %s: %s data from %s",
                         status.url,

@@ -18,9 +18,11 @@ from typing import Any
 
 import pytest
 
-from pipeline.errors import InputError, ScanError
+from pipeline.archive.mirrors import Mirrors
+from pipeline.errors import InputError, ScanError, ToolError
 from pipeline.models.findings import Kind, Severity, Source, Status
-from pipeline.scan.base import ScanSettings
+from pipeline.scan import clair as clair_module
+from pipeline.scan.base import ArchiveFeedSettings, ScanSettings, VulnDbSpec
 from pipeline.scan.clair import ClairScanner, data_time, judge_data, parse_clair, parse_report
 from pipeline.scan.clair_api import (
     ClairAuth,
@@ -31,6 +33,7 @@ from pipeline.scan.clair_api import (
     parse_update_operations,
     split_reference,
 )
+from pipeline.tools.clair_service import ClairSettings
 
 SAMPLES = Path(__file__).parents[1] / "fixtures" / "scanner-outputs"
 EXAMPLES: dict[str, Any] = json.loads(
@@ -287,3 +290,39 @@ def test_clair_url_local_reads_no_key_until_its_clair_is_started(
         scanner.scan(tmp_path / "unused.tar", "127.0.0.1:5000/x@sha256:" + "0" * 64)
     monkeypatch.setenv("DRYDOCK_BUILD_TOOLS", "0")  # the version of a built Clair, or none
     assert scanner.version().endswith("(local)")
+
+
+def test_a_local_clair_that_fails_to_start_is_not_started_again_for_each_image(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One failed start fails every image of the run closed, naming the cause, without
+    another start (each can take a minute of waiting for a Clair that will not come)."""
+    calls: list[Path | None] = []
+
+    def failing_start(settings: ClairSettings, feed: object, archive: str) -> None:
+        calls.append(settings.state_dir)
+        raise ToolError(["clair", "-conf", "config.yaml"], 1, "migrations failed")
+
+    monkeypatch.setattr(clair_module, "start_local", failing_start)
+    monkeypatch.setattr(clair_module, "current_feed", lambda cache: object())
+    archive = ArchiveFeedSettings(
+        feed_cache=tmp_path / "feed",
+        mirrors=Mirrors("http://127.0.0.1:9/debian", "http://127.0.0.1:9/debian-security"),
+        releases=("bookworm",),
+    )
+    settings = ScanSettings(
+        cache_dir=tmp_path,
+        clair_url="local",
+        clair_state=tmp_path / "clair",
+        vuln_db=VulnDbSpec(source="debian-archive", archive=archive),
+    )
+    scanner = ClairScanner(settings)
+    with pytest.raises(ScanError, match="starting the local Clair: clair exit code 1") as first:
+        scanner.prepare()
+    assert "not tried again" not in str(first.value)
+    for _ in range(2):
+        with pytest.raises(
+            ScanError, match=r"(?s)exit code 1.*migrations failed.*not tried again in this run"
+        ):
+            scanner.scan(tmp_path / "unused.tar", "127.0.0.1:5000/x@sha256:" + "0" * 64)
+    assert calls == [tmp_path / "clair"]
