@@ -5,8 +5,9 @@ temporary root, via pipeline.tools.registry_server), so the shared registry is u
 
   * full   - run_pipeline from an empty registry: every target is built (or, when the
              local engine already holds an image with the same input fingerprint, that
-             image is reused: the results say which), scanned, gated, staged, promoted,
-             signed (unless --no-sign) and catalogued;
+             image is reused: the results say which; --rebuild builds every one, and
+             resolves the operator's wheelhouse, as a night on which everything changed),
+             scanned, gated, staged, promoted, signed (unless --no-sign) and catalogued;
   * no-op  - run_pipeline again with nothing changed: every target should be "unchanged"
              (its inputs still give the published fingerprint) and nothing is pushed.
 
@@ -17,7 +18,7 @@ too, so concurrent runs by others cannot race on it. The machine is shared: the 
 average at start and end is recorded.
 
 Figures go to bench/results/nightly.json and .md. Not a test: run it on demand
-(`python bench/nightly.py [--all] [--no-sign]`).
+(`python bench/nightly.py [--all] [--rebuild] [--no-sign]`).
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def registry_state(address: str) -> dict[str, dict[str, str]]:
 
 
 def one_run(
-    settings: Settings, targets: tuple[str, ...], out: Path, sign: bool
+    settings: Settings, targets: tuple[str, ...], out: Path, sign: bool, rebuild: bool = False
 ) -> tuple[RunOutcome, float, float]:
     """(outcome, seconds for the whole run, of which the Trivy DB reference)."""
     start = time.monotonic()
@@ -94,7 +95,9 @@ def one_run(
     scanners = make_scanners(
         DEFAULT_SCANNERS, ScanSettings(cache_dir=settings.cache / "trivy", vuln_db=db)
     )
-    options = RunOptions(out_dir=out, scanners=scanners, targets=targets, sign=sign)
+    options = RunOptions(
+        out_dir=out, scanners=scanners, targets=targets, sign=sign, rebuild=rebuild
+    )
     outcome = run_pipeline(settings, options, Silent())
     return outcome, time.monotonic() - start, db_seconds
 
@@ -146,7 +149,8 @@ def markdown(figures: dict[str, Any]) -> str:
         "",
         "| run | seconds | of which build | exit | pushed |",
         "|---|---|---|---|---|",
-        f"| full (empty registry) | {full['seconds']} | {full['build_seconds']}"
+        f"| full (empty registry{', --rebuild' if figures.get('full_rebuild') else ''})"
+        f" | {full['seconds']} | {full['build_seconds']}"
         f" | {full['exit_code']} | {full['published']} image(s) |",
         f"| no-op (nothing changed) | {noop['seconds']} | {noop['build_seconds']}"
         f" | {noop['exit_code']} | {pushed} |",
@@ -212,7 +216,9 @@ def main() -> None:
             everything = tuple(t.name for t in plan if t.kind is not Kind.BASE)
             targets = everything if "--all" in sys.argv else REDUCED
 
-            full, full_s, full_db = one_run(settings, targets, tmp / "out-full", sign)
+            full, full_s, full_db = one_run(
+                settings, targets, tmp / "out-full", sign, rebuild="--rebuild" in sys.argv
+            )
             before = registry_state(server.address)
             noop, noop_s, noop_db = one_run(settings, targets, tmp / "out-noop", sign)
             after = registry_state(server.address)
@@ -237,6 +243,7 @@ def main() -> None:
         "target_set": "full matrix" if targets == everything else "reduced list",
         "jobs": settings.jobs,
         "signing": "cosign, key in the Drydock cache" if sign else "off (--no-sign)",
+        "full_rebuild": "--rebuild" in sys.argv,
         "trivy_db": "the policy's source (auto: debian-archive on these machines)",
         "full": summary(full, full_s, full_db),
         "noop": summary(noop, noop_s, noop_db),
