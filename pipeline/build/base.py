@@ -140,8 +140,8 @@ def build_base(
     """Reuse a fresh base, or bootstrap, slim and import a new one."""
     start = time.monotonic()
     now = time.time()
-    if not force and cache is not None:
-        restore_kept(target, cache)
+    if not force and cache is not None and restore_kept(target, cache):
+        progress("restored from the cache (the engine had lost it)")
     existing = None if force else fresh_base(target, max_age_hours, now, resolver)
     if existing is not None:
         image_id = existing.pop("__id")

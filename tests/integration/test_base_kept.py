@@ -56,7 +56,8 @@ def test_a_base_the_engine_lost_comes_back_from_the_cache_by_id(tmp_path: Path) 
             target, tmp_path / "work", plan.base_max_age_hours, steps.append, cache=cache
         )
         assert (second.reused, second.image_id) == (True, base.image_id), steps
-        assert steps == ["fresh, reused"]  # loaded, not bootstrapped ("import" never ran)
+        # Loaded, then judged fresh as any base is; never bootstrapped ("import" never ran).
+        assert steps == ["restored from the cache (the engine had lost it)", "fresh, reused"]
         assert tarball.stat().st_mtime_ns == saved_at  # the same image is not saved again
 
         # A kept file that is not the recorded base is dropped, never used.
