@@ -200,6 +200,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("drydock.progress").setLevel(logging.INFO)
     sign = "--no-sign" not in sys.argv
+    rebuild = "--rebuild" in sys.argv
     load_start = loadavg()
     tmp = Path(tempfile.mkdtemp(prefix="drydock-bench-nightly-"))
     try:
@@ -217,7 +218,7 @@ def main() -> None:
             targets = everything if "--all" in sys.argv else REDUCED
 
             full, full_s, full_db = one_run(
-                settings, targets, tmp / "out-full", sign, rebuild="--rebuild" in sys.argv
+                settings, targets, tmp / "out-full", sign, rebuild=rebuild
             )
             before = registry_state(server.address)
             noop, noop_s, noop_db = one_run(settings, targets, tmp / "out-noop", sign)
@@ -243,7 +244,7 @@ def main() -> None:
         "target_set": "full matrix" if targets == everything else "reduced list",
         "jobs": settings.jobs,
         "signing": "cosign, key in the Drydock cache" if sign else "off (--no-sign)",
-        "full_rebuild": "--rebuild" in sys.argv,
+        "full_rebuild": rebuild,
         "trivy_db": "the policy's source (auto: debian-archive on these machines)",
         "full": summary(full, full_s, full_db),
         "noop": summary(noop, noop_s, noop_db),
